@@ -1,0 +1,393 @@
+/**
+ * Layer 1: `AsyncSocket`, promise-based exact reads and flush-aware writes over a
+ * `net.Socket`, a `tls.TLSSocket` or the `stream.Duplex` that a `node:http` upgrade hands
+ * over. It also carries the connection's WebSocket state (role, limits, close state, the
+ * message in progress) that the frame layer reads and updates, but it knows nothing of
+ * frames itself.
+ * @module
+ */
+import type { Duplex } from 'node:stream';
+import { ConcurrencyError, IOError } from './core/errors';
+import { MessageAssembler } from './core/message';
+import { newFrameHeader } from './core/frame';
+
+/** Which end of the connection this is: clients mask what they send, servers must not. */
+export type Role = 'client' | 'server';
+
+/** Options of an {@link AsyncSocket}; every size is in bytes and every time in milliseconds. */
+export interface AsyncSocketOptions {
+  /** Which end this is. Decides masking and who closes TCP first. */
+  role: Role;
+  /** The subprotocol the handshake agreed on, if any. */
+  protocol?: string;
+  /** Bytes that already arrived after the handshake (the `head` of an upgrade): read first. */
+  head?: Uint8Array;
+  /** Largest payload of one frame. Default 16 MiB. Larger frames fail the connection with 1009. */
+  maxFrameSize?: number;
+  /** Largest reassembled message. Default 16 MiB. Larger messages fail with 1009. */
+  maxMessageSize?: number;
+  /** Most frames in one message. Default 131072. More fail with 1008. */
+  maxFragments?: number;
+  /** How long to wait for the peer to finish the close handshake before destroying. Default 10000. */
+  closeTimeout?: number;
+  /** Idle timeout: destroy the socket after this long with no traffic (0: never). Default 0. */
+  idleTimeout?: number;
+  /**
+   * How much received data is buffered ahead of the reader before the socket is paused
+   * (TCP backpressure then slows the peer). Each buffered chunk also counts 64 bytes of
+   * overhead, so a flood of tiny chunks pauses it too. A frame larger than this is still
+   * read whole. Default 256 KiB.
+   */
+  readBufferSize?: number;
+}
+
+/** The default limits, documented in README. */
+export const DEFAULTS = {
+  maxFrameSize: 16 * 1024 * 1024,
+  maxMessageSize: 16 * 1024 * 1024,
+  maxFragments: 131072,
+  closeTimeout: 10_000,
+  idleTimeout: 0,
+  readBufferSize: 256 * 1024
+} as const;
+
+// Bookkeeping cost charged for each buffered chunk, so that many tiny chunks count.
+const CHUNK_OVERHEAD = 64;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+function ioErrorFrom(err: unknown): IOError {
+  if (err instanceof IOError) return err;
+  const code = (err as { code?: string } | null)?.code;
+  const reason = code === 'ETIMEDOUT' ? 'timeout' : code === 'ABORT_ERR' ? 'aborted' : 'reset';
+  const text = err instanceof Error ? err.message : String(err);
+  return new IOError(reason, `socket error: ${text}`, { cause: err });
+}
+
+/**
+ * A socket with exact reads and writes that resolve once the data is handed to the kernel.
+ *
+ * Reads are pull-based: while nobody reads and more than `readBufferSize` is buffered the
+ * socket is paused. One read may be pending at a time; a second one rejects with
+ * {@link ConcurrencyError}.
+ */
+export class AsyncSocket {
+  /** The wrapped stream. */
+  readonly socket: Duplex;
+  /** Which end this is. */
+  readonly role: Role;
+  /** True for the client end: frames it sends are masked. */
+  readonly isClient: boolean;
+  /** The negotiated subprotocol, or '' when none. */
+  protocol: string;
+  readonly maxFrameSize: number;
+  readonly maxMessageSize: number;
+  readonly maxFragments: number;
+  readonly closeTimeout: number;
+
+  /** @internal The message being received (frame layer state). */
+  readonly assembler: MessageAssembler;
+  /** @internal Scratch header for the frame decoder. */
+  readonly header = newFrameHeader();
+  /** True once a Close frame was sent: no more data frames may follow. */
+  closeSent = false;
+  /** True once the peer's Close frame was received. */
+  closeReceived = false;
+  /** @internal True while a frame-layer read is waiting for bytes. */
+  reading = false;
+  /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */
+  sendQueue: Promise<void> | null = null;
+
+  // Receive queue: chunks[first..] hold `available` unread bytes, starting at `offset`.
+  private chunks: Buffer[] = [];
+  private first = 0;
+  private offset = 0;
+  private avail = 0;
+  private readonly readBufferSize: number;
+  private paused = false;
+  // The pending read, if any.
+  private need = 0;
+  private resolveWait: (() => void) | null = null;
+  private rejectWait: ((err: Error) => void) | null = null;
+  // Why reads can no longer be served beyond what is buffered (EOF, error), and why reads
+  // cannot be served at all (the connection is closed).
+  private ended: IOError | null = null;
+  private readClosed: IOError | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+
+  constructor(socket: Duplex, options: AsyncSocketOptions) {
+    this.socket = socket;
+    this.role = options.role;
+    this.isClient = options.role === 'client';
+    this.protocol = options.protocol ?? '';
+    this.maxFrameSize = options.maxFrameSize ?? DEFAULTS.maxFrameSize;
+    this.maxMessageSize = options.maxMessageSize ?? DEFAULTS.maxMessageSize;
+    this.maxFragments = options.maxFragments ?? DEFAULTS.maxFragments;
+    this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout;
+    this.readBufferSize = options.readBufferSize ?? DEFAULTS.readBufferSize;
+    this.assembler = new MessageAssembler({ maxMessageSize: this.maxMessageSize, maxFragments: this.maxFragments });
+    if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
+
+    socket.on('data', (chunk: Buffer) => this.feed(chunk));
+    socket.on('end', () => this.onEnd());
+    // A listener is always attached, so a broken socket never crashes the process; the
+    // error reaches the caller through the pending (or next) read or write instead.
+    socket.on('error', (err: Error) => this.onError(err));
+    socket.on('close', () => this.onClose());
+    const idle = options.idleTimeout ?? DEFAULTS.idleTimeout;
+    if (idle > 0 && 'setTimeout' in socket) {
+      (socket as unknown as { setTimeout(ms: number, cb: () => void): void }).setTimeout(idle, () =>
+        this.destroy(new IOError('timeout', `no traffic for ${idle} ms`))
+      );
+    }
+  }
+
+  /** Bytes received and not yet read. */
+  get bufferedAmount(): number {
+    return this.avail;
+  }
+
+  /** True when the socket can no longer be read or written. */
+  get destroyed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  /**
+   * Pushes bytes as if they had arrived from the socket (the socket's 'data' events come
+   * here; also handy for tests and benchmarks).
+   */
+  feed(chunk: Buffer): void {
+    if (this.readClosed !== null) return; // the connection is closed: input is dropped
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.avail += chunk.length;
+    if (this.resolveWait !== null && this.avail >= this.need) {
+      const resolve = this.resolveWait;
+      this.clearWait();
+      resolve();
+    }
+    if (
+      !this.paused &&
+      this.resolveWait === null &&
+      this.avail + (this.chunks.length - this.first) * CHUNK_OVERHEAD > this.readBufferSize
+    ) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  /**
+   * Resolves once at least `n` bytes are buffered (at once when they already are).
+   * @throws {IOError} when the socket ends, breaks or is closed first
+   * @throws {ConcurrencyError} when another read is pending
+   */
+  wait(n: number): Promise<void> {
+    if (this.readClosed !== null) return Promise.reject(this.readClosed);
+    if (this.avail >= n) return RESOLVED;
+    if (this.resolveWait !== null) {
+      return Promise.reject(new ConcurrencyError('another read is pending on this socket: reads must be serialized'));
+    }
+    if (this.ended !== null) return Promise.reject(this.cutShort(n));
+    this.need = n;
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.resolveWait = resolve;
+      this.rejectWait = reject;
+    });
+  }
+
+  /**
+   * Reads exactly `n` bytes: a view of the received chunk when they lie in one, a copy when
+   * they straddle chunks. Resolves without waiting when the bytes are already buffered.
+   * @throws {IOError} when the socket ends before `n` bytes arrive
+   */
+  readExact(n: number): Promise<Buffer> {
+    if (this.avail >= n && this.readClosed === null) return Promise.resolve(this.take(n));
+    return this.wait(n).then(() => this.take(n));
+  }
+
+  /** @internal The buffer holding the next `n` buffered bytes contiguously, from {@link peekOffset}. */
+  peek(n: number): Buffer {
+    const chunk = this.chunks[this.first]!;
+    if (chunk.length - this.offset >= n) {
+      this.peekOffset = this.offset;
+      return chunk;
+    }
+    this.peekOffset = 0;
+    return this.gather(n, false);
+  }
+  /** @internal Set by {@link peek}. */
+  peekOffset = 0;
+
+  /** @internal Consumes `n` buffered bytes: a view when they lie in one chunk, else a copy. */
+  take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const chunk = this.chunks[this.first]!;
+    const left = chunk.length - this.offset;
+    if (left >= n) {
+      const view = chunk.subarray(this.offset, this.offset + n);
+      this.advance(left, n);
+      return view;
+    }
+    return this.gather(n, true);
+  }
+
+  /** @internal Consumes `n` buffered bytes without returning them. */
+  skip(n: number): void {
+    while (n > 0) {
+      const chunk = this.chunks[this.first]!;
+      const step = Math.min(n, chunk.length - this.offset);
+      this.advance(chunk.length - this.offset, step);
+      n -= step;
+    }
+  }
+
+  private advance(left: number, n: number): void {
+    this.avail -= n;
+    if (left === n) {
+      (this.chunks as (Buffer | undefined)[])[this.first] = undefined;
+      this.first++;
+      this.offset = 0;
+      if (this.first === this.chunks.length) {
+        this.chunks.length = 0;
+        this.first = 0;
+      } else if (this.first >= 1024 && this.first * 2 >= this.chunks.length) {
+        this.chunks = this.chunks.slice(this.first);
+        this.first = 0;
+      }
+    } else {
+      this.offset += n;
+    }
+  }
+
+  // Copies the next n bytes (spanning chunks) into a new buffer; consumes them if asked.
+  private gather(n: number, consume: boolean): Buffer {
+    const out = n > 4096 ? Buffer.allocUnsafeSlow(n) : Buffer.allocUnsafe(n);
+    let i = this.first;
+    let off = this.offset;
+    for (let done = 0; done < n; i++, off = 0) {
+      const chunk = this.chunks[i]!;
+      const step = Math.min(n - done, chunk.length - off);
+      chunk.copy(out, done, off, off + step);
+      done += step;
+    }
+    if (consume) this.skip(n);
+    return out;
+  }
+
+  /**
+   * Writes one or two chunks (a frame header and its payload, say) in one corked write.
+   * Resolves once the socket has handed them to the kernel; a caller that awaits each write
+   * never lets data pile up in memory.
+   * @throws {IOError} when the socket is closed or breaks
+   */
+  write(a: Uint8Array, b?: Uint8Array): Promise<void> {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) {
+      return Promise.reject(new IOError('closed', 'socket is closed for writing'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null): void => (err ? reject(ioErrorFrom(err)) : resolve());
+      if (b === undefined) {
+        s.write(a, done);
+      } else {
+        s.cork();
+        s.write(a);
+        s.write(b, done);
+        s.uncork();
+      }
+    });
+  }
+
+  /**
+   * Ends the connection: no more reads are served, the write side is ended (TCP FIN after
+   * pending writes) and the socket is destroyed if the peer has not closed within
+   * `closeTimeout`. Input that still arrives is discarded.
+   */
+  end(): void {
+    this.closeReads();
+    if (!this.socket.writableEnded) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  /**
+   * Stops serving reads and waits for the peer to close TCP (a client after the close
+   * handshake, RFC 6455 §7.1.1), destroying the socket after `closeTimeout`.
+   */
+  awaitPeerClose(): void {
+    this.closeReads();
+    if (this.ended !== null) this.socket.end();
+    this.armCloseTimer();
+  }
+
+  /** Destroys the socket at once; pending and later reads and writes reject with `IOError`. */
+  destroy(err?: Error): void {
+    const ioErr = err ? ioErrorFrom(err) : new IOError('closed', 'socket destroyed');
+    this.failRead(ioErr);
+    this.socket.destroy();
+  }
+
+  private armCloseTimer(): void {
+    if (this.closeTimer !== null || this.socket.destroyed) return;
+    this.closeTimer = setTimeout(() => this.socket.destroy(), this.closeTimeout);
+    this.closeTimer.unref();
+  }
+
+  private closeReads(): void {
+    if (this.readClosed === null) {
+      this.readClosed = new IOError('closed', 'the WebSocket connection is closed');
+      this.failPending(this.readClosed);
+    }
+    this.chunks.length = 0;
+    this.first = 0;
+    this.offset = 0;
+    this.avail = 0;
+    // Keep reading (and dropping) so the peer's FIN is seen.
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  private cutShort(n: number): IOError {
+    const e = this.ended!;
+    if (e.reason !== 'eof') return e;
+    return new IOError('eof', `socket ended after ${this.avail} of ${n} bytes`, {
+      bytesRead: this.avail,
+      expected: n
+    });
+  }
+
+  private clearWait(): void {
+    this.resolveWait = null;
+    this.rejectWait = null;
+  }
+
+  private failPending(err: IOError): void {
+    if (this.rejectWait !== null) {
+      const reject = this.rejectWait;
+      this.clearWait();
+      reject(err);
+    }
+  }
+
+  private failRead(err: IOError): void {
+    if (this.ended === null) this.ended = err;
+    if (this.rejectWait !== null) this.failPending(this.readClosed ?? this.cutShort(this.need));
+  }
+
+  private onEnd(): void {
+    this.failRead(new IOError('eof', 'socket ended'));
+    // The peer will send nothing more. Once our side is done too, let the socket go.
+    if (this.readClosed !== null) this.socket.end();
+  }
+
+  private onError(err: Error): void {
+    this.failRead(ioErrorFrom(err));
+  }
+
+  private onClose(): void {
+    this.failRead(new IOError('reset', 'socket closed'));
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Message assembly (RFC 6455 §5.4), pure: data frames go in, whole messages come out.
+ * Control frames never pass through here, so a Ping between two fragments cannot touch the
+ * message. Text is checked as UTF-8 fragment by fragment (fail fast, 1007).
+ * @module
+ */
+import { CloseCode, Opcode } from './constants';
+import { InvalidUtf8Error, PayloadTooBigError, ProtocolError } from './errors';
+import { Utf8Validator, isValidUtf8 } from './utf8';
+
+/** Limits a {@link MessageAssembler} enforces. */
+export interface MessageLimits {
+  /** Largest whole message, in bytes (1009 beyond it). */
+  maxMessageSize: number;
+  /** Most frames one message may have (1008 beyond it). */
+  maxFragments: number;
+}
+
+/**
+ * Keeps the state of the message being received across calls (the partial message lives
+ * with the connection, not in one read call).
+ */
+export class MessageAssembler {
+  /** Opcode (Text or Binary) of the message in progress, or 0 between messages. */
+  opcode: 0 | 1 | 2 = 0;
+  /** True when the message in progress is handed out fragment by fragment. */
+  streaming = false;
+  private size = 0;
+  private fragments = 0;
+  private buf: Buffer | null = null;
+  private readonly utf8 = new Utf8Validator();
+
+  constructor(private readonly limits: MessageLimits) {}
+
+  /**
+   * Checks a data frame's header against the message state before its payload is read.
+   * @param streaming whether the caller takes fragments as they come (no size limit on the
+   * whole message then, since nothing is buffered)
+   * @throws {ProtocolError} 1002 for a continuation with no message, or a new message inside
+   * one; 1008 for too many fragments; {@link PayloadTooBigError} 1009 when the message
+   * would outgrow `maxMessageSize`
+   */
+  check(opcode: number, length: number, streaming: boolean): void {
+    if (opcode === Opcode.Cont) {
+      if (this.opcode === 0) {
+        throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue');
+      }
+      if (this.fragments >= this.limits.maxFragments) {
+        throw new ProtocolError(
+          'WS_ERR_TOO_MANY_FRAGMENTS',
+          `message has more than ${this.limits.maxFragments} fragments`,
+          CloseCode.PolicyViolation
+        );
+      }
+      if (!this.streaming && this.size + length > this.limits.maxMessageSize) {
+        throw new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', this.size + length, this.limits.maxMessageSize);
+      }
+    } else {
+      if (this.opcode !== 0) {
+        throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION', 'new data frame inside a fragmented message');
+      }
+      if (!streaming && length > this.limits.maxMessageSize) {
+        throw new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', length, this.limits.maxMessageSize);
+      }
+    }
+  }
+
+  /**
+   * Adds the payload of a data frame that passed {@link check}.
+   * @returns the whole message's bytes when `fin` ends it, else null
+   * @throws {InvalidUtf8Error} 1007 as soon as a text message cannot be valid UTF-8
+   */
+  push(opcode: number, fin: boolean, payload: Buffer): Buffer | null {
+    if (opcode !== Opcode.Cont) {
+      if (fin) {
+        // The common case: a message in one frame, returned as it is (no copy).
+        if (opcode === Opcode.Text && !isValidUtf8(payload)) throw new InvalidUtf8Error();
+        return payload;
+      }
+      this.begin(opcode as 1 | 2, false);
+    }
+    this.validate(payload, fin);
+    this.append(payload);
+    this.fragments++;
+    if (!fin) return null;
+    const out = this.buf ? this.buf.subarray(0, this.size) : Buffer.alloc(0);
+    this.reset();
+    return out;
+  }
+
+  /**
+   * Takes the payload of a data frame that passed {@link check}, in streaming mode: nothing
+   * is kept but the UTF-8 state.
+   * @returns the opcode (Text or Binary) of the message this fragment belongs to
+   * @throws {InvalidUtf8Error} 1007 as soon as a text message cannot be valid UTF-8
+   */
+  pushPart(opcode: number, fin: boolean, payload: Buffer): 1 | 2 {
+    if (opcode !== Opcode.Cont) this.begin(opcode as 1 | 2, true);
+    const messageOpcode = this.opcode as 1 | 2;
+    this.validate(payload, fin);
+    this.fragments++;
+    if (fin) this.reset();
+    return messageOpcode;
+  }
+
+  private begin(opcode: 1 | 2, streaming: boolean): void {
+    this.opcode = opcode;
+    this.streaming = streaming;
+    this.utf8.reset();
+  }
+
+  private validate(payload: Buffer, fin: boolean): void {
+    if (this.opcode !== Opcode.Text) return;
+    if (!this.utf8.push(payload) || (fin && !this.utf8.end())) throw new InvalidUtf8Error();
+  }
+
+  // Fragments are copied into one growing buffer (doubling, capped at the limit), so a
+  // message in many tiny fragments costs its size, not a Buffer object per fragment, and
+  // never pins the socket's receive chunks.
+  private append(payload: Buffer): void {
+    const need = this.size + payload.length;
+    if (this.buf === null || need > this.buf.length) {
+      const grown = Math.min(this.limits.maxMessageSize, Math.max(need, 1024, (this.buf?.length ?? 0) * 2));
+      const next = Buffer.allocUnsafeSlow(grown);
+      if (this.buf !== null) this.buf.copy(next, 0, 0, this.size);
+      this.buf = next;
+    }
+    payload.copy(this.buf, this.size);
+    this.size = need;
+  }
+
+  /** Drops the message in progress (after it completed, or when the connection failed). */
+  reset(): void {
+    this.opcode = 0;
+    this.streaming = false;
+    this.size = 0;
+    this.fragments = 0;
+    this.buf = null;
+  }
+}

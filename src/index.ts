@@ -1,0 +1,29 @@
+/**
+ * wsframe: RFC 6455 WebSocket frames and messages for Node.js with async/await, in the
+ * style of Nim's websocket.nim.
+ * @module
+ */
+export { Opcode, CloseCode, GUID, MAX_CONTROL_PAYLOAD, MAX_HEADER_SIZE } from './core/constants';
+export {
+  WebSocketError,
+  ProtocolError,
+  InvalidUtf8Error,
+  PayloadTooBigError,
+  IOError,
+  HandshakeError,
+  ConcurrencyError
+} from './core/errors';
+export type { ProtocolErrorCode, IOErrorReason } from './core/errors';
+export { applyMask, generateMaskingKey } from './core/mask';
+export { isValidUtf8, Utf8Validator } from './core/utf8';
+export { makeFrame, decodeHeader, validateHeader, newFrameHeader } from './core/frame';
+export type { Frame, FrameHeader, HeaderRules } from './core/frame';
+export { encodeClosePayload, decodeClosePayload, isValidCloseCode } from './core/close';
+export type { CloseInfo } from './core/close';
+export { MessageAssembler } from './core/message';
+export { AsyncSocket, DEFAULTS } from './async-socket';
+export type { AsyncSocketOptions, Role } from './async-socket';
+export { recvFrame, readData, readFragment, messages } from './recv';
+export type { Message, Fragment } from './recv';
+export { sendFrame, sendText, sendBinary, sendPing, sendPong, sendClose, sendChain, sendFragmented } from './send';
+export type { SendFrameOptions } from './send';

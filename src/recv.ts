@@ -1,0 +1,260 @@
+/**
+ * Layer 2, receiving: `recvFrame` (one frame), `readData` (one whole message, Nim style),
+ * `readFragment` (a message piece by piece) and `messages` (an async iterator).
+ *
+ * The common path costs one promise per call: when the bytes of a whole frame are already
+ * buffered they are parsed synchronously, and only a missing byte makes a call wait.
+ * @module
+ */
+import { AsyncSocket } from './async-socket';
+import { decodeClosePayload, encodeClosePayload } from './core/close';
+import { CloseCode, Opcode, isControlOpcode } from './core/constants';
+import { ConcurrencyError, IOError, ProtocolError } from './core/errors';
+import { Frame, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
+import { applyMask } from './core/mask';
+
+/** A whole message, or a control frame, as `readData` returns it. */
+export interface Message {
+  opcode: Opcode;
+  data: Buffer;
+}
+
+/** A piece of a message, as `readFragment` returns it. */
+export interface Fragment {
+  /** Text or Binary for data (also on continuation frames), else the control opcode. */
+  opcode: Opcode;
+  data: Buffer;
+  /** True on the last piece of a message, and on control frames. */
+  fin: boolean;
+}
+
+const MODE_FRAME = 0;
+const MODE_MESSAGE = 1;
+const MODE_FRAGMENT = 2;
+type Mode = typeof MODE_FRAME | typeof MODE_MESSAGE | typeof MODE_FRAGMENT;
+
+// Set by parseNext when it returns null: the bytes it needs buffered before trying again.
+let needed = 0;
+
+// Failure replies and pongs are written without waiting: if the socket broke, the reader
+// learns it from the read that follows, so there is nothing to report here.
+const ignore = (): void => {};
+
+/**
+ * Parses the next frame out of the buffered bytes, synchronously; null when more bytes are
+ * needed (then `needed` says how many must be buffered).
+ */
+function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Message | Fragment | null {
+  for (;;) {
+    const avail = ws.bufferedAmount;
+    if (avail < 2) {
+      needed = 2;
+      return null;
+    }
+    let bytes = ws.peek(2);
+    const size = headerSizeOf(bytes[ws.peekOffset + 1]!);
+    if (avail < size) {
+      needed = size;
+      return null;
+    }
+    if (size > 2) bytes = ws.peek(size);
+    const off = ws.peekOffset;
+    const h = ws.header;
+    decodeHeader(bytes, off, off + size, h);
+    validateHeader(h, { expectMasked: !client, maxFrameSize: ws.maxFrameSize });
+    const control = isControlOpcode(h.opcode);
+    if (!control && mode !== MODE_FRAME) ws.assembler.check(h.opcode, h.length, mode === MODE_FRAGMENT);
+    const total = size + h.length;
+    if (avail < total) {
+      needed = total;
+      return null;
+    }
+    ws.skip(size);
+    const data = ws.take(h.length);
+    // Unmasked in place: the received bytes are ours. The key lies before the payload, so
+    // it is still intact.
+    if (h.masked && h.length > 0) applyMask(data, h.maskKey!);
+    const opcode = h.opcode as Opcode;
+    if (mode === MODE_FRAME) {
+      return { fin: h.fin, rsv1: h.rsv1, rsv2: h.rsv2, rsv3: h.rsv3, masked: h.masked, opcode, data };
+    }
+    if (control) {
+      answerControl(ws, opcode, data, client);
+      return mode === MODE_MESSAGE ? { opcode, data } : { opcode, data, fin: true };
+    }
+    if (mode === MODE_FRAGMENT) {
+      return { opcode: ws.assembler.pushPart(opcode, h.fin, data), data, fin: h.fin };
+    }
+    const messageOpcode = opcode === Opcode.Cont ? ws.assembler.opcode : opcode;
+    const message = ws.assembler.push(opcode, h.fin, data);
+    if (message !== null) return { opcode: messageOpcode as Opcode, data: message };
+  }
+}
+
+/** Writes a control frame right away; control frames may go between fragments (§5.4). */
+function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, masked: boolean): Promise<void> {
+  return ws.write(encodeFrame(firstByte(true, opcode), payload, masked));
+}
+
+/**
+ * After the close handshake: the server closes TCP first; the client waits for that, and
+ * destroys the socket after `closeTimeout` (RFC 6455 §7.1.1).
+ */
+export function finishClose(ws: AsyncSocket, client: boolean): void {
+  if (client) ws.awaitPeerClose();
+  else ws.end();
+}
+
+// Pong for Ping (same payload, §5.5.2), and the close handshake (§5.5.1): echo the code.
+function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: boolean): void {
+  if (opcode === Opcode.Ping) {
+    if (!ws.closeSent) writeControl(ws, Opcode.Pong, data, client).catch(ignore);
+  } else if (opcode === Opcode.Close) {
+    const { code } = decodeClosePayload(data);
+    ws.closeReceived = true;
+    if (!ws.closeSent) {
+      ws.closeSent = true;
+      writeControl(ws, Opcode.Close, encodeClosePayload(code === CloseCode.NoStatus ? undefined : code), client).catch(
+        ignore
+      );
+    }
+    finishClose(ws, client);
+  }
+}
+
+/**
+ * Fails the connection for a protocol error (send the Close with its code, end the socket)
+ * or drops it for a broken socket. Returns the error for the caller to throw.
+ */
+function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
+  ws.reading = false;
+  if (err instanceof ProtocolError) {
+    ws.assembler.reset();
+    if (!ws.closeSent && !ws.destroyed) {
+      ws.closeSent = true;
+      writeControl(ws, Opcode.Close, encodeClosePayload(err.closeCode, err.code), client).catch(ignore);
+    }
+    ws.end();
+  } else if (err instanceof IOError && err.reason !== 'closed') {
+    ws.assembler.reset();
+    ws.destroy(err);
+  }
+  return err;
+}
+
+function read(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Message | Fragment> {
+  if (ws.reading) return Promise.reject(concurrentRead());
+  if (mode !== MODE_FRAME && ws.assembler.opcode !== 0 && ws.assembler.streaming !== (mode === MODE_FRAGMENT)) {
+    return Promise.reject(
+      new TypeError('a message begun with readFragment must be finished with readFragment, and likewise readData')
+    );
+  }
+  let result;
+  try {
+    result = parseNext(ws, mode, client);
+  } catch (err) {
+    return Promise.reject(fail(ws, err, client));
+  }
+  if (result !== null) return Promise.resolve(result);
+  return readSlow(ws, mode, client);
+}
+
+async function readSlow(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Message | Fragment> {
+  ws.reading = true;
+  try {
+    for (;;) {
+      await ws.wait(needed);
+      const result = parseNext(ws, mode, client);
+      if (result !== null) {
+        ws.reading = false;
+        return result;
+      }
+    }
+  } catch (err) {
+    throw fail(ws, err, client);
+  }
+}
+
+function concurrentRead(): ConcurrencyError {
+  return new ConcurrencyError('another read is pending on this socket: reads must be serialized');
+}
+
+/**
+ * Reads one frame, as Nim's `recvFrame`: the header is validated (RSV bits, opcode, control
+ * frame rules, masking direction, length limits) before the payload is read, and the payload
+ * comes back unmasked. Nothing is answered and fragments are not joined: this is the raw
+ * layer under `readData`. Do not mix it with `readData` in the middle of a message.
+ * @param isClientSocket true when this end is the client (frames must arrive unmasked);
+ * defaults from the socket's role
+ * @throws {ProtocolError} after failing the connection (a Close with its code was sent)
+ * @throws {IOError} when the socket ends or breaks
+ */
+export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Frame> {
+  return read(ws, MODE_FRAME, isClientSocket ?? ws.isClient) as Promise<Frame>;
+}
+
+/**
+ * Reads one whole message, as Nim's `readData`. Fragments are joined; Ping, Pong and Close
+ * are returned too, already answered (a Pong with the Ping's payload; for a Close, the
+ * close handshake: its code is echoed and the connection is closed). Control frames between
+ * fragments do not disturb the message: the next call carries on assembling it.
+ *
+ * Text messages are checked as UTF-8 fragment by fragment. After a Close, further reads
+ * reject with `IOError`.
+ *
+ * Only one read may be pending per socket.
+ * @example
+ * ```ts
+ * for (;;) {
+ *   const { opcode, data } = await readData(ws);
+ *   if (opcode === Opcode.Text) await sendText(ws, data.toString());
+ *   else if (opcode === Opcode.Binary) await sendBinary(ws, data);
+ *   else if (opcode === Opcode.Close) break;
+ * }
+ * ```
+ * @param isClientSocket true when this end is the client; defaults from the socket's role
+ * @throws {ProtocolError} after failing the connection: `closeCode` 1002 (protocol), 1007
+ * (invalid UTF-8), 1008 (too many fragments) or 1009 (too big) was sent and the socket ended
+ * @throws {IOError} when the socket ends, breaks or times out, or the connection is closed
+ * @throws {ConcurrencyError} when another read is pending
+ */
+export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Message> {
+  return read(ws, MODE_MESSAGE, isClientSocket ?? ws.isClient) as Promise<Message>;
+}
+
+/**
+ * Reads the next piece of a message as it arrives, for messages too large to hold whole:
+ * each data frame's payload is returned with the message's opcode and `fin` on its last
+ * piece. Control frames are answered and returned as in `readData`; text is still checked
+ * as UTF-8 across pieces. `maxFrameSize` still bounds each piece, but `maxMessageSize`
+ * does not apply, since nothing is kept.
+ * @example
+ * ```ts
+ * let part;
+ * do {
+ *   part = await readFragment(ws);
+ *   if (part.opcode === Opcode.Binary) file.write(part.data);
+ * } while (!part.fin || part.opcode > Opcode.Binary);
+ * ```
+ * @throws the same errors as {@link readData}
+ */
+export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fragment> {
+  return read(ws, MODE_FRAGMENT, isClientSocket ?? ws.isClient) as Promise<Fragment>;
+}
+
+/**
+ * The Text and Binary messages of a connection, as an async iterator. Pings are answered
+ * and skipped; iteration ends cleanly after the close handshake, and errors are thrown as
+ * in `readData`.
+ * @example
+ * ```ts
+ * for await (const { opcode, data } of messages(ws)) console.log(opcode, data.length);
+ * ```
+ */
+export async function* messages(ws: AsyncSocket, isClientSocket?: boolean): AsyncGenerator<Message, void, undefined> {
+  for (;;) {
+    const message = await readData(ws, isClientSocket);
+    if (message.opcode === Opcode.Close) return;
+    if (message.opcode === Opcode.Text || message.opcode === Opcode.Binary) yield message;
+  }
+}

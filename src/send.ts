@@ -1,0 +1,214 @@
+/**
+ * Layer 2, sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
+ * `sendChain`/`sendFragmented` for messages in several frames. Every send resolves once
+ * its bytes are handed to the kernel. Masking defaults from the socket's role (clients mask
+ * with a fresh random key per frame; servers never mask), and the caller's buffer is never
+ * modified.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { AsyncSocket } from './async-socket';
+import { encodeClosePayload } from './core/close';
+import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
+import { IOError } from './core/errors';
+import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte } from './core/frame';
+import { applyMask } from './core/mask';
+import { finishClose } from './recv';
+
+/** Options of {@link sendFrame}. */
+export interface SendFrameOptions {
+  /** Last frame of its message. Default true. */
+  fin?: boolean;
+  /** Mask the payload. Default: true for a client socket, false for a server socket. */
+  masked?: boolean;
+  /** Set RSV1 (only meaningful with a negotiated extension). Default false. */
+  rsv1?: boolean;
+}
+
+// Payloads up to this size are copied behind the header and written as one chunk; larger
+// ones are written as header + payload under cork(), without a copy.
+const COPY_MAX = 1024;
+
+function closedForSending(): Promise<never> {
+  return Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow'));
+}
+
+// Writes one frame now (no queueing): header and payload in one corked write.
+function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
+  const n = data.length;
+  if (masked || n <= COPY_MAX) return ws.write(encodeFrame(b0, data, masked));
+  const header = Buffer.allocUnsafe(encodedHeaderSize(n, false));
+  encodeHeader(header, 0, b0, n, false);
+  return ws.write(header, data);
+}
+
+/**
+ * Runs `body` once every earlier queued send is done, so the frames of one fragmented
+ * message are never interleaved with another message's frames.
+ */
+async function exclusive(ws: AsyncSocket, body: () => Promise<void>): Promise<void> {
+  const previous = ws.sendQueue;
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => (release = resolve));
+  ws.sendQueue = mine;
+  try {
+    if (previous !== null) await previous;
+    await body();
+  } finally {
+    release();
+    if (ws.sendQueue === mine) ws.sendQueue = null;
+  }
+}
+
+// A data frame: written at once unless a fragmented message is being sent.
+function sendData(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
+  if (ws.closeSent) return closedForSending();
+  if (ws.sendQueue === null) return writeFrame(ws, b0, data, masked);
+  return exclusive(ws, () => (ws.closeSent ? closedForSending() : writeFrame(ws, b0, data, masked)));
+}
+
+/**
+ * Sends one frame with the given opcode and flags; the low-level building block. Data
+ * frames wait behind a fragmented message in progress; control frames go out at once
+ * (RFC 6455 §5.4 lets them sit between fragments).
+ * @throws {RangeError} synchronously for a control payload over 125 bytes
+ * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ */
+export function sendFrame(ws: AsyncSocket, opcode: Opcode, data: Uint8Array, options: SendFrameOptions = {}): Promise<void> {
+  const masked = options.masked ?? ws.isClient;
+  const b0 = firstByte(options.fin ?? true, opcode, options.rsv1 ?? false);
+  if (opcode & 0x8) {
+    checkControl(data.length);
+    if (ws.closeSent) return closedForSending();
+    return writeFrame(ws, b0, data, masked);
+  }
+  return sendData(ws, b0, data, masked);
+}
+
+function checkControl(length: number): void {
+  if (length > MAX_CONTROL_PAYLOAD) {
+    throw new RangeError(`control frame payload of ${length} bytes exceeds ${MAX_CONTROL_PAYLOAD} (RFC 6455 §5.5)`);
+  }
+}
+
+/**
+ * Sends a text message in one frame, as Nim's `sendText`. The string is encoded straight
+ * into the frame buffer.
+ * @param masked default: true for a client socket
+ * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ */
+export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promise<void> {
+  if (ws.closeSent) return closedForSending();
+  const m = masked ?? ws.isClient;
+  const n = Buffer.byteLength(text, 'utf8');
+  const frame = Buffer.allocUnsafe(encodedHeaderSize(n, m) + n);
+  const start = encodeHeader(frame, 0, firstByte(true, Opcode.Text), n, m);
+  frame.write(text, start, 'utf8');
+  if (m) {
+    const payload = frame.subarray(start);
+    applyMask(payload, frame.subarray(start - 4, start));
+  }
+  if (ws.sendQueue === null) return ws.write(frame);
+  return exclusive(ws, () => (ws.closeSent ? closedForSending() : ws.write(frame)));
+}
+
+/**
+ * Sends a binary message in one frame, as Nim's `sendBinary`.
+ * @param masked default: true for a client socket
+ * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ */
+export function sendBinary(ws: AsyncSocket, data: Uint8Array, masked?: boolean): Promise<void> {
+  return sendData(ws, firstByte(true, Opcode.Binary), data, masked ?? ws.isClient);
+}
+
+function toBytes(data: string | Uint8Array): Uint8Array {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+}
+
+/**
+ * Sends a Ping, as Nim's `sendPing`. Without a token a random 16-character one is used.
+ * @returns the token sent, which the peer's Pong will carry
+ * @throws {RangeError} synchronously for a token over 125 bytes
+ */
+export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uint8Array): Promise<Buffer> {
+  const payload = Buffer.from(token === undefined ? randomBytes(8).toString('hex') : toBytes(token));
+  return sendFrame(ws, Opcode.Ping, payload, { masked }).then(() => payload);
+}
+
+/**
+ * Sends a Pong (`readData` already answers each Ping; an unsolicited Pong is a heartbeat).
+ * @throws {RangeError} synchronously for a payload over 125 bytes
+ */
+export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.alloc(0), masked?: boolean): Promise<void> {
+  return sendFrame(ws, Opcode.Pong, toBytes(payload), { masked });
+}
+
+/**
+ * Starts the close handshake: sends a Close with this code and reason. Keep reading
+ * (`readData`) until the peer's Close comes back; the connection then closes. When the peer
+ * has already sent its Close, this completes the handshake at once.
+ * @param code a code that may be sent (1000–1003, 1007–1014, 3000–4999), or none
+ * @throws {RangeError} synchronously for a code that may not be sent or a reason over 123 bytes
+ * @throws {TypeError} synchronously for a reason without a code
+ */
+export function sendClose(ws: AsyncSocket, code?: number, reason?: string, masked?: boolean): Promise<void> {
+  const payload = encodeClosePayload(code, reason);
+  if (ws.closeSent) return closedForSending();
+  const m = masked ?? ws.isClient;
+  ws.closeSent = true;
+  const written = ws.write(encodeFrame(firstByte(true, Opcode.Close), payload, m));
+  if (ws.closeReceived) finishClose(ws, m);
+  return written;
+}
+
+/**
+ * Sends one message as several frames, one per part, as Nim's `sendChain`: useful to
+ * stream a message whose size is not known up front. Parts may come from an async source.
+ * No other data message is sent until this one is finished; control frames may go between.
+ * @param opcode Text or Binary
+ * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ */
+export function sendChain(
+  ws: AsyncSocket,
+  opcode: typeof Opcode.Text | typeof Opcode.Binary,
+  parts: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
+  masked?: boolean
+): Promise<void> {
+  if (ws.closeSent) return closedForSending();
+  const m = masked ?? ws.isClient;
+  return exclusive(ws, async () => {
+    let pending: Uint8Array | null = null;
+    let frameOpcode: number = opcode;
+    for await (const part of parts) {
+      if (pending !== null) {
+        if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
+        await writeFrame(ws, firstByte(false, frameOpcode), pending, m);
+        frameOpcode = Opcode.Cont;
+      }
+      pending = toBytes(part);
+    }
+    if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
+    await writeFrame(ws, firstByte(true, frameOpcode), pending ?? Buffer.alloc(0), m);
+  });
+}
+
+/**
+ * Sends one message cut into frames of at most `fragmentSize` bytes, each awaited before the
+ * next (so a huge payload never piles up in the socket's buffer).
+ * @throws {RangeError} synchronously for a fragment size below 1
+ */
+export function sendFragmented(
+  ws: AsyncSocket,
+  opcode: typeof Opcode.Text | typeof Opcode.Binary,
+  data: string | Uint8Array,
+  fragmentSize: number,
+  masked?: boolean
+): Promise<void> {
+  if (!(fragmentSize >= 1)) throw new RangeError('fragmentSize must be at least 1');
+  const bytes = toBytes(data);
+  function* slices(): Generator<Uint8Array> {
+    if (bytes.length === 0) yield bytes;
+    for (let i = 0; i < bytes.length; i += fragmentSize) yield bytes.subarray(i, i + fragmentSize);
+  }
+  return sendChain(ws, opcode, slices(), masked);
+}
