@@ -1,0 +1,60 @@
+// DESIGN.md §4: the pure core never touches I/O, and a file imports only its own layer or lower.
+import test from 'ava';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const SRC = join(__dirname, '..', 'src');
+
+// Layer of each top-level module; core files are layer 0.
+const LAYER: Record<string, number> = {
+  'async-socket': 1,
+  recv: 2,
+  send: 2,
+  index: 9
+};
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const found: string[] = [];
+  for (const m of text.matchAll(/(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+    found.push((m[1] ?? m[2])!);
+  }
+  return found;
+}
+
+test('core files import only node:crypto, node:buffer and other core files', (t) => {
+  const files = readdirSync(join(SRC, 'core')).filter((f) => f.endsWith('.ts'));
+  t.true(files.length >= 7);
+  for (const f of files) {
+    for (const spec of importsOf(join(SRC, 'core', f))) {
+      const ok = spec === 'node:crypto' || spec === 'node:buffer' || /^\.\/[a-z0-9-]+$/.test(spec);
+      t.true(ok, `src/core/${f} imports ${spec}`);
+    }
+    const text = readFileSync(join(SRC, 'core', f), 'utf8');
+    t.false(/\bset(Timeout|Interval|Immediate)\s*\(/.test(text), `src/core/${f} uses timers`);
+  }
+});
+
+test('top-level files import only their own layer or lower', (t) => {
+  const files = readdirSync(SRC).filter((f) => f.endsWith('.ts'));
+  for (const f of files) {
+    const name = f.replace(/\.ts$/, '');
+    const own = LAYER[name];
+    t.not(own, undefined, `src/${f} has no layer in test/layering.test.ts`);
+    for (const spec of importsOf(join(SRC, f))) {
+      if (spec.startsWith('node:')) continue;
+      t.true(spec.startsWith('./'), `src/${f} imports the package ${spec}: no runtime dependencies`);
+      const target = spec.slice(2);
+      if (target.startsWith('core/')) continue;
+      const layer = LAYER[target];
+      t.not(layer, undefined, `src/${f} imports unknown module ${spec}`);
+      t.true(layer! <= own!, `src/${f} (layer ${own}) imports ${spec} (layer ${layer})`);
+    }
+  }
+});
+
+test('package.json has no runtime dependencies', (t) => {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as Record<string, unknown>;
+  t.is(pkg.dependencies, undefined);
+  t.is(pkg.peerDependencies, undefined);
+});
