@@ -27,3 +27,17 @@ export { recvFrame, readData, readFragment, messages } from './recv';
 export type { Message, Fragment } from './recv';
 export { sendFrame, sendText, sendBinary, sendPing, sendPong, sendClose, sendChain, sendFragmented } from './send';
 export type { SendFrameOptions } from './send';
+export {
+  generateKey,
+  acceptKey,
+  isValidKey,
+  checkUpgradeRequest,
+  checkServerResponse,
+  buildServerResponse,
+  buildRejectResponse
+} from './core/handshake';
+export type { UpgradeRequest, UpgradeRefusal } from './core/handshake';
+export { connect } from './client';
+export type { ConnectOptions } from './client';
+export { upgrade, rejectUpgrade } from './server';
+export type { UpgradeOptions } from './server';

@@ -10,6 +10,8 @@ const LAYER: Record<string, number> = {
   'async-socket': 1,
   recv: 2,
   send: 2,
+  client: 3,
+  server: 3,
   index: 9
 };
 

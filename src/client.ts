@@ -1,0 +1,167 @@
+/**
+ * Layer 3, the client handshake: `connect(url, options)` sends the upgrade request through
+ * `http.request`/`https.request` (Node parses the HTTP) and checks the 101 response strictly.
+ * @module
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { AsyncSocket, AsyncSocketOptions } from './async-socket';
+import { HandshakeError } from './core/errors';
+import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
+
+/** Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}. */
+export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol'> {
+  /** Subprotocols to offer, in order of preference. */
+  protocols?: string | readonly string[];
+  /** Extra request headers (e.g. `Authorization`, `Cookie`). */
+  headers?: Record<string, string | readonly string[]>;
+  /** The `Origin` header, as a browser would send it. */
+  origin?: string;
+  /** Time for the whole handshake (including redirects), in ms. Default 10000; 0 for none. */
+  timeout?: number;
+  /** Aborts the handshake (not the connection once it is open). */
+  signal?: AbortSignal;
+  /** TLS options for `wss:` (`ca`, `cert`, `key`, `servername`, …). Certificates are verified by default. */
+  tls?: ConnectionOptions;
+  /** Follow 3xx redirects (to ws:, wss:, http: or https: URLs). Default false. */
+  followRedirects?: boolean;
+  /** Most redirects to follow. Default 10. */
+  maxRedirects?: number;
+}
+
+const DEFAULT_TIMEOUT = 10_000;
+
+/** Splits a ws:/wss: URL into what `http.request` needs. */
+function target(url: URL): { secure: boolean; host: string; port: number; path: string } {
+  let secure: boolean;
+  if (url.protocol === 'ws:' || url.protocol === 'http:') secure = false;
+  else if (url.protocol === 'wss:' || url.protocol === 'https:') secure = true;
+  else throw new SyntaxError(`unsupported URL scheme ${url.protocol} (use ws: or wss:)`);
+  if (url.hash !== '') throw new SyntaxError('a WebSocket URL must not have a fragment (RFC 6455 §3)');
+  // IPv6 literals come bracketed in URL.hostname; http.request wants them bare.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = url.port !== '' ? Number(url.port) : secure ? 443 : 80;
+  return { secure, host, port, path: (url.pathname || '/') + url.search };
+}
+
+/**
+ * Opens a WebSocket connection: the client handshake of RFC 6455 §4.1 for `ws://` and
+ * `wss://` URLs. The response is checked strictly (status 101, `Upgrade`, `Connection`, the
+ * exact `Sec-WebSocket-Accept`, a subprotocol only among those offered, no extension).
+ * Bytes that arrive right after the 101 response are kept for the first read.
+ * @example
+ * ```ts
+ * const ws = await connect('ws://127.0.0.1:9001/chat', { protocols: ['chat.v1'], timeout: 5000 });
+ * await sendText(ws, 'hello');
+ * console.log((await readData(ws)).data.toString(), ws.protocol);
+ * ```
+ * @returns an {@link AsyncSocket} in client role, with `protocol` set
+ * @throws {HandshakeError} for any failure, with the status and headers received, if any
+ * @throws {SyntaxError} (rejection) for a URL that is not ws:/wss:, or an invalid protocol name
+ */
+export function connect(url: string | URL, options: ConnectOptions = {}): Promise<AsyncSocket> {
+  let protocols: string[];
+  let first: URL;
+  try {
+    first = new URL(url);
+    target(first);
+    protocols = normalizeProtocols(options.protocols);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+  const maxRedirects = options.followRedirects ? (options.maxRedirects ?? 10) : 0;
+
+  return new Promise<AsyncSocket>((resolve, reject) => {
+    let req: http.ClientRequest | null = null;
+    let settled = false;
+    let timer: NodeJS.Timeout | null = null;
+    const finish = (err: Error | null, ws?: AsyncSocket): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== null) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (err !== null) {
+        req?.destroy();
+        reject(err);
+      } else {
+        resolve(ws!);
+      }
+    };
+    const onAbort = (): void =>
+      finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: options.signal?.reason }));
+    if (options.signal?.aborted) return onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeout > 0) {
+      timer = setTimeout(() => finish(new HandshakeError(`the handshake did not complete within ${timeout} ms`)), timeout);
+    }
+
+    const attempt = (url: URL, redirects: number): void => {
+      const { secure, host, port, path } = target(url);
+      const key = generateKey();
+      const headers: Record<string, string | readonly string[]> = {
+        ...options.headers,
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Key': key,
+        'Sec-WebSocket-Version': '13'
+      };
+      if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
+      if (options.origin !== undefined) headers.Origin = options.origin;
+      const requestOptions: https.RequestOptions = {
+        ...(secure ? options.tls : {}),
+        host,
+        port,
+        path,
+        method: 'GET',
+        headers: headers as http.OutgoingHttpHeaders,
+        agent: false
+      };
+      if (secure && requestOptions.servername === undefined && !/^[\d.]+$|:/.test(host)) {
+        requestOptions.servername = host;
+      }
+      const r = secure ? https.request(requestOptions) : http.request(requestOptions);
+      req = r;
+      r.on('error', (err) => finish(new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err })));
+      r.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
+        if (settled) return socket.destroy();
+        let protocol: string;
+        try {
+          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols);
+        } catch (err) {
+          socket.destroy();
+          return finish(err as Error);
+        }
+        socket.setNoDelay(true);
+        socket.setTimeout(0);
+        const ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol });
+        finish(null, ws);
+      });
+      r.on('response', (res: http.IncomingMessage) => {
+        res.resume(); // the body is not needed; let the connection finish
+        const status = res.statusCode ?? 0;
+        const location = res.headers.location;
+        if (status >= 300 && status < 400 && location !== undefined && maxRedirects > 0) {
+          if (redirects >= maxRedirects) {
+            return finish(new HandshakeError(`more than ${maxRedirects} redirects`, status, res.headers));
+          }
+          let next: URL;
+          try {
+            next = new URL(location, url);
+            next.protocol = next.protocol === 'http:' ? 'ws:' : next.protocol === 'https:' ? 'wss:' : next.protocol;
+            target(next);
+          } catch (err) {
+            return finish(new HandshakeError(`bad redirect to ${location}`, status, res.headers, { cause: err }));
+          }
+          r.destroy();
+          return attempt(next, redirects + 1);
+        }
+        finish(new HandshakeError(`expected status 101, got ${status}`, status, res.headers));
+      });
+      r.end();
+    };
+    attempt(first, 0);
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * Layer 3, the server handshake for `node:http` and `node:https` `'upgrade'` events:
+ * `upgrade(req, socket, head, options)` and `rejectUpgrade(socket, status, …)`.
+ * @module
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { AsyncSocket, AsyncSocketOptions } from './async-socket';
+import { HandshakeError } from './core/errors';
+import {
+  buildRejectResponse,
+  buildServerResponse,
+  checkUpgradeRequest,
+  isRefusal,
+  isToken
+} from './core/handshake';
+
+/** Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}. */
+export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol'> {
+  /** Subprotocols this server speaks, in order of preference: the first one the client offered is chosen. */
+  protocols?: readonly string[];
+  /**
+   * Chooses the subprotocol from those the client offered (in its order); return undefined
+   * for none. Takes precedence over `protocols`. It must return one of `offered`.
+   */
+  selectProtocol?: (offered: string[], req: IncomingMessage) => string | undefined;
+  /** Extra headers for the 101 response (e.g. `Set-Cookie`). */
+  headers?: Record<string, string | readonly string[]>;
+}
+
+// Seconds a refused socket gets to read our response before it is destroyed.
+const REJECT_LINGER_MS = 1000;
+
+/**
+ * Answers a request that will not be upgraded with a real HTTP response, then closes the
+ * socket (destroyed after a short linger if the client does not close it).
+ * @example
+ * ```ts
+ * server.on('upgrade', (req, socket, head) => {
+ *   if (req.headers.authorization !== 'Bearer secret') return rejectUpgrade(socket, 401, { 'WWW-Authenticate': 'Bearer' });
+ *   upgrade(req, socket, head).then(serve, console.error);
+ * });
+ * ```
+ */
+export function rejectUpgrade(
+  socket: Duplex,
+  status: number,
+  headers: Record<string, string | readonly string[]> = {},
+  body = ''
+): void {
+  const response = buildRejectResponse(status, headers, body);
+  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+  if (socket.destroyed) return;
+  socket.resume(); // drain what the client still sends, so our close is not a reset
+  socket.end(response);
+  setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
+}
+
+/**
+ * Completes the server side of the handshake (RFC 6455 §4.2) on a `node:http`/`node:https`
+ * `'upgrade'` event. Checks the method (GET), HTTP/1.1, `Upgrade`, `Connection`,
+ * `Sec-WebSocket-Version: 13` (else 426) and the key (else 400), picks a subprotocol, writes the
+ * 101, and keeps `head` (bytes that came with the request) for the first read. A request that
+ * fails the checks is answered with its HTTP status and the promise rejects.
+ *
+ * Authentication is yours: look at `req` first and call {@link rejectUpgrade} to refuse.
+ * @example
+ * ```ts
+ * const server = http.createServer((req, res) => res.end('plain HTTP here'));
+ * server.on('upgrade', async (req, socket, head) => {
+ *   try {
+ *     const ws = await upgrade(req, socket, head, { protocols: ['chat.v1'] });
+ *     for await (const m of messages(ws)) await sendText(ws, m.data.toString());
+ *   } catch (err) {
+ *     console.error(err);
+ *   }
+ * });
+ * ```
+ * @returns an {@link AsyncSocket} in server role
+ * @throws {HandshakeError} (rejection) with the status that was answered
+ */
+export function upgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  options: UpgradeOptions = {}
+): Promise<AsyncSocket> {
+  // The socket is ours from here on: a reset must never become an unhandled 'error'.
+  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+  const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
+  if (isRefusal(checked)) {
+    rejectUpgrade(socket, checked.status, checked.headers, checked.message);
+    return Promise.reject(new HandshakeError(checked.message, checked.status, req.headers));
+  }
+  let protocol: string | undefined;
+  try {
+    if (options.selectProtocol !== undefined) {
+      protocol = options.selectProtocol(checked.protocols, req);
+      if (protocol !== undefined && !checked.protocols.includes(protocol)) {
+        throw new Error(`selectProtocol returned ${JSON.stringify(protocol)}, which the client did not offer`);
+      }
+    } else if (options.protocols !== undefined) {
+      for (const p of options.protocols) {
+        if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
+      }
+      protocol = options.protocols.find((p) => checked.protocols.includes(p));
+    }
+  } catch (err) {
+    rejectUpgrade(socket, 500);
+    return Promise.reject(err);
+  }
+  if (socket.destroyed || !socket.writable) {
+    return Promise.reject(new HandshakeError('the client went away before the handshake completed', undefined, req.headers));
+  }
+  let response: string;
+  try {
+    response = buildServerResponse(checked.key, protocol, options.headers);
+  } catch (err) {
+    rejectUpgrade(socket, 500);
+    return Promise.reject(err);
+  }
+  const s = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
+  s.setNoDelay?.(true);
+  s.setTimeout?.(0); // node:http's request timeouts no longer apply to this connection
+  socket.write(response);
+  return Promise.resolve(new AsyncSocket(socket, { ...options, role: 'server', head, protocol }));
+}
