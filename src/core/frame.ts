@@ -118,7 +118,11 @@ export function decodeHeader(bytes: Uint8Array, offset: number, end: number, out
   } else if (len7 === PAYLOAD_LEN_64) {
     const hi = ((bytes[p]! << 24) | (bytes[p + 1]! << 16) | (bytes[p + 2]! << 8) | bytes[p + 3]!) >>> 0;
     const lo = ((bytes[p + 4]! << 24) | (bytes[p + 5]! << 16) | (bytes[p + 6]! << 8) | bytes[p + 7]!) >>> 0;
-    out.length = hi * 0x1_0000_0000 + lo;
+    // Above 2^53 the sum would round, and 0x7fff_ffff_ffff_fc00 and up would round to 2^63,
+    // which validateHeader reads as "top bit set" (1002) instead of "too big" (1009). From
+    // hi >= 2^21 on the length is already over 2^53-1, so the low word is dropped there: the
+    // value stays approximate (as documented) but on the right side of 2^63.
+    out.length = hi >= 0x20_0000 ? hi * 0x1_0000_0000 : hi * 0x1_0000_0000 + lo;
     out.lengthBytes = 8;
     p += 8;
   } else {
