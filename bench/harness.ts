@@ -1,0 +1,306 @@
+/**
+ * Benchmark harness: options, timing, statistics and output. Knows nothing of WebSockets.
+ *
+ * A case is a function that does one "pass" of work and returns how many messages and
+ * payload bytes it handled plus a number derived from its results (folded into a sink, so
+ * the optimizer cannot drop the work). Each case is warmed up, then timed for a fixed
+ * duration several times; the order of the implementations alternates between repeats.
+ */
+import * as os from 'node:os';
+
+/** One unit of timed work. May be synchronous or return a promise. */
+export type Pass = () => PassResult | Promise<PassResult>;
+
+/** What one pass did. `check` is any number computed from the outputs (anti dead-code). */
+export interface PassResult {
+  messages: number;
+  bytes: number;
+  check: number;
+}
+
+/** One implementation of a row. */
+export interface Impl {
+  /** 'wsframe', 'ws', or a variant such as 'wsframe (header only)'. */
+  name: string;
+  /** True for the implementation the others are compared with (`ws`). */
+  baseline?: boolean;
+  /** What exactly is measured, printed under the table. */
+  note?: string;
+  pass: Pass;
+}
+
+/** A row of the table: one operation at one size, with several implementations. */
+export interface Row {
+  /** Stable id used by `--only`, e.g. `parse-16B-masked`. */
+  id: string;
+  group: string;
+  size: number;
+  masked: boolean;
+  impls: Impl[];
+}
+
+export interface Options {
+  quick: boolean;
+  /** Duration of one timed repeat, ms. */
+  duration: number;
+  /** Warm-up duration per implementation, ms. */
+  warmup: number;
+  repeats: number;
+  /** Substrings of row ids to run (empty: all). */
+  only: string[];
+  /** Substrings of implementation names to run (empty: all). */
+  impl: string[];
+}
+
+export function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const opts: Options = {
+    quick,
+    duration: quick ? 150 : 700,
+    warmup: quick ? 60 : 300,
+    repeats: quick ? 3 : 5,
+    only: [],
+    impl: []
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--quick') continue;
+    else if (arg === '--only') opts.only.push(...value().split(','));
+    else if (arg === '--impl') opts.impl.push(...value().split(','));
+    else if (arg === '--duration') opts.duration = Number(value());
+    else if (arg === '--warmup') opts.warmup = Number(value());
+    else if (arg === '--repeats') opts.repeats = Number(value());
+    else if (arg === '--help' || arg === '-h') {
+      console.log(
+        'usage: npm run bench -- [--quick] [--only id-substring[,…]] [--impl name-substring[,…]]\n' +
+          '                        [--duration ms] [--warmup ms] [--repeats n]\n' +
+          'row ids look like build-1KiB-masked, parse-64KiB-unmasked'
+      );
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg}`);
+  }
+  return opts;
+}
+
+/** Everything the results depend on besides the code, printed at the top. */
+export interface Environment {
+  date: string;
+  node: string;
+  v8: string;
+  cpu: string;
+  cpus: number;
+  platform: string;
+  bufferutil: string;
+}
+
+export function environment(bufferutil: string): Environment {
+  const cpus = os.cpus();
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    v8: process.versions.v8,
+    cpu: cpus[0]?.model ?? 'unknown',
+    cpus: cpus.length,
+    platform: `${process.platform}-${process.arch}`,
+    bufferutil
+  };
+}
+
+// Every pass result is folded in here, and the total is printed, so no work is dead code.
+let sink = 0;
+export function sinkValue(): number {
+  return sink;
+}
+
+/** Runs passes until `ms` have elapsed; returns the totals and the elapsed time (ns). */
+async function runFor(pass: Pass, ms: number): Promise<{ messages: number; bytes: number; ns: number }> {
+  const budget = BigInt(Math.round(ms * 1e6));
+  const start = process.hrtime.bigint();
+  let messages = 0;
+  let bytes = 0;
+  let elapsed: bigint;
+  do {
+    const r = await pass();
+    messages += r.messages;
+    bytes += r.bytes;
+    sink = (sink + r.check) % 0x7fff_ffff;
+    elapsed = process.hrtime.bigint() - start;
+  } while (elapsed < budget);
+  return { messages, bytes, ns: Number(elapsed) };
+}
+
+/** Rates of one repeat. */
+export interface Sample {
+  msgsPerSec: number;
+  mbPerSec: number;
+}
+
+export interface ImplResult {
+  name: string;
+  baseline: boolean;
+  note?: string;
+  samples: Sample[];
+  /** Medians over the repeats. */
+  msgsPerSec: number;
+  mbPerSec: number;
+  /** Min and max MB/s (and msgs/s) over the repeats. */
+  min: Sample;
+  max: Sample;
+}
+
+export interface RowResult {
+  id: string;
+  group: string;
+  size: number;
+  masked: boolean;
+  impls: ImplResult[];
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Warms up every implementation of the row, then times `repeats` rounds, alternating order. */
+export async function runRow(row: Row, opts: Options): Promise<RowResult> {
+  const impls = row.impls;
+  for (const impl of impls) await runFor(impl.pass, opts.warmup);
+  const samples: Sample[][] = impls.map(() => []);
+  for (let r = 0; r < opts.repeats; r++) {
+    // Forward on even repeats, backward on odd ones: neither side always goes first.
+    const order = impls.map((_, i) => i);
+    if (r % 2 === 1) order.reverse();
+    for (const i of order) {
+      const t = await runFor(impls[i]!.pass, opts.duration);
+      samples[i]!.push({ msgsPerSec: (t.messages * 1e9) / t.ns, mbPerSec: (t.bytes * 1e3) / t.ns });
+    }
+  }
+  return {
+    id: row.id,
+    group: row.group,
+    size: row.size,
+    masked: row.masked,
+    impls: impls.map((impl, i) => {
+      const s = samples[i]!;
+      const byMb = [...s].sort((a, b) => a.mbPerSec - b.mbPerSec);
+      return {
+        name: impl.name,
+        baseline: impl.baseline === true,
+        note: impl.note,
+        samples: s,
+        msgsPerSec: median(s.map((x) => x.msgsPerSec)),
+        mbPerSec: median(s.map((x) => x.mbPerSec)),
+        min: byMb[0]!,
+        max: byMb[byMb.length - 1]!
+      };
+    })
+  };
+}
+
+/** Median rate of `impl` over the baseline's (>1: faster than the baseline). */
+export function ratio(row: RowResult, impl: ImplResult): number | null {
+  const base = row.impls.find((x) => x.baseline);
+  if (!base || base === impl) return null;
+  return impl.msgsPerSec / base.msgsPerSec;
+}
+
+/**
+ * Range of the per-repeat ratios: repeat r of `impl` against repeat r of the baseline,
+ * which ran next to it in time (so slow phases of the machine hit both).
+ */
+export function pairedRatioRange(row: RowResult, impl: ImplResult): [number, number] | null {
+  const base = row.impls.find((x) => x.baseline);
+  if (!base || base === impl) return null;
+  const rs = impl.samples.map((s, i) => s.msgsPerSec / base.samples[i]!.msgsPerSec);
+  return [Math.min(...rs), Math.max(...rs)];
+}
+
+export function formatSize(n: number): string {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n >> 20}MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n >> 10}KiB`;
+  return `${n}B`;
+}
+
+function fmtRate(x: number): string {
+  if (x >= 1e7) return `${(x / 1e6).toFixed(1)}M`;
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e4) return `${(x / 1e3).toFixed(1)}k`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(2)}k`;
+  return x.toFixed(0);
+}
+
+function fmtMb(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padStart(n) : s.padEnd(n);
+}
+
+/** Prints the human table: one line per implementation, ratios against the baseline. */
+export function printTable(results: RowResult[]): void {
+  const head = ['row', 'impl', 'msgs/s', 'MB/s', 'MB/s min–max', 'ratio', 'ratio min–max'];
+  const lines: string[][] = [];
+  for (const row of results) {
+    for (const impl of row.impls) {
+      const r = ratio(row, impl);
+      const pr = pairedRatioRange(row, impl);
+      lines.push([
+        row.id,
+        impl.name,
+        fmtRate(impl.msgsPerSec),
+        fmtMb(impl.mbPerSec),
+        `${fmtMb(impl.min.mbPerSec)}–${fmtMb(impl.max.mbPerSec)}`,
+        r === null ? '' : r.toFixed(2),
+        pr === null ? '' : `${pr[0].toFixed(2)}–${pr[1].toFixed(2)}`
+      ]);
+    }
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const numeric = [false, false, true, true, true, true, true];
+  const fmt = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, numeric[i])).join('  ');
+  console.log(fmt(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  let group = '';
+  for (let i = 0, k = 0; i < results.length; i++) {
+    const row = results[i]!;
+    if (row.group !== group && group !== '') console.log('');
+    group = row.group;
+    for (let j = 0; j < row.impls.length; j++, k++) console.log(fmt(lines[k]!));
+  }
+}
+
+/** One JSON object per implementation and row, each on its own line prefixed `JSON `. */
+export function printJson(env: Environment, opts: Options, results: RowResult[]): void {
+  console.log(`JSON ${JSON.stringify({ type: 'env', ...env, quick: opts.quick, duration: opts.duration, repeats: opts.repeats })}`);
+  for (const row of results) {
+    for (const impl of row.impls) {
+      const pr = pairedRatioRange(row, impl);
+      console.log(
+        `JSON ${JSON.stringify({
+          type: 'result',
+          id: row.id,
+          group: row.group,
+          size: row.size,
+          masked: row.masked,
+          impl: impl.name,
+          baseline: impl.baseline,
+          msgsPerSec: Math.round(impl.msgsPerSec),
+          mbPerSec: Number(impl.mbPerSec.toFixed(2)),
+          mbPerSecMin: Number(impl.min.mbPerSec.toFixed(2)),
+          mbPerSecMax: Number(impl.max.mbPerSec.toFixed(2)),
+          ratioVsWs: ratio(row, impl),
+          ratioMin: pr?.[0] ?? null,
+          ratioMax: pr?.[1] ?? null,
+          repeats: impl.samples.length
+        })}`
+      );
+    }
+  }
+}
