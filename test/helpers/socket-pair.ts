@@ -135,6 +135,12 @@ export class Collector {
     return until(() => this.bytes.length >= n, `${n} bytes on the raw peer`);
   }
 
+  /** Waits until at least `n` complete frames arrived; returns all complete frames. */
+  async waitFrames(n: number): Promise<RawFrame[]> {
+    await until(() => parseFrames(this.bytes, true).length >= n, `${n} frames on the raw peer`);
+    return parseFrames(this.bytes, true);
+  }
+
   /** Waits for the peer's FIN. */
   waitEnd(): Promise<void> {
     return within(this.endPromise, "the raw peer's 'end'");
@@ -159,16 +165,21 @@ export interface RawFrame {
   wire: Buffer;
 }
 
-/** Parses every complete frame in `bytes` (no validation); throws on a trailing partial frame. */
-export function parseFrames(bytes: Buffer): RawFrame[] {
+/**
+ * Parses every complete frame in `bytes` (no validation). A trailing partial frame throws,
+ * or is left out when `allowPartial`.
+ */
+export function parseFrames(bytes: Buffer, allowPartial = false): RawFrame[] {
   const out: RawFrame[] = [];
   let off = 0;
   const h = newFrameHeader();
   while (off < bytes.length) {
     const missing = decodeHeader(bytes, off, bytes.length, h);
-    if (missing !== 0) throw new Error(`partial frame header at offset ${off}`);
     const end = off + h.headerSize + h.length;
-    if (end > bytes.length) throw new Error(`partial frame payload at offset ${off}`);
+    if (missing !== 0 || end > bytes.length) {
+      if (allowPartial) break;
+      throw new Error(`partial frame at offset ${off}`);
+    }
     const data = Buffer.from(bytes.subarray(off + h.headerSize, end));
     const maskKey = h.maskKey ? Buffer.from(h.maskKey) : null;
     if (maskKey) applyMask(data, maskKey);
