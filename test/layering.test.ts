@@ -10,8 +10,11 @@ const LAYER: Record<string, number> = {
   'async-socket': 1,
   recv: 2,
   send: 2,
+  closing: 2,
   client: 3,
   server: 3,
+  listener: 4,
+  cli: 5,
   index: 9
 };
 

@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+/**
+ * The `wsframe` command: `echo-server`, `echo-client` and `connect` (interactive, like wscat).
+ * @module
+ */
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { AsyncSocket } from './async-socket';
+import { connect } from './client';
+import { close, whenClosed } from './closing';
+import { decodeClosePayload } from './core/close';
+import { Opcode } from './core/constants';
+import { ProtocolError, WebSocketError } from './core/errors';
+import { listen } from './listener';
+import { readData } from './recv';
+import { sendBinary, sendText } from './send';
+
+const USAGE = `Usage:
+  wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b]
+  wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES]
+  wsframe connect URL [--protocol a,b]
+
+  echo-server  echoes every text and binary message with its type, answers pings, and
+               echoes the close code and reason. With --protocol it selects the first
+               protocol of its list that the client offers.
+  echo-client  connects, echoes every message it receives, and exits 0 after a clean close.
+  connect      sends each line of standard input as a text message and prints what arrives.
+`;
+
+class UsageError extends Error {}
+
+function parse(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '9001' },
+        'max-message-size': { type: 'string' },
+        protocol: { type: 'string' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function byteCount(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} takes a positive number of bytes`);
+  return Number(value);
+}
+
+function protocolList(value: string | undefined): string[] | undefined {
+  return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** Echoes messages until the close handshake (answered inside readData) completes. */
+async function echo(ws: AsyncSocket): Promise<{ code: number; reason: string }> {
+  for (;;) {
+    const { opcode, data } = await readData(ws);
+    if (opcode === Opcode.Text) await sendText(ws, data.toString('utf8'));
+    else if (opcode === Opcode.Binary) await sendBinary(ws, data);
+    else if (opcode === Opcode.Close) return decodeClosePayload(data);
+  }
+}
+
+async function echoServer(values: ReturnType<typeof parse>['values']): Promise<void> {
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port takes a port number (0-65535)');
+  const maxSize = byteCount('max-message-size', values['max-message-size']);
+  const server = await listen(
+    {
+      host: values.host,
+      port,
+      protocols: protocolList(values.protocol),
+      ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
+    },
+    async (ws) => {
+      await echo(ws);
+      await whenClosed(ws);
+    }
+  );
+  console.log(`wsframe echo-server listening on ws://${values.host}:${server.port}`);
+  const stop = (): void => {
+    server.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+async function echoClient(url: string, values: ReturnType<typeof parse>['values']): Promise<void> {
+  const maxSize = byteCount('max-message-size', values['max-message-size']);
+  const ws = await connect(url, {
+    protocols: protocolList(values.protocol),
+    ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
+  });
+  const { code, reason } = await echo(ws);
+  await whenClosed(ws);
+  console.error(`closed cleanly: ${code}${reason ? ` ${reason}` : ''}`);
+}
+
+async function interactive(url: string, values: ReturnType<typeof parse>['values']): Promise<void> {
+  const ws = await connect(url, { protocols: protocolList(values.protocol) });
+  console.error(`connected to ${url}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
+  const lines = createInterface({ input: process.stdin });
+  let closing: Promise<unknown> | null = null;
+  lines.on('line', (line) => void sendText(ws, line).catch(() => lines.close()));
+  lines.on('close', () => {
+    closing ??= close(ws, 1000);
+  });
+  try {
+    for (;;) {
+      const { opcode, data } = await readData(ws);
+      if (opcode === Opcode.Text) console.log(`< ${data.toString('utf8')}`);
+      else if (opcode === Opcode.Binary) console.log(`< binary, ${data.length} bytes: ${data.subarray(0, 32).toString('hex')}${data.length > 32 ? '…' : ''}`);
+      else if (opcode === Opcode.Close) {
+        const { code, reason } = decodeClosePayload(data);
+        console.error(`closed by the server: ${code}${reason ? ` ${reason}` : ''}`);
+        break;
+      }
+    }
+  } catch (err) {
+    if (closing === null) throw err; // our own close() was reading; anything else is a failure
+  } finally {
+    lines.close();
+    await (closing ?? whenClosed(ws));
+  }
+}
+
+/** Runs the CLI with these arguments; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parse(argv);
+    const [command, url, ...rest] = positionals;
+    if (values.help || command === undefined) {
+      process.stdout.write(USAGE);
+      return command === undefined && !values.help ? 2 : 0;
+    }
+    if (command === 'echo-server') {
+      if (url !== undefined) throw new UsageError('echo-server takes no URL');
+      await echoServer(values);
+      return -1; // keeps running
+    }
+    if (command !== 'echo-client' && command !== 'connect') throw new UsageError(`unknown command ${command}`);
+    if (url === undefined || rest.length > 0) throw new UsageError(`${command} takes one URL`);
+    if (command === 'echo-client') await echoClient(url, values);
+    else await interactive(url, values);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`wsframe: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    const detail = err instanceof ProtocolError ? ` (close code ${err.closeCode})` : '';
+    const name = err instanceof WebSocketError || err instanceof Error ? err.name : 'Error';
+    process.stderr.write(`wsframe: ${name}: ${(err as Error).message ?? String(err)}${detail}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    if (code >= 0) process.exitCode = code;
+  });
+}

@@ -1,0 +1,158 @@
+/**
+ * Layer 4, a standalone server: `listen(options, handler)` runs a `node:http` (or
+ * `node:https`) server that upgrades every WebSocket request, keeps the set of open
+ * connections (for broadcast) and closes them all with 1001 on `close()`.
+ * @module
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { AsyncSocket } from './async-socket';
+import { CloseCode } from './core/constants';
+import { WebSocketError } from './core/errors';
+import { close, destroyAfter, whenClosed } from './closing';
+import { sendClose, sendText, sendBinary } from './send';
+import { UpgradeOptions, rejectUpgrade, upgrade } from './server';
+
+/** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
+export interface ListenOptions extends UpgradeOptions {
+  /** Interface to bind. Default '127.0.0.1'. */
+  host?: string;
+  /** Port to bind; 0 picks a free one. Default 0. */
+  port?: number;
+  /** Only upgrade requests for this path (others get 404). Default: any path. */
+  path?: string;
+  /** Serve `wss:` with these TLS options (`key`, `cert`, …). */
+  tls?: https.ServerOptions;
+  /**
+   * Called with errors the handler throws. Default: errors of the connection
+   * (`WebSocketError`: the peer broke the protocol or went away) are dropped after the
+   * connection is closed; anything else is printed with `console.error`.
+   */
+  onError?: (err: unknown, ws: AsyncSocket) => void;
+  /** Answers plain HTTP requests. Default: 426 Upgrade Required. */
+  onRequest?: http.RequestListener;
+  /** Checks an upgrade request before it is accepted (authentication): return an HTTP status to refuse. */
+  verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
+}
+
+/** A running server from {@link listen}. */
+export interface WsServer {
+  /** The underlying `node:http`/`node:https` server. */
+  readonly httpServer: http.Server | https.Server;
+  /** The open connections (V's client registry, ws's `clients`). */
+  readonly clients: ReadonlySet<AsyncSocket>;
+  /** The bound port. */
+  readonly port: number;
+  /** The bound address. */
+  readonly address: AddressInfo;
+  /** Sends a text (string) or binary message to every open connection; resolves when all are written. */
+  broadcast(data: string | Uint8Array): Promise<void>;
+  /**
+   * Stops accepting, sends every open connection a Close (1001 by default) and resolves once
+   * they are all closed (or destroyed after their `closeTimeout`).
+   */
+  close(code?: number, reason?: string): Promise<void>;
+}
+
+function defaultOnError(err: unknown): void {
+  if (!(err instanceof WebSocketError)) console.error('wsframe: connection handler failed:', err);
+}
+
+/**
+ * Listens for WebSocket connections and runs `handler` for each one. When the handler
+ * returns or throws, the connection is closed (1000 after a normal return, else 1011).
+ * @example
+ * ```ts
+ * const server = await listen({ port: 9001 }, async (ws) => {
+ *   for await (const m of messages(ws)) await server.broadcast(m.data.toString());
+ * });
+ * // later
+ * await server.close();
+ * ```
+ */
+export async function listen(
+  options: ListenOptions,
+  handler: (ws: AsyncSocket, req: http.IncomingMessage) => void | Promise<void>
+): Promise<WsServer> {
+  const clients = new Set<AsyncSocket>();
+  const onError = options.onError ?? defaultOnError;
+  const onRequest: http.RequestListener =
+    options.onRequest ??
+    ((_req, res) => {
+      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket' });
+      res.end('This is a WebSocket endpoint.\n');
+    });
+  const httpServer = options.tls ? https.createServer(options.tls, onRequest) : http.createServer(onRequest);
+  let closing = false;
+
+  async function accept(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    if (closing) return rejectUpgrade(socket, 503);
+    if (options.path !== undefined && new URL(req.url ?? '/', 'ws://x').pathname !== options.path) {
+      return rejectUpgrade(socket, 404);
+    }
+    if (options.verify) {
+      const status = await options.verify(req);
+      if (status !== undefined) return rejectUpgrade(socket, status);
+    }
+    let ws: AsyncSocket;
+    try {
+      ws = await upgrade(req, socket, head, options);
+    } catch {
+      return; // answered with its HTTP status already
+    }
+    clients.add(ws);
+    ws.socket.once('close', () => clients.delete(ws));
+    try {
+      await handler(ws, req);
+      if (!ws.destroyed) await close(ws, CloseCode.Normal);
+    } catch (err) {
+      if (!ws.destroyed) void close(ws, CloseCode.InternalError);
+      onError(err, ws);
+    }
+  }
+
+  httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    accept(req, socket, head).catch((err) => {
+      rejectUpgrade(socket, 500);
+      console.error('wsframe: upgrade failed:', err);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+
+  return {
+    httpServer,
+    clients,
+    port: address.port,
+    address,
+    async broadcast(data) {
+      const sends: Promise<void>[] = [];
+      for (const ws of clients) {
+        if (ws.closeSent || ws.destroyed) continue;
+        const p = typeof data === 'string' ? sendText(ws, data) : sendBinary(ws, data);
+        sends.push(p.catch(() => undefined)); // a peer that went away is not the others' problem
+      }
+      await Promise.all(sends);
+    },
+    async close(code = CloseCode.GoingAway, reason = '') {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      const all = [...clients];
+      for (const ws of all) {
+        // The connection's handler is reading: it receives the peer's Close and finishes.
+        if (!ws.closeSent && !ws.destroyed) sendClose(ws, code, reason).catch(() => ws.destroy());
+        destroyAfter(ws, ws.closeTimeout);
+      }
+      await Promise.all(all.map(whenClosed));
+      await stopped;
+    }
+  };
+}
