@@ -41,3 +41,7 @@ export { connect } from './client';
 export type { ConnectOptions } from './client';
 export { upgrade, rejectUpgrade } from './server';
 export type { UpgradeOptions } from './server';
+export { close, whenClosed } from './closing';
+export type { CloseResult } from './closing';
+export { listen } from './listener';
+export type { ListenOptions, WsServer } from './listener';

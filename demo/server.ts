@@ -1,0 +1,76 @@
+// The demo behind `npm start`: one node:http server that serves demo/index.html and speaks
+// WebSocket (through wsframe's upgrade()) on the same port.
+//   /chat  a chat room: each text message (JSON {from, text}) goes to everyone; binary is echoed
+//   /echo  echoes every text and binary message, and the close code and reason
+// Usage: npm start [-- --port 8080 --host 127.0.0.1]
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AsyncSocket, Opcode, close, messages, rejectUpgrade, sendBinary, sendText, upgrade } from '../src';
+
+const page = readFileSync(join(__dirname, 'index.html'));
+const room = new Set<AsyncSocket>();
+
+async function chat(ws: AsyncSocket): Promise<void> {
+  room.add(ws);
+  try {
+    for await (const { opcode, data } of messages(ws)) {
+      if (opcode === Opcode.Binary) {
+        await sendBinary(ws, data);
+        continue;
+      }
+      let text: string;
+      try {
+        const m = JSON.parse(data.toString('utf8')) as { from?: unknown; text?: unknown };
+        text = JSON.stringify({ from: String(m.from ?? '?').slice(0, 40), text: String(m.text ?? '') });
+      } catch {
+        await close(ws, 1003, 'expected JSON');
+        return;
+      }
+      await Promise.all([...room].map((peer) => sendText(peer, text).catch(() => undefined)));
+    }
+  } finally {
+    room.delete(ws);
+  }
+}
+
+async function echo(ws: AsyncSocket): Promise<void> {
+  for await (const { opcode, data } of messages(ws)) {
+    if (opcode === Opcode.Text) await sendText(ws, data.toString('utf8'));
+    else await sendBinary(ws, data);
+  }
+}
+
+/** Starts the demo server; resolves to it once it listens. */
+export async function startDemo(port: number, host: string): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(page);
+    } else {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('not found\n');
+    }
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const serve = path === '/chat' ? chat : path === '/echo' ? echo : null;
+    if (serve === null) return rejectUpgrade(socket, 404);
+    upgrade(req, socket, head, { protocols: ['chat.v1'], maxMessageSize: 4 << 20, maxFrameSize: 4 << 20 })
+      .then(serve)
+      .catch((err: Error) => console.error(`demo: ${path}: ${err.name}: ${err.message}`));
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return server;
+}
+
+if (require.main === module) {
+  const { values } = parseArgs({
+    options: { port: { type: 'string', default: process.env.PORT ?? '8080' }, host: { type: 'string', default: '127.0.0.1' } }
+  });
+  startDemo(Number(values.port), values.host).then((server) => {
+    const { port } = server.address() as { port: number };
+    console.log(`wsframe demo on http://${values.host}:${port}/ (Ctrl-C to stop)`);
+  });
+}
