@@ -24,12 +24,19 @@ export function chunked(bytes: Uint8Array, sizes: readonly number[]): Buffer[] {
   return out;
 }
 
-/** Cuts `bytes` in two at `offset` (0 and `bytes.length` give one empty chunk). */
+/**
+ * Cuts `bytes` in two at `offset` (0 and `bytes.length` give one empty chunk). The chunks are
+ * views of `bytes`, not copies: every-split-point loops call this once per byte of stream.
+ */
 export function splitAt(bytes: Uint8Array, offset: number): Buffer[] {
-  return [Buffer.from(bytes.subarray(0, offset)), Buffer.from(bytes.subarray(offset))];
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return [b.subarray(0, offset), b.subarray(offset)];
 }
 
-/** A frame as seen on the wire: the header fields plus the unmasked payload. */
+/**
+ * A frame as seen on the wire: the header fields plus the payload (unmasked, unless the
+ * decoder was told not to unmask).
+ */
 export interface DecodedFrame {
   fin: boolean;
   rsv1: boolean;
@@ -44,37 +51,72 @@ export interface DecodedFrame {
   data: Buffer;
 }
 
+/** Options of {@link IncrementalDecoder}. */
+export interface DecoderOptions {
+  /** False to return masked payloads as they were on the wire. Default true. */
+  unmask?: boolean;
+  /**
+   * False to return payloads that came out of the internal buffer as views of it: they are
+   * valid only until the next `push`. Default true (always copies).
+   */
+  copy?: boolean;
+}
+
 /**
- * An incremental frame decoder: chunks go in, whole frames come out. Bytes accumulate in one
- * buffer; each frame's header is decoded in place with `decodeHeader` at the current offset,
- * validated with `validateHeader` when rules are given, and the frame is taken once its
- * payload is all there.
+ * An incremental frame decoder: chunks go in, whole frames come out, the way a socket reader
+ * would do it. Each frame's header is decoded in place with `decodeHeader` at the current
+ * offset, validated with `validateHeader` when rules are given, and the frame is taken once
+ * its payload is all there.
+ *
+ * Bytes that do not yet make a whole frame wait in a growable buffer (amortised, so feeding
+ * one byte at a time stays linear); while nothing waits, frames are parsed straight from the
+ * chunk. Unmasked payloads taken from a chunk are views of it (chunks are never modified);
+ * everything else is copied or unmasked into new buffers.
  */
 export class IncrementalDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private acc: Buffer = Buffer.alloc(0);
+  private accLen = 0;
   private readonly header = newFrameHeader();
 
-  constructor(private readonly rules?: HeaderRules) {}
+  constructor(
+    private readonly rules?: HeaderRules,
+    private readonly options: DecoderOptions = {}
+  ) {}
 
   /** Bytes received but not yet part of a whole frame. */
   get pending(): number {
-    return this.buf.length;
+    return this.accLen;
   }
 
   /** Feeds one chunk; returns the frames it completed. */
   push(chunk: Uint8Array): DecodedFrame[] {
-    this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+    let src: Buffer;
+    const fromChunk = this.accLen === 0;
+    if (fromChunk) {
+      src = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    } else {
+      this.append(chunk);
+      src = this.acc.subarray(0, this.accLen);
+    }
     const frames: DecodedFrame[] = [];
     const h = this.header;
+    const unmask = this.options.unmask !== false;
     let pos = 0;
     while (true) {
-      const need = decodeHeader(this.buf, pos, this.buf.length, h);
+      const need = decodeHeader(src, pos, src.length, h);
       if (need > 0) break;
       if (this.rules) validateHeader(h, this.rules);
       const start = pos + h.headerSize;
-      if (this.buf.length - start < h.length) break;
-      const data = Buffer.from(this.buf.subarray(start, start + h.length));
-      if (h.maskKey) applyMask(data, h.maskKey);
+      if (src.length - start < h.length) break;
+      const raw = src.subarray(start, start + h.length);
+      let data: Buffer;
+      if (h.maskKey && unmask) {
+        data = Buffer.allocUnsafe(h.length);
+        applyMask(raw, h.maskKey, data);
+      } else {
+        // The accumulator is reused, so what comes from it is copied (unless told not to).
+        data = fromChunk || this.options.copy === false ? raw : Buffer.from(raw);
+      }
       frames.push({
         fin: h.fin,
         rsv1: h.rsv1,
@@ -88,14 +130,39 @@ export class IncrementalDecoder {
       });
       pos = start + h.length;
     }
-    this.buf = this.buf.subarray(pos);
+    if (fromChunk) {
+      this.accLen = 0;
+      this.append(src.subarray(pos));
+    } else {
+      this.acc.copyWithin(0, pos, this.accLen);
+      this.accLen -= pos;
+    }
     return frames;
+  }
+
+  private append(bytes: Uint8Array): void {
+    const need = this.accLen + bytes.length;
+    if (need > this.acc.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.acc.length * 2, 64));
+      this.acc.copy(grown, 0, 0, this.accLen);
+      this.acc = grown;
+    }
+    this.acc.set(bytes, this.accLen);
+    this.accLen = need;
   }
 }
 
-/** Decodes a whole stream given as chunks; throws when bytes are left over. */
-export function decodeChunks(chunks: readonly Uint8Array[], rules?: HeaderRules): DecodedFrame[] {
-  const decoder = new IncrementalDecoder(rules);
+/**
+ * Decodes a whole stream given as chunks; throws when bytes are left over. With
+ * `unmask: false`, masked payloads are returned as they were on the wire (cheaper, for
+ * comparing decodes of one stream with each other).
+ */
+export function decodeChunks(
+  chunks: readonly Uint8Array[],
+  rules?: HeaderRules,
+  options: DecoderOptions = {}
+): DecodedFrame[] {
+  const decoder = new IncrementalDecoder(rules, options);
   const frames: DecodedFrame[] = [];
   for (const chunk of chunks) frames.push(...decoder.push(chunk));
   if (decoder.pending !== 0) throw new Error(`${decoder.pending} bytes left after the last whole frame`);
