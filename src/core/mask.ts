@@ -4,6 +4,7 @@
  * @module
  */
 import { randomFillSync } from 'node:crypto';
+import { loadSimdKernel } from './simd';
 
 /**
  * The reference implementation: one byte at a time. Slow (about 0.1 GB/s) but obviously
@@ -29,6 +30,33 @@ export function applyMaskReference(
 
 // Below this size the word loop's set-up (typed-array views) costs more than it saves.
 const WORD_LOOP_MIN = 32;
+// From this size on the WebAssembly SIMD kernel wins, copies included (bench/mask).
+const SIMD_MIN = 512;
+// Block size for the SIMD kernel: small enough that a block stays in L1/L2 between the copy
+// in, the XOR and the copy out (16 KiB measured best against 8, 32 and 64 KiB at 1 MiB).
+const SIMD_BLOCK = 16 * 1024;
+const simd = loadSimdKernel();
+
+/** True when the WebAssembly SIMD kernel is in use for large payloads. */
+export const simdAvailable = simd !== null;
+
+/** The key bytes from `phase` on, as a little-endian 32-bit word (WebAssembly's byte order). */
+function keyWord(key: Uint8Array, phase: number): number {
+  return key[phase & 3]! | (key[(phase + 1) & 3]! << 8) | (key[(phase + 2) & 3]! << 16) | (key[(phase + 3) & 3]! << 24);
+}
+
+// Masks through the SIMD kernel, a block at a time: copy in, XOR in place, copy out.
+function applyMaskSimd(src: Uint8Array, key: Uint8Array, dst: Uint8Array, dstOffset: number, keyPhase: number): void {
+  const mem = simd!.memory;
+  const xor = simd!.xor;
+  const n = src.length;
+  for (let off = 0; off < n; off += SIMD_BLOCK) {
+    const len = Math.min(SIMD_BLOCK, n - off);
+    mem.set(off === 0 && len === n ? src : src.subarray(off, off + len), 0);
+    xor(0, len, keyWord(key, keyPhase + off));
+    dst.set(mem.subarray(0, len), dstOffset + off);
+  }
+}
 const keyScratch = new Uint8Array(4);
 const keyScratch32 = new Uint32Array(keyScratch.buffer);
 
@@ -47,6 +75,7 @@ export function applyMask(
   keyPhase = 0
 ): void {
   const n = src.length;
+  if (n >= SIMD_MIN && simd !== null) return applyMaskSimd(src, key, dst, dstOffset, keyPhase);
   const k0 = key[keyPhase & 3]!;
   const k1 = key[(keyPhase + 1) & 3]!;
   const k2 = key[(keyPhase + 2) & 3]!;
