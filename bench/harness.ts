@@ -6,7 +6,18 @@
  * the optimizer cannot drop the work). Each case is warmed up, then timed for a fixed
  * duration several times; the order of the implementations alternates between repeats.
  */
+import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
+import * as v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+// A full GC before each timed run, so no implementation pays for the garbage of the one
+// that ran before it. `--expose-gc` can be set at run time; the function then appears in
+// new contexts.
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('typeof gc === "function" ? gc : null') as (() => void) | null;
+/** True when a full GC runs before each timed run. */
+export const gcBetweenRuns = gc !== null;
 
 /** One unit of timed work. May be synchronous or return a promise. */
 export type Pass = () => PassResult | Promise<PassResult>;
@@ -56,9 +67,9 @@ export function parseArgs(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const opts: Options = {
     quick,
-    duration: quick ? 150 : 700,
-    warmup: quick ? 60 : 300,
-    repeats: quick ? 3 : 5,
+    duration: quick ? 100 : 400,
+    warmup: quick ? 50 : 300,
+    repeats: quick ? 5 : 9,
     only: [],
     impl: []
   };
@@ -96,6 +107,18 @@ export interface Environment {
   cpus: number;
   platform: string;
   bufferutil: string;
+  /** The commit measured, with `+dirty` when src/ has uncommitted changes. */
+  commit: string;
+}
+
+function gitState(): string {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--', 'src').length > 0 ? `${head}+dirty` : head;
+  } catch {
+    return 'unknown';
+  }
 }
 
 export function environment(bufferutil: string): Environment {
@@ -107,7 +130,8 @@ export function environment(bufferutil: string): Environment {
     cpu: cpus[0]?.model ?? 'unknown',
     cpus: cpus.length,
     platform: `${process.platform}-${process.arch}`,
-    bufferutil
+    bufferutil,
+    commit: gitState()
   };
 }
 
@@ -119,6 +143,7 @@ export function sinkValue(): number {
 
 /** Runs passes until `ms` have elapsed; returns the totals and the elapsed time (ns). */
 async function runFor(pass: Pass, ms: number): Promise<{ messages: number; bytes: number; ns: number }> {
+  if (gc !== null) gc();
   const budget = BigInt(Math.round(ms * 1e6));
   const start = process.hrtime.bigint();
   let messages = 0;
@@ -167,6 +192,15 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Linear-interpolated quantile, q in [0, 1]. */
+export function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
 /** Warms up every implementation of the row, then times `repeats` rounds, alternating order. */
 export async function runRow(row: Row, opts: Options): Promise<RowResult> {
   const impls = row.impls;
@@ -203,22 +237,26 @@ export async function runRow(row: Row, opts: Options): Promise<RowResult> {
   };
 }
 
-/** Median rate of `impl` over the baseline's (>1: faster than the baseline). */
-export function ratio(row: RowResult, impl: ImplResult): number | null {
+/**
+ * The per-repeat ratios: repeat r of `impl` over repeat r of the baseline, which ran next to
+ * it in time (so a slow phase of a shared machine tends to hit both). >1: `impl` is faster.
+ */
+function pairedRatios(row: RowResult, impl: ImplResult): number[] | null {
   const base = row.impls.find((x) => x.baseline);
   if (!base || base === impl) return null;
-  return impl.msgsPerSec / base.msgsPerSec;
+  return impl.samples.map((s, i) => s.msgsPerSec / base.samples[i]!.msgsPerSec);
 }
 
-/**
- * Range of the per-repeat ratios: repeat r of `impl` against repeat r of the baseline,
- * which ran next to it in time (so slow phases of the machine hit both).
- */
+/** Median of the paired ratios (>1: faster than the baseline); null for the baseline. */
+export function ratio(row: RowResult, impl: ImplResult): number | null {
+  const rs = pairedRatios(row, impl);
+  return rs === null ? null : median(rs);
+}
+
+/** Interquartile range of the paired ratios. */
 export function pairedRatioRange(row: RowResult, impl: ImplResult): [number, number] | null {
-  const base = row.impls.find((x) => x.baseline);
-  if (!base || base === impl) return null;
-  const rs = impl.samples.map((s, i) => s.msgsPerSec / base.samples[i]!.msgsPerSec);
-  return [Math.min(...rs), Math.max(...rs)];
+  const rs = pairedRatios(row, impl);
+  return rs === null ? null : [quantile(rs, 0.25), quantile(rs, 0.75)];
 }
 
 export function formatSize(n: number): string {
@@ -245,7 +283,7 @@ function pad(s: string, n: number, right = false): string {
 
 /** Prints the human table: one line per implementation, ratios against the baseline. */
 export function printTable(results: RowResult[]): void {
-  const head = ['row', 'impl', 'msgs/s', 'MB/s', 'MB/s min–max', 'ratio', 'ratio min–max'];
+  const head = ['row', 'impl', 'msgs/s', 'MB/s', 'MB/s min–max', 'ratio', 'ratio IQR'];
   const lines: string[][] = [];
   for (const row of results) {
     for (const impl of row.impls) {
@@ -278,7 +316,7 @@ export function printTable(results: RowResult[]): void {
 
 /** One JSON object per implementation and row, each on its own line prefixed `JSON `. */
 export function printJson(env: Environment, opts: Options, results: RowResult[]): void {
-  console.log(`JSON ${JSON.stringify({ type: 'env', ...env, quick: opts.quick, duration: opts.duration, repeats: opts.repeats })}`);
+  console.log(`JSON ${JSON.stringify({ type: 'env', ...env, quick: opts.quick, duration: opts.duration, repeats: opts.repeats, gcBetweenRuns })}`);
   for (const row of results) {
     for (const impl of row.impls) {
       const pr = pairedRatioRange(row, impl);
@@ -296,8 +334,8 @@ export function printJson(env: Environment, opts: Options, results: RowResult[])
           mbPerSecMin: Number(impl.min.mbPerSec.toFixed(2)),
           mbPerSecMax: Number(impl.max.mbPerSec.toFixed(2)),
           ratioVsWs: ratio(row, impl),
-          ratioMin: pr?.[0] ?? null,
-          ratioMax: pr?.[1] ?? null,
+          ratioQ1: pr?.[0] ?? null,
+          ratioQ3: pr?.[1] ?? null,
           repeats: impl.samples.length
         })}`
       );

@@ -6,7 +6,7 @@
  */
 import { buildRows } from './frame-build';
 import { parseRows } from './frame-parse';
-import { environment, parseArgs, printJson, printTable, runRow, sinkValue, type Row, type RowResult } from './harness';
+import { environment, gcBetweenRuns, parseArgs, printJson, printTable, runRow, sinkValue, type Row, type RowResult } from './harness';
 import { bufferutilStatus } from './ws-lib';
 
 const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
@@ -14,12 +14,13 @@ const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const env = environment(bufferutilStatus());
-  console.log(`wsframe benchmark, ${env.date}`);
+  const dirty = env.commit.endsWith('+dirty') ? ' (src/ has uncommitted changes)' : '';
+  console.log(`wsframe benchmark, ${env.date}, commit ${env.commit}${dirty}`);
   console.log(`node ${env.node} (V8 ${env.v8}), ${env.platform}, ${env.cpus} x ${env.cpu}`);
   console.log(`bufferutil: ${env.bufferutil}`);
   console.log(
     `mode: ${opts.quick ? 'quick' : 'full'}; ${opts.repeats} repeats of ${opts.duration} ms after ${opts.warmup} ms warm-up, ` +
-      'implementation order alternating between repeats'
+      `implementation order alternating between repeats; ${gcBetweenRuns ? 'full GC before each run' : 'no GC between runs'}`
   );
   console.log('');
 
@@ -42,8 +43,8 @@ async function main(): Promise<void> {
   printTable(results);
   console.log('');
   console.log('msgs/s and MB/s: medians over the repeats; MB = 10^6 bytes of payload (headers not counted).');
-  console.log('ratio = wsframe msgs/s ÷ ws msgs/s (medians), >1 means wsframe is faster;');
-  console.log('ratio min–max: over the per-repeat pairs (each repeat of wsframe against the ws repeat next to it).');
+  console.log('ratio: wsframe ÷ ws, the median over the repeats of each wsframe run against the ws run next to it');
+  console.log('(>1 means wsframe is faster); ratio IQR: quartiles of those per-repeat ratios.');
   const notes = new Map<string, string>();
   for (const row of rows) for (const impl of row.impls) if (impl.note) notes.set(`${row.group} ${row.masked ? 'masked' : 'unmasked'}, ${impl.name}`, impl.note);
   for (const [k, v] of notes) console.log(`  ${k}: ${v}`);
