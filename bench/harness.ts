@@ -88,7 +88,7 @@ export function parseArgs(argv: string[]): Options {
     else if (arg === '--repeats') opts.repeats = Number(value());
     else if (arg === '--help' || arg === '-h') {
       console.log(
-        'usage: npm run bench -- [--quick] [--only id-substring[,…]] [--impl name-substring[,…]]\n' +
+        'usage: npm run bench -- [--quick] [--only id-substring[,…]] [--impl name[,…]]\n' +
           '                        [--duration ms] [--warmup ms] [--repeats n]\n' +
           'row ids look like build-1KiB-masked, parse-64KiB-unmasked'
       );

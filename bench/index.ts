@@ -27,7 +27,9 @@ async function main(): Promise<void> {
   const want = (id: string): boolean => opts.only.length === 0 || opts.only.some((s) => id.includes(s));
   const rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want))];
   if (opts.impl.length > 0) {
-    for (const row of rows) row.impls = row.impls.filter((impl) => opts.impl.some((s) => impl.name.includes(s)));
+    // 'wsframe' selects 'wsframe' and its variants ('wsframe hdr-only'); 'ws' only 'ws'.
+    const keep = (name: string): boolean => opts.impl.some((s) => name === s || name.startsWith(`${s} `));
+    for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
   }
   if (rows.length === 0) throw new Error(`no row matches --only ${opts.only.join(',')}`);
 
