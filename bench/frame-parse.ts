@@ -26,7 +26,7 @@ import { WsReceiverClass, wsFrame } from './ws-lib';
 /** Size of the chunks the stream is cut into (a typical socket read). */
 export const CHUNK_SIZE = 64 * 1024;
 // Bytes of frames per pass (at least MIN_MESSAGES messages).
-const STREAM_BYTES = 2 * 1024 * 1024;
+const STREAM_BYTES = 512 * 1024;
 const MIN_MESSAGES = 4;
 // ws's WebSocket default maxPayload (100 MiB): the limit check runs as in a real ws server.
 const WS_MAX_PAYLOAD = 100 * 1024 * 1024;

@@ -76,7 +76,7 @@ export function parseArgs(argv: string[]): Options {
   const opts: Options = {
     quick,
     duration: quick ? 100 : 400,
-    warmup: quick ? 50 : 300,
+    warmup: quick ? 80 : 300,
     repeats: quick ? 5 : 9,
     only: [],
     impl: []
@@ -150,21 +150,26 @@ export function sinkValue(): number {
   return sink;
 }
 
-/** Runs passes until `ms` have elapsed; returns the totals and the elapsed time (ns). */
-async function runFor(pass: Pass, ms: number): Promise<{ messages: number; bytes: number; ns: number }> {
+/**
+ * Runs passes until `ms` have elapsed and at least `minPasses` ran; returns the totals and
+ * the elapsed time (ns).
+ */
+async function runFor(pass: Pass, ms: number, minPasses = 1): Promise<{ messages: number; bytes: number; ns: number }> {
   if (gc !== null) gc();
   const budget = BigInt(Math.round(ms * 1e6));
   const start = process.hrtime.bigint();
   let messages = 0;
   let bytes = 0;
   let elapsed: bigint;
+  let passes = 0;
   do {
+    passes++;
     const r = await pass();
     messages += r.messages;
     bytes += r.bytes;
     sink = (sink + r.check) % 0x7fff_ffff;
     elapsed = process.hrtime.bigint() - start;
-  } while (elapsed < budget);
+  } while (elapsed < budget || passes < minPasses);
   return { messages, bytes, ns: Number(elapsed) };
 }
 
@@ -201,6 +206,8 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+const WARMUP_MIN_PASSES = 5;
+
 /** Linear-interpolated quantile, q in [0, 1]. */
 export function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -213,7 +220,8 @@ export function quantile(xs: number[], q: number): number {
 /** Warms up every implementation of the row, then times `repeats` rounds, alternating order. */
 export async function runRow(row: Row, opts: Options): Promise<RowResult> {
   const impls = row.impls;
-  for (const impl of impls) await runFor(impl.pass, opts.warmup);
+  // Warm-up: long enough for the optimizing compiler, and several passes whatever their size.
+  for (const impl of impls) await runFor(impl.pass, opts.warmup, WARMUP_MIN_PASSES);
   const samples: Sample[][] = impls.map(() => []);
   for (let r = 0; r < opts.repeats; r++) {
     // Forward on even repeats, backward on odd ones: neither side always goes first.
