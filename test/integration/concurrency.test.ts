@@ -9,7 +9,7 @@ import { AsyncSocket } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { ConcurrencyError } from '../../src/core/errors';
 import { Message, readData, readFragment, recvFrame } from '../../src/recv';
-import { sendBinary, sendChain, sendFragmented, sendPing, sendText } from '../../src/send';
+import { sendBinary, sendChain, sendClose, sendFragmented, sendPing, sendText } from '../../src/send';
 import { AsyncPair, asyncPair, until, within } from '../helpers/socket-pair';
 
 async function pair(t: ExecutionContext): Promise<AsyncPair> {
@@ -121,4 +121,21 @@ test('two concurrent fragmented sends from both ends at once, while the other si
   await within(Promise.all(sends), 'the sends');
   t.deepEqual(atServer.data.map((m) => sha(m.data)), [sha(a), sha(b)]);
   t.deepEqual(atClient.data.map((m) => sha(m.data)), [sha(b), sha(a)]);
+});
+
+// Known bug (reported, not fixed here): sendClose writes its Close at once instead of
+// queueing it behind the sends already queued, so a fragmented message and a message
+// called for before sendClose are rejected with IOError instead of being sent. Flip to
+// `test` once sendClose waits for the send queue.
+test.failing('sends called before sendClose are delivered before the Close', async (t) => {
+  const { client, server } = await pair(t);
+  const big = Buffer.alloc(10_000, 7);
+  const sends = [sendFragmented(client, Opcode.Binary, big, 1000), sendText(client, 'queued'), sendClose(client, 1000)];
+  const settled = await within(Promise.allSettled(sends), 'the sends');
+  t.deepEqual(
+    settled.map((s) => s.status),
+    ['fulfilled', 'fulfilled', 'fulfilled']
+  );
+  const first = await within(readData(server), 'the first message');
+  t.deepEqual(first, { opcode: Opcode.Binary, data: big });
 });
