@@ -331,6 +331,18 @@ const violations: Violation[] = [
     closeCode: 1002
   },
   {
+    name: 'non-minimal 16-bit length',
+    bytes: (p) => {
+      const f = p.frame(Opcode.Binary, Buffer.alloc(0));
+      // Length 5 written in the 16-bit form: 126, then 0x0005.
+      const h = Buffer.from([f[0]!, (f[1]! & 0x80) | 126, 0, 5]);
+      return [Buffer.concat([h, p.masked ? KEY : Buffer.alloc(0), Buffer.alloc(5)])];
+    },
+    error: ProtocolError,
+    code: 'WS_ERR_NON_MINIMAL_LENGTH',
+    closeCode: 1002
+  },
+  {
     name: 'non-minimal 64-bit length (header only)',
     bytes: (p) => [p.header64(Opcode.Binary, 0, 5)],
     error: ProtocolError,
