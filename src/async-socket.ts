@@ -8,6 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { ConcurrencyError, IOError } from './core/errors';
+import type { CloseInfo } from './core/close';
 import { MessageAssembler } from './core/message';
 import { newFrameHeader } from './core/frame';
 
@@ -88,10 +89,14 @@ export class AsyncSocket {
   readonly assembler: MessageAssembler;
   /** @internal Scratch header for the frame decoder. */
   readonly header = newFrameHeader();
-  /** True once a Close frame was sent: no more data frames may follow. */
+  /** True once a Close frame was sent or queued behind other sends: no new message may be sent. */
+  closeQueued = false;
+  /** True once a Close frame was handed to the socket: no frame at all may follow. */
   closeSent = false;
   /** True once the peer's Close frame was received. */
   closeReceived = false;
+  /** The peer's close code and reason, once its Close frame was received. */
+  peerClose: CloseInfo | null = null;
   /** @internal True while a frame-layer read is waiting for bytes. */
   reading = false;
   /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */

@@ -4,7 +4,6 @@
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { decodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
 import { IOError } from './core/errors';
 import { readData } from './recv';
@@ -46,7 +45,7 @@ export function whenClosed(ws: AsyncSocket): Promise<void> {
  * @throws {RangeError} synchronously for a code that may not be sent or a reason over 123 bytes
  */
 export function close(ws: AsyncSocket, code: number = CloseCode.Normal, reason = '', timeout = ws.closeTimeout): Promise<CloseResult> {
-  const sent = ws.closeSent ? Promise.resolve() : sendClose(ws, code, reason);
+  const sent = ws.closeQueued ? Promise.resolve() : sendClose(ws, code, reason);
   destroyAfter(ws, timeout);
   return finish(ws, sent);
 }
@@ -55,13 +54,11 @@ async function finish(ws: AsyncSocket, sent: Promise<void>): Promise<CloseResult
   let result: CloseResult = { code: CloseCode.Abnormal, reason: '', clean: false };
   try {
     await sent;
-    for (;;) {
+    while (ws.peerClose === null) {
       const m = await readData(ws);
-      if (m.opcode === Opcode.Close) {
-        result = { ...decodeClosePayload(m.data), clean: true };
-        break;
-      }
+      if (m.opcode === Opcode.Close) break;
     }
+    result = { ...ws.peerClose!, clean: ws.closeSent };
   } catch {
     // The peer broke the protocol or the socket went away: that is the unclean result.
   }

@@ -136,7 +136,7 @@ export async function listen(
     async broadcast(data) {
       const sends: Promise<void>[] = [];
       for (const ws of clients) {
-        if (ws.closeSent || ws.destroyed) continue;
+        if (ws.closeQueued || ws.destroyed) continue;
         const p = typeof data === 'string' ? sendText(ws, data) : sendBinary(ws, data);
         sends.push(p.catch(() => undefined)); // a peer that went away is not the others' problem
       }
@@ -148,7 +148,7 @@ export async function listen(
       const all = [...clients];
       for (const ws of all) {
         // The connection's handler is reading: it receives the peer's Close and finishes.
-        if (!ws.closeSent && !ws.destroyed) sendClose(ws, code, reason).catch(() => ws.destroy());
+        if (!ws.closeQueued && !ws.destroyed) sendClose(ws, code, reason).catch(() => ws.destroy());
         destroyAfter(ws, ws.closeTimeout);
       }
       await Promise.all(all.map(whenClosed));

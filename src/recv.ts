@@ -98,27 +98,34 @@ function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, mask
 
 /**
  * After the close handshake: the server closes TCP first; the client waits for that, and
- * destroys the socket after `closeTimeout` (RFC 6455 §7.1.1).
+ * destroys the socket after `closeTimeout` (RFC 6455 §7.1.1). Sends still queued go first.
  */
 export function finishClose(ws: AsyncSocket, client: boolean): void {
-  if (client) ws.awaitPeerClose();
-  else ws.end();
+  const done = (): void => (client ? ws.awaitPeerClose() : ws.end());
+  const queued = ws.sendQueue;
+  if (queued === null) done();
+  else queued.then(done, done);
 }
 
-// Pong for Ping (same payload, §5.5.2), and the close handshake (§5.5.1): echo the code.
+// Pong for Ping (same payload, §5.5.2), and the close handshake (§5.5.1): echo the code
+// and reason, unless our own Close went out (or is queued) already.
 function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: boolean): void {
   if (opcode === Opcode.Ping) {
     if (!ws.closeSent) writeControl(ws, Opcode.Pong, data, client).catch(ignore);
   } else if (opcode === Opcode.Close) {
-    const { code } = decodeClosePayload(data);
+    const info = decodeClosePayload(data);
     ws.closeReceived = true;
-    if (!ws.closeSent) {
+    ws.peerClose = info;
+    if (!ws.closeQueued) {
+      ws.closeQueued = true;
       ws.closeSent = true;
-      writeControl(ws, Opcode.Close, encodeClosePayload(code === CloseCode.NoStatus ? undefined : code), client).catch(
-        ignore
-      );
+      const echo = info.code === CloseCode.NoStatus ? encodeClosePayload() : encodeClosePayload(info.code, info.reason);
+      writeControl(ws, Opcode.Close, echo, client).catch(ignore);
+      finishClose(ws, client);
+    } else if (ws.closeSent) {
+      finishClose(ws, client);
     }
-    finishClose(ws, client);
+    // Otherwise our Close is queued behind data: sendClose finishes when it is written.
   }
 }
 
@@ -131,6 +138,7 @@ function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
   if (err instanceof ProtocolError) {
     ws.assembler.reset();
     if (!ws.closeSent && !ws.destroyed) {
+      ws.closeQueued = true;
       ws.closeSent = true;
       writeControl(ws, Opcode.Close, encodeClosePayload(err.closeCode, err.code), client).catch(ignore);
     }

@@ -62,7 +62,7 @@ async function exclusive(ws: AsyncSocket, body: () => Promise<void>): Promise<vo
 
 // A data frame: written at once unless a fragmented message is being sent.
 function sendData(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
-  if (ws.closeSent) return closedForSending();
+  if (ws.closeQueued) return closedForSending();
   if (ws.sendQueue === null) return writeFrame(ws, b0, data, masked);
   return exclusive(ws, () => (ws.closeSent ? closedForSending() : writeFrame(ws, b0, data, masked)));
 }
@@ -98,7 +98,7 @@ function checkControl(length: number): void {
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
 export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promise<void> {
-  if (ws.closeSent) return closedForSending();
+  if (ws.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   const n = Buffer.byteLength(text, 'utf8');
   const frame = Buffer.allocUnsafe(encodedHeaderSize(n, m) + n);
@@ -153,12 +153,18 @@ export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.
  */
 export function sendClose(ws: AsyncSocket, code?: number, reason?: string, masked?: boolean): Promise<void> {
   const payload = encodeClosePayload(code, reason);
-  if (ws.closeSent) return closedForSending();
-  const m = masked ?? ws.isClient;
-  ws.closeSent = true;
-  const written = ws.write(encodeFrame(firstByte(true, Opcode.Close), payload, m));
-  if (ws.closeReceived) finishClose(ws, m);
-  return written;
+  if (ws.closeQueued) return closedForSending();
+  ws.closeQueued = true;
+  const frame = encodeFrame(firstByte(true, Opcode.Close), payload, masked ?? ws.isClient);
+  // The Close goes out after the messages queued before it (§5.5.1: no data after a Close).
+  const write = (): Promise<void> => {
+    if (ws.closeSent) return closedForSending(); // a protocol failure closed first
+    ws.closeSent = true;
+    const written = ws.write(frame);
+    if (ws.closeReceived) finishClose(ws, ws.isClient);
+    return written;
+  };
+  return ws.sendQueue === null ? write() : exclusive(ws, write);
 }
 
 /**
@@ -174,7 +180,7 @@ export function sendChain(
   parts: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
   masked?: boolean
 ): Promise<void> {
-  if (ws.closeSent) return closedForSending();
+  if (ws.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   return exclusive(ws, async () => {
     let pending: Uint8Array | null = null;

@@ -127,7 +127,7 @@ test('two concurrent fragmented sends from both ends at once, while the other si
 // queueing it behind the sends already queued, so a fragmented message and a message
 // called for before sendClose are rejected with IOError instead of being sent. Flip to
 // `test` once sendClose waits for the send queue.
-test.failing('sends called before sendClose are delivered before the Close', async (t) => {
+test('sends called before sendClose are delivered before the Close', async (t) => {
   const { client, server } = await pair(t);
   const big = Buffer.alloc(10_000, 7);
   const sends = [sendFragmented(client, Opcode.Binary, big, 1000), sendText(client, 'queued'), sendClose(client, 1000)];

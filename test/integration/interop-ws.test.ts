@@ -244,7 +244,7 @@ test('ws client ↔ our server: text, binary, fragmented, pings (also between fr
   client.close(4000, 'done');
   const [code, reason] = await closed;
   t.is(code, 4000, 'our server echoed the code');
-  t.is(reason, '', 'the code alone is echoed');
+  t.is(reason, 'done', 'the reason is echoed too');
 
   const seen = await within(ours.seen, 'our echo loop to end');
   t.deepEqual(
