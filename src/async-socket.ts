@@ -10,7 +10,8 @@ import type { Duplex } from 'node:stream';
 import { ConcurrencyError, IOError } from './core/errors';
 import type { CloseInfo } from './core/close';
 import { MessageAssembler } from './core/message';
-import { newFrameHeader } from './core/frame';
+import { HeaderRules, newFrameHeader } from './core/frame';
+import { applyMask, unmaskSmall } from './core/mask';
 
 /** Which end of the connection this is: clients mask what they send, servers must not. */
 export type Role = 'client' | 'server';
@@ -87,8 +88,14 @@ export class AsyncSocket {
 
   /** @internal The message being received (frame layer state). */
   readonly assembler: MessageAssembler;
-  /** @internal Scratch header for the frame decoder. */
+  /** @internal Scratch header for the frame decoder, and the buffer its mask key is copied to. */
   readonly header = newFrameHeader();
+  /** @internal */
+  readonly keyBuffer = new Uint8Array(4);
+  /** @internal Header rules for frames arriving at a client end and at a server end. */
+  readonly clientRules: HeaderRules;
+  /** @internal */
+  readonly serverRules: HeaderRules;
   /** True once a Close frame was sent or queued behind other sends: no new message may be sent. */
   closeQueued = false;
   /** True once a Close frame was handed to the socket: no frame at all may follow. */
@@ -129,6 +136,8 @@ export class AsyncSocket {
     this.maxFragments = options.maxFragments ?? DEFAULTS.maxFragments;
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout;
     this.readBufferSize = options.readBufferSize ?? DEFAULTS.readBufferSize;
+    this.clientRules = { expectMasked: false, maxFrameSize: this.maxFrameSize };
+    this.serverRules = { expectMasked: true, maxFrameSize: this.maxFrameSize };
     this.assembler = new MessageAssembler({ maxMessageSize: this.maxMessageSize, maxFragments: this.maxFragments });
     if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
 
@@ -237,6 +246,33 @@ export class AsyncSocket {
       return view;
     }
     return this.gather(n, true);
+  }
+
+  /**
+   * @internal Consumes `n` buffered bytes and unmasks them with `key`: in place in a view when
+   * they lie in one chunk, else unmasked while they are copied out of the chunks (one pass).
+   */
+  takeUnmasked(n: number, key: Uint8Array): Buffer {
+    const chunk = this.chunks[this.first]!;
+    const left = chunk.length - this.offset;
+    if (left >= n) {
+      const view = chunk.subarray(this.offset, this.offset + n);
+      if (n < 32) unmaskSmall(view, key);
+      else applyMask(view, key);
+      this.advance(left, n);
+      return view;
+    }
+    const out = n > 4096 ? Buffer.allocUnsafeSlow(n) : Buffer.allocUnsafe(n);
+    let i = this.first;
+    let off = this.offset;
+    for (let done = 0; done < n; i++, off = 0) {
+      const c = this.chunks[i]!;
+      const step = Math.min(n - done, c.length - off);
+      applyMask(c.subarray(off, off + step), key, out, done, done & 3);
+      done += step;
+    }
+    this.skip(n);
+    return out;
   }
 
   /** @internal Consumes `n` buffered bytes without returning them. */

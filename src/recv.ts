@@ -11,7 +11,6 @@ import { decodeClosePayload, encodeClosePayload } from './core/close';
 import { CloseCode, Opcode, isControlOpcode } from './core/constants';
 import { ConcurrencyError, IOError, ProtocolError } from './core/errors';
 import { Frame, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
-import { applyMask } from './core/mask';
 
 /** A whole message, or a control frame, as `readData` returns it. */
 export interface Message {
@@ -60,8 +59,8 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
     if (size > 2) bytes = ws.peek(size);
     const off = ws.peekOffset;
     const h = ws.header;
-    decodeHeader(bytes, off, off + size, h);
-    validateHeader(h, { expectMasked: !client, maxFrameSize: ws.maxFrameSize });
+    decodeHeader(bytes, off, off + size, h, ws.keyBuffer);
+    validateHeader(h, client ? ws.clientRules : ws.serverRules);
     const control = isControlOpcode(h.opcode);
     if (!control && mode !== MODE_FRAME) ws.assembler.check(h.opcode, h.length, mode === MODE_FRAGMENT);
     const total = size + h.length;
@@ -70,10 +69,9 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
       return null;
     }
     ws.skip(size);
-    const data = ws.take(h.length);
-    // Unmasked in place: the received bytes are ours. The key lies before the payload, so
-    // it is still intact.
-    if (h.masked && h.length > 0) applyMask(data, h.maskKey!);
+    // Unmasked in place (the received bytes are ours) or while copied out of the chunks. The
+    // key lies before the payload, so it is still intact.
+    const data = h.masked && h.length > 0 ? ws.takeUnmasked(h.length, h.maskKey!) : ws.take(h.length);
     const opcode = h.opcode as Opcode;
     if (mode === MODE_FRAME) {
       return { fin: h.fin, rsv1: h.rsv1, rsv2: h.rsv2, rsv3: h.rsv3, masked: h.masked, opcode, data };

@@ -11,7 +11,7 @@ import { AsyncSocket } from './async-socket';
 import { encodeClosePayload } from './core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
 import { IOError } from './core/errors';
-import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte } from './core/frame';
+import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
 import { applyMask } from './core/mask';
 import { finishClose } from './recv';
 
@@ -102,12 +102,10 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
   const m = masked ?? ws.isClient;
   const n = Buffer.byteLength(text, 'utf8');
   const frame = Buffer.allocUnsafe(encodedHeaderSize(n, m) + n);
-  const start = encodeHeader(frame, 0, firstByte(true, Opcode.Text), n, m);
+  const key = m ? nextKey() : undefined;
+  const start = encodeHeader(frame, 0, firstByte(true, Opcode.Text), n, m, key);
   frame.write(text, start, 'utf8');
-  if (m) {
-    const payload = frame.subarray(start);
-    applyMask(payload, frame.subarray(start - 4, start));
-  }
+  if (key !== undefined && n > 0) applyMask(frame.subarray(start), key);
   if (ws.sendQueue === null) return ws.write(frame);
   return exclusive(ws, () => (ws.closeSent ? closedForSending() : ws.write(frame)));
 }

@@ -92,10 +92,18 @@ export function headerSizeOf(byte1: number): number {
 /**
  * Decodes the header at `bytes[offset..end)` into `out`.
  *
+ * @param keyBuffer where to copy the masking key (4 bytes); `out.maskKey` is then this buffer
+ * instead of a new view of `bytes` (a hot loop saves an allocation per frame)
  * @returns 0 when the header was decoded, or how many more bytes are needed to decode it.
  * Nothing is validated here; see {@link validateHeader}.
  */
-export function decodeHeader(bytes: Uint8Array, offset: number, end: number, out: FrameHeader): number {
+export function decodeHeader(
+  bytes: Uint8Array,
+  offset: number,
+  end: number,
+  out: FrameHeader,
+  keyBuffer?: Uint8Array
+): number {
   const avail = end - offset;
   if (avail < 2) return 2 - avail;
   const b0 = bytes[offset]!;
@@ -129,7 +137,17 @@ export function decodeHeader(bytes: Uint8Array, offset: number, end: number, out
     out.length = len7;
     out.lengthBytes = 0;
   }
-  out.maskKey = out.masked ? bytes.subarray(p, p + 4) : null;
+  if (!out.masked) {
+    out.maskKey = null;
+  } else if (keyBuffer !== undefined) {
+    keyBuffer[0] = bytes[p]!;
+    keyBuffer[1] = bytes[p + 1]!;
+    keyBuffer[2] = bytes[p + 2]!;
+    keyBuffer[3] = bytes[p + 3]!;
+    out.maskKey = keyBuffer;
+  } else {
+    out.maskKey = bytes.subarray(p, p + 4);
+  }
   return 0;
 }
 
@@ -248,6 +266,15 @@ export function firstByte(fin: boolean, opcode: number, rsv1 = false, rsv2 = fal
   return (fin ? FIN_BIT : 0) | (rsv1 ? RSV1_BIT : 0) | (rsv2 ? RSV2_BIT : 0) | (rsv3 ? RSV3_BIT : 0) | opcode;
 }
 
+// A scratch key, refilled from the CSPRNG pool for each frame: copying 4 bytes costs less
+// than creating a view of them.
+const scratchKey = new Uint8Array(4);
+/** A fresh random key in a scratch buffer that the next call overwrites. */
+export function nextKey(): Uint8Array {
+  fillMaskingKey(scratchKey, 0);
+  return scratchKey;
+}
+
 /**
  * Encodes a whole frame into one new buffer, header then payload; a masked payload is
  * masked into the new buffer and the caller's bytes are never modified. Nothing is
@@ -262,9 +289,12 @@ export function encodeFrame(
 ): Buffer {
   const n = data.length;
   const out = Buffer.allocUnsafe(encodedHeaderSize(n, masked) + n);
-  const start = encodeHeader(out, 0, b0, n, masked, maskKey);
-  if (masked) applyMask(data, out.subarray(start - 4, start), out, start);
-  else out.set(data, start);
+  if (masked) {
+    const key = maskKey ?? nextKey();
+    applyMask(data, key, out, encodeHeader(out, 0, b0, n, true, key));
+  } else {
+    out.set(data, encodeHeader(out, 0, b0, n, false));
+  }
   return out;
 }
 

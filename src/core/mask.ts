@@ -60,6 +60,11 @@ function applyMaskSimd(src: Uint8Array, key: Uint8Array, dst: Uint8Array, dstOff
 const keyScratch = new Uint8Array(4);
 const keyScratch32 = new Uint32Array(keyScratch.buffer);
 
+/** Unmasks a short buffer in place (key phase 0): the per-frame fast path for small payloads. */
+export function unmaskSmall(buf: Uint8Array, key: Uint8Array): void {
+  for (let i = 0; i < buf.length; i++) buf[i] = buf[i]! ^ key[i & 3]!;
+}
+
 /**
  * Masks `src` into `dst` (or in place). Uses a 32-bit word loop when `src` and `dst` can be
  * viewed as aligned `Uint32Array`s together, and the byte loop otherwise. Any alignment,
