@@ -89,6 +89,7 @@ export class Utf8Validator {
 
   /** Feeds the next piece; false when the input is already known to be invalid. */
   push(bytes: Uint8Array): boolean {
+    if (this.state === REJECT) return false; // once invalid, always invalid
     const n = bytes.length;
     let i = 0;
     // Finish a sequence carried over from the previous piece.
