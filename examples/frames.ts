@@ -12,10 +12,13 @@ import {
   messages,
   readData,
   readFragment,
+  recvFrame,
   sendBinary,
+  sendChain,
   sendClose,
   sendFragmented,
   sendPing,
+  sendPong,
   sendText
 } from '../src';
 
@@ -63,6 +66,13 @@ async function main(): Promise<void> {
   const token = await sendPing(ws); // a random token; readData returns the Pong
   const pong = await readData(ws);
   console.log('pong matches ping:', pong.opcode === Opcode.Pong && pong.data.equals(token));
+
+  // A message streamed as three frames; the server echoes it in one, read here as a raw frame.
+  await sendChain(ws, Opcode.Text, ['stream', 'ed ', 'text']);
+  const frame = await recvFrame(ws);
+  console.log('raw frame:', frame.fin, frame.opcode === Opcode.Text, frame.data.toString());
+
+  await sendPong(ws, 'heartbeat'); // an unsolicited pong: the server's readData returns it, unanswered
 
   await sendClose(ws, 1000, 'bye');
   // messages() yields whole data messages and ends after the close handshake.

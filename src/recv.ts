@@ -202,7 +202,7 @@ export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fr
 /**
  * Reads one whole message, as Nim's `readData`. Fragments are joined; Ping, Pong and Close
  * are returned too, already answered (a Pong with the Ping's payload; for a Close, the
- * close handshake: its code is echoed and the connection is closed). Control frames between
+ * close handshake: its code and reason are echoed and the connection is closed). Control frames between
  * fragments do not disturb the message: the next call carries on assembling it.
  *
  * Text messages are checked as UTF-8 fragment by fragment. After a Close, further reads

@@ -16,6 +16,7 @@ test('examples/frames.ts runs and talks to itself', async (t) => {
   t.regex(stdout, /^text echo: true hello$/m);
   t.regex(stdout, /^binary echo bytes: 100000$/m);
   t.regex(stdout, /^pong matches ping: true$/m);
+  t.regex(stdout, /^raw frame: true true streamed text$/m);
   t.regex(stdout, /^server: peer closed with \{ code: 1000, reason: 'bye' \}$/m);
   t.regex(stdout, /^client: closed cleanly$/m);
 });
