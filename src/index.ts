@@ -45,3 +45,6 @@ export { close, whenClosed } from './closing';
 export type { CloseResult } from './closing';
 export { listen } from './listener';
 export type { ListenOptions, WsServer } from './listener';
+export type { Headers } from './core/handshake';
+export type { MessageLimits } from './core/message';
+export { applyMaskReference } from './core/mask';
