@@ -125,6 +125,8 @@ export class AsyncSocket {
   private ended: IOError | null = null;
   private readClosed: IOError | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
+  // Pings waiting for their Pong, in the order they were sent.
+  private readonly pongWaiters = new Map<string, { resolve: (rtt: number) => void; reject: (err: Error) => void; sentAt: number }>();
 
   constructor(socket: Duplex, options: AsyncSocketOptions) {
     this.socket = socket;
@@ -275,6 +277,45 @@ export class AsyncSocket {
     return out;
   }
 
+  /**
+   * @internal Registers a Ping's payload before it is sent; resolves with the round-trip time
+   * in ms when its Pong is read (by whoever is reading the socket).
+   */
+  waitForPong(token: Buffer): Promise<number> {
+    if (this.readClosed !== null) return Promise.reject(this.readClosed);
+    const key = token.toString('latin1');
+    if (this.pongWaiters.has(key)) return Promise.reject(new RangeError('a ping with this token is already waiting'));
+    return new Promise((resolve, reject) => {
+      this.pongWaiters.set(key, { resolve, reject, sentAt: performance.now() });
+    });
+  }
+
+  /** @internal Forgets a Ping's waiter (it timed out or could not be sent). */
+  cancelPong(token: Buffer): void {
+    this.pongWaiters.delete(token.toString('latin1'));
+  }
+
+  /**
+   * @internal Called for each Pong read: settles the matching Ping and every earlier one, since
+   * a peer may answer only the most recent of several Pings (RFC 6455 §5.5.3).
+   */
+  notifyPong(data: Buffer): void {
+    if (this.pongWaiters.size === 0) return;
+    const key = data.toString('latin1');
+    if (!this.pongWaiters.has(key)) return; // unsolicited, or for a ping nobody waits on
+    const now = performance.now();
+    for (const [k, waiter] of this.pongWaiters) {
+      this.pongWaiters.delete(k);
+      waiter.resolve(now - waiter.sentAt);
+      if (k === key) break;
+    }
+  }
+
+  private failPongWaiters(err: IOError): void {
+    for (const waiter of this.pongWaiters.values()) waiter.reject(err);
+    this.pongWaiters.clear();
+  }
+
   /** @internal Consumes `n` buffered bytes without returning them. */
   skip(n: number): void {
     while (n > 0) {
@@ -380,6 +421,7 @@ export class AsyncSocket {
     if (this.readClosed === null) {
       this.readClosed = new IOError('closed', 'the WebSocket connection is closed');
       this.failPending(this.readClosed);
+      this.failPongWaiters(this.readClosed);
     }
     this.chunks.length = 0;
     this.first = 0;
@@ -429,6 +471,7 @@ export class AsyncSocket {
 
   private onClose(): void {
     this.failRead(new IOError('reset', 'socket closed'));
+    this.failPongWaiters(this.readClosed ?? this.ended!);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
   }
 }

@@ -12,6 +12,8 @@ import { AsyncSocket } from './async-socket';
 import { CloseCode } from './core/constants';
 import { WebSocketError } from './core/errors';
 import { close, destroyAfter, whenClosed } from './closing';
+import { EventHandlers, handleEvents } from './events';
+import { KeepaliveOptions, keepalive } from './keepalive';
 import { sendClose, sendText, sendBinary } from './send';
 import { UpgradeOptions, rejectUpgrade, upgrade } from './server';
 
@@ -35,7 +37,12 @@ export interface ListenOptions extends UpgradeOptions {
   onRequest?: http.RequestListener;
   /** Checks an upgrade request before it is accepted (authentication): return an HTTP status to refuse. */
   verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
+  /** Ping every connection on a timer and drop those whose Pong does not come back. Default: off. */
+  keepalive?: KeepaliveOptions;
 }
+
+/** What runs each connection: an async function that owns the socket, or event handlers. */
+export type ConnectionHandler = ((ws: AsyncSocket, req: http.IncomingMessage) => void | Promise<void>) | EventHandlers;
 
 /** A running server from {@link listen}. */
 export interface WsServer {
@@ -72,10 +79,13 @@ function defaultOnError(err: unknown): void {
  * await server.close();
  * ```
  */
-export async function listen(
-  options: ListenOptions,
-  handler: (ws: AsyncSocket, req: http.IncomingMessage) => void | Promise<void>
-): Promise<WsServer> {
+export async function listen(options: ListenOptions, handler: ConnectionHandler): Promise<WsServer> {
+  const run =
+    typeof handler === 'function'
+      ? handler
+      : async (ws: AsyncSocket): Promise<void> => {
+          await handleEvents(ws, handler);
+        };
   const clients = new Set<AsyncSocket>();
   const onError = options.onError ?? defaultOnError;
   const onRequest: http.RequestListener =
@@ -104,8 +114,9 @@ export async function listen(
     }
     clients.add(ws);
     ws.socket.once('close', () => clients.delete(ws));
+    if (options.keepalive) keepalive(ws, options.keepalive);
     try {
-      await handler(ws, req);
+      await run(ws, req);
       if (!ws.destroyed) await close(ws, CloseCode.Normal);
     } catch (err) {
       if (!ws.destroyed) void close(ws, CloseCode.InternalError);

@@ -110,6 +110,8 @@ export function finishClose(ws: AsyncSocket, client: boolean): void {
 function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: boolean): void {
   if (opcode === Opcode.Ping) {
     if (!ws.closeSent) writeControl(ws, Opcode.Pong, data, client).catch(ignore);
+  } else if (opcode === Opcode.Pong) {
+    ws.notifyPong(data);
   } else if (opcode === Opcode.Close) {
     const info = decodeClosePayload(data);
     ws.closeReceived = true;

@@ -11,6 +11,8 @@ const LAYER: Record<string, number> = {
   recv: 2,
   send: 2,
   closing: 2,
+  keepalive: 2,
+  events: 2,
   client: 3,
   server: 3,
   listener: 4,

@@ -1,0 +1,66 @@
+/**
+ * Layer 2, an event-style loop for those coming from V's `on_message`/`on_close` or
+ * Barracuda's callbacks: `handleEvents(ws, { onOpen, onMessage, onClose, onError })` runs the
+ * read loop and calls the handlers, built on the same `readData` as everything else.
+ * @module
+ */
+import { AsyncSocket } from './async-socket';
+import { whenClosed, CloseResult } from './closing';
+import { CloseCode, Opcode } from './core/constants';
+import { Message, readData } from './recv';
+import { sendClose } from './send';
+
+/** Handlers for {@link handleEvents}; each may be async, and is awaited before the next read. */
+export interface EventHandlers {
+  /** Once, before the first read. */
+  onOpen?(ws: AsyncSocket): void | Promise<void>;
+  /** For each Text or Binary message. */
+  onMessage?(ws: AsyncSocket, message: Message): void | Promise<void>;
+  /** For each Ping (already answered with a Pong). */
+  onPing?(ws: AsyncSocket, data: Buffer): void | Promise<void>;
+  /** For each Pong. */
+  onPong?(ws: AsyncSocket, data: Buffer): void | Promise<void>;
+  /** For an error that ended the connection (a `ProtocolError`, an `IOError`, or a handler's own). */
+  onError?(ws: AsyncSocket, err: unknown): void;
+  /** Once, when the connection has closed: the peer's code and reason, and whether it was clean. */
+  onClose?(ws: AsyncSocket, result: CloseResult): void;
+}
+
+/**
+ * Reads the connection until it closes, calling the handlers. An error thrown by a handler
+ * ends the connection (Close 1011) and is passed to `onError`.
+ * @example
+ * ```ts
+ * await handleEvents(ws, {
+ *   onMessage: (ws, m) => sendText(ws, m.data.toString().toUpperCase()),
+ *   onClose: (_ws, { code, clean }) => console.log('closed', code, clean)
+ * });
+ * ```
+ * @returns how the connection ended
+ */
+export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Promise<CloseResult> {
+  let result: CloseResult = { code: CloseCode.Abnormal, reason: '', clean: false };
+  try {
+    await handlers.onOpen?.(ws);
+    for (;;) {
+      const message = await readData(ws);
+      if (message.opcode === Opcode.Text || message.opcode === Opcode.Binary) await handlers.onMessage?.(ws, message);
+      else if (message.opcode === Opcode.Ping) await handlers.onPing?.(ws, message.data);
+      else if (message.opcode === Opcode.Pong) await handlers.onPong?.(ws, message.data);
+      else {
+        result = { ...ws.peerClose!, clean: true };
+        break;
+      }
+    }
+  } catch (err) {
+    if (!ws.destroyed && !ws.closeQueued) {
+      // A handler failed: close with 1011 (an internal error, no details) and stop.
+      sendClose(ws, CloseCode.InternalError).catch(() => ws.destroy());
+      ws.end();
+    }
+    handlers.onError?.(ws, err);
+  }
+  await whenClosed(ws);
+  handlers.onClose?.(ws, result);
+  return result;
+}

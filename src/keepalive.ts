@@ -1,0 +1,98 @@
+/**
+ * Layer 2, liveness: `ping(ws)` resolves with the round-trip time when the matching Pong
+ * arrives, and `keepalive(ws, { interval, timeout })` pings on a timer and fails the
+ * connection when a Pong does not come back in time (a dead peer, a silent NAT drop).
+ *
+ * Pongs are seen by whoever reads the socket (`readData`, `messages`, …): keep a reader
+ * running, as any server loop does.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { AsyncSocket } from './async-socket';
+import { MAX_CONTROL_PAYLOAD } from './core/constants';
+import { IOError } from './core/errors';
+import { sendPing } from './send';
+
+/** Options of {@link ping}. */
+export interface PingOptions {
+  /** The Ping's payload (at most 125 bytes). Default: 8 random bytes, hex-encoded. */
+  token?: string | Uint8Array;
+  /** Give up after this many ms (rejects with `IOError` reason 'timeout'). Default: no limit. */
+  timeout?: number;
+}
+
+/**
+ * Sends a Ping and resolves with the round-trip time in milliseconds once its Pong has been
+ * read. A Pong for a later Ping also settles earlier ones (RFC 6455 §5.5.3).
+ * @example
+ * ```ts
+ * const rtt = await ping(ws, { timeout: 5000 }); // while another task runs readData(ws)
+ * ```
+ * @throws {RangeError} synchronously for a token over 125 bytes
+ * @throws {IOError} (rejection) on timeout, or when the connection closes first
+ */
+export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number> {
+  const token = Buffer.from(options.token ?? randomBytes(8).toString('hex'));
+  if (token.length > MAX_CONTROL_PAYLOAD) throw new RangeError(`ping token of ${token.length} bytes exceeds 125`);
+  const pong = ws.waitForPong(token); // registered first, so a quick Pong is not missed
+  const sent = sendPing(ws, undefined, token);
+  let timer: NodeJS.Timeout | undefined;
+  const limit =
+    options.timeout === undefined
+      ? null
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new IOError('timeout', `no pong within ${options.timeout} ms`)), options.timeout);
+        });
+  const result = sent.then(() => (limit === null ? pong : Promise.race([pong, limit])));
+  pong.catch(() => undefined); // settled through `result`
+  return result.finally(() => {
+    clearTimeout(timer);
+    ws.cancelPong(token);
+  });
+}
+
+/** Options of {@link keepalive}. */
+export interface KeepaliveOptions {
+  /** Time between Pings, in ms. */
+  interval: number;
+  /** How long a Pong may take, in ms. Default: `interval`. */
+  timeout?: number;
+}
+
+/**
+ * Pings every `interval` ms; when a Pong does not arrive within `timeout`, the socket is
+ * destroyed and the pending read rejects with `IOError` (reason 'timeout'). Stops by itself
+ * when the socket closes or the close handshake starts.
+ * @example
+ * ```ts
+ * keepalive(ws, { interval: 30_000, timeout: 10_000 });
+ * for await (const m of messages(ws)) handle(m);
+ * ```
+ * @returns a function that stops the keepalive
+ */
+export function keepalive(ws: AsyncSocket, options: KeepaliveOptions): () => void {
+  const { interval } = options;
+  const timeout = options.timeout ?? interval;
+  if (!(interval > 0) || !(timeout > 0)) throw new RangeError('keepalive interval and timeout must be positive');
+  let waiting = false;
+  const timer = setInterval(() => {
+    if (waiting || ws.closeQueued || ws.destroyed) return;
+    waiting = true;
+    ping(ws, { timeout }).then(
+      () => {
+        waiting = false;
+      },
+      (err: unknown) => {
+        waiting = false;
+        if (err instanceof IOError && err.reason === 'timeout') {
+          ws.destroy(new IOError('timeout', `no pong within ${timeout} ms: the peer is unresponsive`));
+        }
+        // Any other failure means the connection is already closing or broken.
+      }
+    );
+  }, interval);
+  timer.unref();
+  const stop = (): void => clearInterval(timer);
+  ws.socket.once('close', stop);
+  return stop;
+}

@@ -1,0 +1,222 @@
+/**
+ * ping() with its matching Pong, keepalive() against live and dead peers, close() with its
+ * result, and the event-style handleEvents() loop.
+ */
+import test from 'ava';
+import { AsyncSocket } from '../../src/async-socket';
+import { close } from '../../src/closing';
+import { CloseCode, Opcode } from '../../src/core/constants';
+import { IOError } from '../../src/core/errors';
+import { makeFrame } from '../../src/core/frame';
+import { handleEvents } from '../../src/events';
+import { keepalive, ping } from '../../src/keepalive';
+import { readData } from '../../src/recv';
+import { sendClose, sendPing, sendText } from '../../src/send';
+import { Collector, asyncPair, delay, socketPair, within } from '../helpers/socket-pair';
+
+/** Reads `ws` until it fails or closes; resolves to what ended it. */
+async function drain(ws: AsyncSocket): Promise<unknown> {
+  try {
+    for (let i = 0; i < 10_000; i++) {
+      const m = await readData(ws);
+      if (m.opcode === Opcode.Close) return 'close';
+    }
+    return 'too many';
+  } catch (err) {
+    return err;
+  }
+}
+
+async function rawPair(t: { teardown(fn: () => void): void }, role: 'client' | 'server', closeTimeout = 1000) {
+  const [ours, raw] = await socketPair();
+  t.teardown(() => {
+    ours.destroy();
+    raw.destroy();
+  });
+  return { ws: new AsyncSocket(ours, { role, closeTimeout }), raw, peer: new Collector(raw) };
+}
+
+test('ping() resolves with the round-trip time once the matching Pong is read', async (t) => {
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  const serverLoop = drain(pair.server); // the server answers pings inside readData
+  const clientLoop = drain(pair.client); // and the client's reader sees the Pong
+  const rtt = await within(ping(pair.client, { token: 'tok-1', timeout: 2000 }), 'the pong');
+  t.true(rtt >= 0 && rtt < 2000, `rtt ${rtt}`);
+  const rtt2 = await within(ping(pair.server), 'a pong to the server');
+  t.true(rtt2 >= 0);
+  await sendClose(pair.client, 1000);
+  t.is(await within(serverLoop, 'server loop'), 'close');
+  t.is(await within(clientLoop, 'client loop'), 'close');
+});
+
+test('ping() times out with IOError when no Pong comes back', async (t) => {
+  const { ws } = await rawPair(t, 'client');
+  void drain(ws);
+  const err = await t.throwsAsync(ping(ws, { timeout: 100 }), { instanceOf: IOError });
+  t.is(err!.reason, 'timeout');
+});
+
+test('a Pong for a later Ping settles the earlier ones too (RFC 6455 §5.5.3)', async (t) => {
+  const { ws, raw, peer } = await rawPair(t, 'server');
+  void drain(ws);
+  const first = ping(ws, { token: 'one', timeout: 3000 });
+  const second = ping(ws, { token: 'two', timeout: 3000 });
+  await peer.waitFrames(2);
+  // The peer answers only the most recent Ping.
+  raw.write(makeFrame(Opcode.Pong, 'two', true));
+  const [a, b] = await within(Promise.all([first, second]), 'both pings to settle');
+  t.true(a >= b, 'the earlier ping waited at least as long');
+  // An unsolicited Pong with an unknown payload changes nothing.
+  raw.write(makeFrame(Opcode.Pong, 'nobody', true));
+  const third = ping(ws, { token: 'three', timeout: 150 });
+  await t.throwsAsync(third, { instanceOf: IOError });
+});
+
+test('pending pings reject with IOError when the connection closes', async (t) => {
+  const { ws, raw } = await rawPair(t, 'client');
+  const reading = drain(ws);
+  const p = ping(ws, { token: 'x' });
+  await delay(20);
+  raw.destroy();
+  const err = await t.throwsAsync(within(p, 'the ping to reject'), { instanceOf: IOError });
+  t.not(err!.reason, 'timeout');
+  t.true((await reading) instanceof IOError);
+});
+
+test('ping() refuses a 126-byte token synchronously and a duplicate token by rejection', async (t) => {
+  const { ws } = await rawPair(t, 'client');
+  t.throws(() => ping(ws, { token: 'x'.repeat(126) }), { instanceOf: RangeError });
+  const first = ping(ws, { token: 'same', timeout: 100 });
+  await t.throwsAsync(ping(ws, { token: 'same' }), { instanceOf: RangeError });
+  await t.throwsAsync(first, { instanceOf: IOError });
+});
+
+test('keepalive() keeps a responsive connection open and pings on its interval', async (t) => {
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  let pings = 0;
+  const serverLoop = (async () => {
+    for (;;) {
+      const m = await readData(pair.server);
+      if (m.opcode === Opcode.Ping) pings++;
+      if (m.opcode === Opcode.Close) return;
+    }
+  })();
+  const clientLoop = drain(pair.client);
+  const stop = keepalive(pair.client, { interval: 40, timeout: 1000 });
+  await delay(300);
+  t.true(pings >= 3, `${pings} pings in 300 ms at a 40 ms interval`);
+  t.false(pair.client.destroyed);
+  stop();
+  const seen = pings;
+  await delay(120);
+  t.is(pings, seen, 'no pings after stop()');
+  await sendClose(pair.client, 1000);
+  await within(serverLoop, 'the server loop');
+  t.is(await within(clientLoop, 'client loop'), 'close');
+});
+
+test('keepalive() destroys the connection when the peer stops answering', async (t) => {
+  const { ws, peer } = await rawPair(t, 'client');
+  const started = Date.now();
+  const reading = drain(ws);
+  keepalive(ws, { interval: 50, timeout: 100 });
+  const err = await within(reading, 'the read to fail');
+  t.true(err instanceof IOError, String(err));
+  t.is((err as IOError).reason, 'timeout');
+  const took = Date.now() - started;
+  t.true(took >= 140 && took < 2000, `failed after ${took} ms`);
+  t.true(ws.destroyed);
+  t.true((await peer.waitFrames(1))[0]!.opcode === Opcode.Ping, 'the peer saw a Ping');
+});
+
+test('keepalive() refuses non-positive intervals', async (t) => {
+  const { ws } = await rawPair(t, 'client');
+  t.throws(() => keepalive(ws, { interval: 0 }), { instanceOf: RangeError });
+  t.throws(() => keepalive(ws, { interval: 10, timeout: -1 }), { instanceOf: RangeError });
+});
+
+test('close() runs the handshake and reports the peer code and reason, clean', async (t) => {
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  const serverLoop = (async () => {
+    await sendText(pair.server, 'dropped by close()');
+    return drain(pair.server);
+  })();
+  const result = await within(close(pair.client, 4000, 'bye'), 'close()');
+  t.deepEqual(result, { code: 4000, reason: 'bye', clean: true });
+  t.is(await serverLoop, 'close');
+  t.true(pair.client.destroyed);
+});
+
+test('close() after the peer Close was already read reports it, clean', async (t) => {
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  await sendClose(pair.server, 1001, 'going away');
+  const m = await readData(pair.client);
+  t.is(m.opcode, Opcode.Close);
+  const serverLoop = drain(pair.server);
+  const result = await within(close(pair.client), 'close()');
+  t.deepEqual(result, { code: 1001, reason: 'going away', clean: true });
+  t.is(await serverLoop, 'close');
+});
+
+test('close() with a silent peer gives up after its timeout: 1006, not clean', async (t) => {
+  const { ws, peer } = await rawPair(t, 'server', 5000);
+  const started = Date.now();
+  const result = await within(close(ws, 1000, '', 150), 'close()');
+  t.deepEqual(result, { code: CloseCode.Abnormal, reason: '', clean: false });
+  const took = Date.now() - started;
+  t.true(took >= 140 && took < 2000, `took ${took} ms`);
+  t.is((await peer.waitFrames(1))[0]!.opcode, Opcode.Close);
+});
+
+test('handleEvents() calls onOpen, onMessage, onPing, onPong and onClose in order', async (t) => {
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  const seen: string[] = [];
+  const done = handleEvents(pair.server, {
+    onOpen: () => void seen.push('open'),
+    onMessage: async (ws, m) => {
+      seen.push(`message ${m.opcode} ${m.data.toString()}`);
+      await sendText(ws, m.data.toString().toUpperCase());
+    },
+    onPing: (_ws, data) => void seen.push(`ping ${data.toString()}`),
+    onPong: (_ws, data) => void seen.push(`pong ${data.toString()}`),
+    onError: (_ws, err) => void seen.push(`error ${String(err)}`),
+    onClose: (_ws, r) => void seen.push(`close ${r.code} ${r.reason} ${r.clean}`)
+  });
+  await sendText(pair.client, 'hi');
+  t.deepEqual(await readData(pair.client), { opcode: Opcode.Text, data: Buffer.from('HI') });
+  await sendPing(pair.client, undefined, 'p1');
+  t.is((await readData(pair.client)).opcode, Opcode.Pong);
+  await pair.client.write(makeFrame(Opcode.Pong, 'u', true));
+  await sendClose(pair.client, 1000, 'done');
+  t.is((await readData(pair.client)).opcode, Opcode.Close);
+  const result = await within(done, 'handleEvents to end');
+  t.deepEqual(result, { code: 1000, reason: 'done', clean: true });
+  t.deepEqual(seen, ['open', 'message 1 hi', 'ping p1', 'pong u', 'close 1000 done true']);
+});
+
+test('handleEvents(): a handler that throws closes the connection with 1011 and reaches onError', async (t) => {
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  const errors: unknown[] = [];
+  let closed: unknown = null;
+  const done = handleEvents(pair.server, {
+    onMessage: () => {
+      throw new Error('handler bug');
+    },
+    onError: (_ws, err) => void errors.push(err),
+    onClose: (_ws, r) => void (closed = r)
+  });
+  await sendText(pair.client, 'boom');
+  const m = await within(readData(pair.client), 'the Close');
+  t.is(m.opcode, Opcode.Close);
+  t.is(m.data.readUInt16BE(0), CloseCode.InternalError);
+  await within(done, 'handleEvents to end');
+  t.is(errors.length, 1);
+  t.is((errors[0] as Error).message, 'handler bug');
+  t.deepEqual(closed, { code: CloseCode.Abnormal, reason: '', clean: false });
+});
