@@ -1,4 +1,4 @@
-// The README's example program must keep running and printing what README says it prints.
+// Every program in examples/ must keep running and printing what README says it prints.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -6,17 +6,47 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-test('examples/frames.ts runs and talks to itself', async (t) => {
-  const root = join(__dirname, '..');
-  const { stdout } = await run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'examples/frames.ts'], {
-    cwd: root,
+async function example(name: string): Promise<string> {
+  const { stdout } = await run(process.execPath, ['-r', 'ts-node/register/transpile-only', `examples/${name}`], {
+    cwd: join(__dirname, '..'),
     timeout: 30_000
   });
-  t.regex(stdout, /^makeFrame: 810548656c6c6f$/m);
-  t.regex(stdout, /^text echo: true hello$/m);
-  t.regex(stdout, /^binary echo bytes: 100000$/m);
-  t.regex(stdout, /^pong matches ping: true$/m);
-  t.regex(stdout, /^raw frame: true true streamed text$/m);
-  t.regex(stdout, /^server: peer closed with \{ code: 1000, reason: 'bye' \}$/m);
-  t.regex(stdout, /^client: closed cleanly$/m);
-});
+  return stdout;
+}
+
+const EXPECTED: Record<string, RegExp[]> = {
+  'frames.ts': [
+    /^makeFrame: 810548656c6c6f$/m,
+    /^text echo: true hello$/m,
+    /^binary echo bytes: 100000$/m,
+    /^pong matches ping: true$/m,
+    /^raw frame: true true streamed text$/m,
+    /^server: peer closed with \{ code: 1000, reason: 'bye' \}$/m,
+    /^client: closed cleanly$/m
+  ],
+  'server-loop.ts': [
+    /^client: #1: hello \/ #2: again$/m,
+    /^server: client closed with \{ code: 1000, reason: 'done' \}$/m,
+    /^client: server echoed \{ code: 1000, reason: 'done' \}$/m
+  ],
+  'http-auth.ts': [
+    /^client without token: refused with status 401$/m,
+    /^client with token: connected, protocol echo\.v1$/m,
+    /^client: echo: hi$/m,
+    /^client: closed \{ code: 1000, reason: 'bye', clean: true \}$/m
+  ],
+  'chat.ts': [/^bob got: \* someone joined \(2 here\)$/m, /^bob got: alice: hello bob$/m, /^chat closed, clients left: 0$/m],
+  'client.ts': [
+    /^text: true héllo$/m,
+    /^binary: true \[ 1, 2, 3 \]$/m,
+    /^ping answered: true true$/m,
+    /^closed: \{ code: 1000, reason: 'bye', clean: true \}$/m
+  ]
+};
+
+for (const [name, patterns] of Object.entries(EXPECTED)) {
+  test(`examples/${name} runs and prints what README shows`, async (t) => {
+    const stdout = await example(name);
+    for (const p of patterns) t.regex(stdout, p);
+  });
+}
