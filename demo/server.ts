@@ -10,9 +10,8 @@ import { parseArgs } from 'node:util';
 import { AsyncSocket, Opcode, close, messages, rejectUpgrade, sendBinary, sendText, upgrade } from '../src';
 
 const page = readFileSync(join(__dirname, 'index.html'));
-const room = new Set<AsyncSocket>();
 
-async function chat(ws: AsyncSocket): Promise<void> {
+async function chat(ws: AsyncSocket, room: Set<AsyncSocket>): Promise<void> {
   room.add(ws);
   try {
     for await (const { opcode, data } of messages(ws)) {
@@ -42,8 +41,9 @@ async function echo(ws: AsyncSocket): Promise<void> {
   }
 }
 
-/** Starts the demo server; resolves to it once it listens. */
-export async function startDemo(port: number, host: string): Promise<http.Server> {
+/** Starts the demo server (port 0 picks a free one); resolves to it once it listens. */
+export async function startDemo(port: number, host = '127.0.0.1'): Promise<http.Server> {
+  const room = new Set<AsyncSocket>(); // the /chat connections of this server
   const server = http.createServer((req, res) => {
     if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
@@ -55,13 +55,19 @@ export async function startDemo(port: number, host: string): Promise<http.Server
   });
   server.on('upgrade', (req, socket, head) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const serve = path === '/chat' ? chat : path === '/echo' ? echo : null;
+    const serve = path === '/chat' ? (ws: AsyncSocket) => chat(ws, room) : path === '/echo' ? echo : null;
     if (serve === null) return rejectUpgrade(socket, 404);
     upgrade(req, socket, head, { protocols: ['chat.v1'], maxMessageSize: 4 << 20, maxFrameSize: 4 << 20 })
       .then(serve)
       .catch((err: Error) => console.error(`demo: ${path}: ${err.name}: ${err.message}`));
   });
-  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return server;
 }
 
@@ -69,8 +75,20 @@ if (require.main === module) {
   const { values } = parseArgs({
     options: { port: { type: 'string', default: process.env.PORT ?? '8080' }, host: { type: 'string', default: '127.0.0.1' } }
   });
-  startDemo(Number(values.port), values.host).then((server) => {
-    const { port } = server.address() as { port: number };
-    console.log(`wsframe demo on http://${values.host}:${port}/ (Ctrl-C to stop)`);
-  });
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port > 65535) {
+    console.error(`demo: --port takes a port number (0-65535), not ${JSON.stringify(values.port)}`);
+    process.exit(2);
+  }
+  startDemo(port, values.host).then(
+    (server) => {
+      const address = server.address() as { port: number };
+      const host = values.host.includes(':') ? `[${values.host}]` : values.host;
+      console.log(`wsframe demo on http://${host}:${address.port}/ (Ctrl-C to stop)`);
+    },
+    (err: Error) => {
+      console.error(`demo: cannot listen on ${values.host}:${port}: ${err.message}`);
+      process.exit(1);
+    }
+  );
 }

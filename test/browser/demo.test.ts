@@ -1,0 +1,263 @@
+// A real headless Chromium against the demo (demo/server.ts, what `npm start` serves): the chat
+// page between two browser pages, and the browser's own WebSocket against /echo for text,
+// binary, a 1 MiB message and a close with code and reason.
+//
+// Chromium comes from Debian (`apt-get install chromium`, done by .ci/run) at /usr/bin/chromium,
+// or CHROMIUM_PATH. Without it the tests are skipped on a developer machine and fail in CI
+// (when CI is set). Chromium may only reach 127.0.0.1: names do not resolve, requests to
+// other hosts are aborted, and every URL it asked for is checked at the end.
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startDemo } from '../../demo/server';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const IN_CI = Boolean(process.env.CI);
+const WAIT_MS = 10_000; // bound on every wait for the page or a message
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const HAVE_CHROMIUM = executable(CHROMIUM);
+const browserTest = HAVE_CHROMIUM || IN_CI ? test.serial : test.skip;
+if (!HAVE_CHROMIUM && !IN_CI) {
+  console.log(
+    `test/browser/demo.test.ts: SKIPPED: no Chromium at ${CHROMIUM} ` +
+      '(install Debian\'s chromium with apt-get, or set CHROMIUM_PATH); in CI (CI set) these tests fail instead'
+  );
+}
+
+let browser: Browser | undefined;
+let server: Server | undefined;
+let origin = '';
+const requested: string[] = []; // every URL Chromium asked for, WebSockets included
+const pageErrors: string[] = [];
+
+test.before(async () => {
+  if (!HAVE_CHROMIUM) {
+    throw new Error(`CI is set but there is no Chromium at ${CHROMIUM}: the browser interop test must run in CI (.ci/run installs it)`);
+  }
+  server = await startDemo(0, '127.0.0.1');
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    timeout: 30_000,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'
+    ]
+  });
+});
+
+test.after.always(async () => {
+  const bounded = (p: Promise<unknown>): Promise<unknown> =>
+    Promise.race([p.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+  if (browser) await bounded(browser.close());
+  if (server) {
+    const s = server;
+    s.closeAllConnections();
+    await bounded(new Promise((resolve) => s.close(resolve)));
+  }
+});
+
+/** A fresh context (its own cookies and storage) whose requests may only go to the demo server. */
+async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser!.newContext();
+  context.setDefaultTimeout(WAIT_MS);
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    requested.push(url);
+    return url.startsWith(`${origin}/`) ? route.continue() : route.abort('blockedbyclient');
+  });
+  const page = await context.newPage();
+  page.on('websocket', (ws) => requested.push(ws.url()));
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  return { context, page };
+}
+
+async function openChat(name: string): Promise<{ context: BrowserContext; page: Page }> {
+  const opened = await newPage();
+  await opened.page.goto(`${origin}/`);
+  await opened.page.locator('#state[data-state="open"]').waitFor();
+  await opened.page.fill('#name', name);
+  return opened;
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.press('#text', 'Enter');
+}
+
+browserTest('the chat page: messages come back in #log, and two pages see each other', async (t) => {
+  t.timeout(30_000);
+  const alice = await openChat('alice');
+  const bob = await openChat('bob');
+  try {
+    t.is(await alice.page.title(), 'wsframe demo');
+    t.is(await alice.page.textContent('#state'), 'connected (protocol chat.v1)');
+
+    await say(alice.page, 'hello from alice ✓');
+    for (const { page } of [alice, bob]) {
+      await page.locator('#log p', { hasText: 'alice: hello from alice ✓' }).waitFor();
+    }
+    t.is(await alice.page.inputValue('#text'), '', 'the form is cleared after sending');
+    t.is(await alice.page.locator('#log p', { hasText: 'alice: hello from alice' }).getAttribute('class'), 'me');
+
+    await say(bob.page, 'hi alice, bob here — 你好');
+    for (const { page } of [alice, bob]) {
+      await page.locator('#log p', { hasText: 'bob: hi alice, bob here — 你好' }).waitFor();
+    }
+    t.deepEqual(await alice.page.locator('#log p').allTextContents(), [
+      'alice: hello from alice ✓',
+      'bob: hi alice, bob here — 你好'
+    ]);
+    t.deepEqual(await bob.page.locator('#log p').allTextContents(), await alice.page.locator('#log p').allTextContents());
+
+    // The page's own buttons: a 1 MiB binary message is echoed, Close ends cleanly with its code.
+    await alice.page.click('#binary');
+    await alice.page.locator('#log p', { hasText: 'binary echo: 1048576 bytes' }).waitFor();
+    await alice.page.click('#close');
+    await alice.page.locator('#state[data-state="closed"]').waitFor();
+    t.is(await alice.page.textContent('#state'), 'closed: 1000 bye from the page (clean)');
+
+    // Bob's connection is unaffected and alice has left the room.
+    await say(bob.page, 'still here');
+    await bob.page.locator('#log p', { hasText: 'bob: still here' }).waitFor();
+    t.is(await alice.page.locator('#log p', { hasText: 'still here' }).count(), 0);
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+  }
+});
+
+interface EchoResult {
+  protocol: string;
+  texts: string[];
+  binaries: number[][];
+  big: { length: number; mismatches: number; sha256: string };
+  close: { code: number; reason: string; wasClean: boolean };
+}
+
+const TEXTS = ['hello', '', 'héllo wörld — 你好 🌍 ✓', 'x'.repeat(70_000)];
+const BINARY = [0, 1, 2, 127, 128, 254, 255];
+const BIG = 1 << 20;
+const CLOSE_REASON = 'done here ✓';
+
+/** Runs in the browser: the browser's WebSocket against /echo. Every wait is bounded. */
+async function echoInBrowser(args: { url: string; texts: string[]; binary: number[]; big: number; reason: string; waitMs: number }): Promise<EchoResult> {
+  const pattern = (i: number): number => (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
+  const ws = new WebSocket(args.url, ['chat.v1']);
+  ws.binaryType = 'arraybuffer';
+  const inbox: Array<string | ArrayBuffer> = [];
+  let wake: (() => void) | null = null;
+  let closed: { code: number; reason: string; wasClean: boolean } | null = null;
+  ws.onopen = () => wake?.();
+  ws.onmessage = (e) => {
+    inbox.push(e.data as string | ArrayBuffer);
+    wake?.();
+  };
+  ws.onclose = (e) => {
+    closed = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+    wake?.();
+  };
+  const until = async (done: () => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + args.waitMs;
+    while (!done()) {
+      if (closed !== null && what !== 'close') throw new Error(`closed (${JSON.stringify(closed)}) while waiting for ${what}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      wake = null;
+    }
+  };
+  const next = async (what: string): Promise<string | ArrayBuffer> => {
+    await until(() => inbox.length > 0, what);
+    return inbox.shift()!;
+  };
+
+  await until(() => ws.readyState === WebSocket.OPEN, 'open');
+  const texts: string[] = [];
+  for (const text of args.texts) {
+    ws.send(text);
+    const echoed = await next(`the echo of a ${text.length}-character text`);
+    texts.push(typeof echoed === 'string' ? echoed : `<binary ${echoed.byteLength}>`);
+  }
+  ws.send(new Uint8Array(args.binary).buffer);
+  const binaries: number[][] = [];
+  const echoed = await next('the echo of the binary message');
+  binaries.push(typeof echoed === 'string' ? [-1] : Array.from(new Uint8Array(echoed)));
+
+  const big = new Uint8Array(args.big);
+  for (let i = 0; i < big.length; i++) big[i] = pattern(i);
+  ws.send(big.buffer);
+  const back = await next('the echo of the 1 MiB message');
+  const bytes = typeof back === 'string' ? new Uint8Array(0) : new Uint8Array(back);
+  let mismatches = Math.abs(bytes.length - args.big);
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== pattern(i)) mismatches++;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+
+  ws.close(4000, args.reason);
+  await until(() => closed !== null, 'close');
+  return { protocol: ws.protocol, texts, binaries, big: { length: bytes.length, mismatches, sha256 }, close: closed! };
+}
+
+browserTest('the browser WebSocket against /echo: text, binary, 1 MiB and a close with 4000 and a reason', async (t) => {
+  t.timeout(30_000);
+  const { context, page } = await newPage();
+  try {
+    await page.goto(`${origin}/`); // a page of the demo's origin, so the socket is same-origin
+    const result = await page.evaluate(echoInBrowser, {
+      url: `${origin.replace('http:', 'ws:')}/echo`,
+      texts: TEXTS,
+      binary: BINARY,
+      big: BIG,
+      reason: CLOSE_REASON,
+      waitMs: WAIT_MS
+    });
+    t.is(result.protocol, 'chat.v1');
+    t.deepEqual(result.texts, TEXTS);
+    t.deepEqual(result.binaries, [BINARY]);
+
+    const expected = Buffer.alloc(BIG);
+    for (let i = 0; i < BIG; i++) expected[i] = (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
+    t.is(result.big.length, BIG);
+    t.is(result.big.mismatches, 0, 'every byte of the 1 MiB message came back');
+    t.is(result.big.sha256, createHash('sha256').update(expected).digest('hex'));
+
+    t.deepEqual(result.close, { code: 4000, reason: CLOSE_REASON, wasClean: true });
+  } finally {
+    await context.close();
+  }
+});
+
+browserTest('Chromium only reached the demo server on 127.0.0.1, and the pages threw nothing', (t) => {
+  t.true(requested.length > 0);
+  const wsOrigin = origin.replace('http:', 'ws:');
+  t.deepEqual(
+    requested.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith(`${wsOrigin}/`)),
+    []
+  );
+  t.deepEqual(pageErrors, []);
+});
