@@ -56,6 +56,14 @@ export function rejectUpgrade(
   setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
 }
 
+// A failure on our side (options, selectProtocol): answer 500 and reject, as documented,
+// with a HandshakeError that carries the status answered and the original error as cause.
+function refuse500(socket: Duplex, req: IncomingMessage, what: string, err: unknown): Promise<never> {
+  rejectUpgrade(socket, 500);
+  const detail = err instanceof Error ? err.message : String(err);
+  return Promise.reject(new HandshakeError(`${what}: ${detail}`, 500, req.headers, { cause: err }));
+}
+
 /**
  * Completes the server side of the handshake (RFC 6455 §4.2) on a `node:http`/`node:https`
  * `'upgrade'` event. Checks the method (GET), HTTP/1.1, `Upgrade`, `Connection`,
@@ -106,8 +114,7 @@ export function upgrade(
       protocol = options.protocols.find((p) => checked.protocols.includes(p));
     }
   } catch (err) {
-    rejectUpgrade(socket, 500);
-    return Promise.reject(err);
+    return refuse500(socket, req, 'choosing the subprotocol failed', err);
   }
   if (socket.destroyed || !socket.writable) {
     return Promise.reject(new HandshakeError('the client went away before the handshake completed', undefined, req.headers));
@@ -116,8 +123,7 @@ export function upgrade(
   try {
     response = buildServerResponse(checked.key, protocol, options.headers);
   } catch (err) {
-    rejectUpgrade(socket, 500);
-    return Promise.reject(err);
+    return refuse500(socket, req, 'building the 101 response failed', err);
   }
   const s = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
   s.setNoDelay?.(true);
