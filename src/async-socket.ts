@@ -12,6 +12,7 @@ import type { CloseInfo } from './core/close';
 import { MessageAssembler } from './core/message';
 import { HeaderRules, newFrameHeader } from './core/frame';
 import { applyMask, unmaskSmall } from './core/mask';
+import { closeChannel, openChannel } from './diagnostics';
 
 /** Which end of the connection this is: clients mask what they send, servers must not. */
 export type Role = 'client' | 'server';
@@ -149,6 +150,7 @@ export class AsyncSocket {
     // error reaches the caller through the pending (or next) read or write instead.
     socket.on('error', (err: Error) => this.onError(err));
     socket.on('close', () => this.onClose());
+    if (openChannel.hasSubscribers) openChannel.publish({ ws: this });
     const idle = options.idleTimeout ?? DEFAULTS.idleTimeout;
     if (idle > 0 && 'setTimeout' in socket) {
       (socket as unknown as { setTimeout(ms: number, cb: () => void): void }).setTimeout(idle, () =>
@@ -473,5 +475,14 @@ export class AsyncSocket {
     this.failRead(new IOError('reset', 'socket closed'));
     this.failPongWaiters(this.readClosed ?? this.ended!);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    if (closeChannel.hasSubscribers) {
+      const peer = this.peerClose;
+      closeChannel.publish({
+        ws: this,
+        code: peer?.code ?? 1006,
+        reason: peer?.reason ?? '',
+        clean: peer !== null && this.closeSent
+      });
+    }
   }
 }

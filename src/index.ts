@@ -43,6 +43,7 @@ export { upgrade, rejectUpgrade } from './server';
 export type { UpgradeOptions } from './server';
 export { close, whenClosed } from './closing';
 export type { CloseResult } from './closing';
+export { CHANNELS } from './diagnostics';
 export { listen } from './listener';
 export type { ListenOptions, WsServer, ConnectionHandler } from './listener';
 export { ping, keepalive } from './keepalive';

@@ -10,6 +10,7 @@ import { AsyncSocket } from './async-socket';
 import { decodeClosePayload, encodeClosePayload } from './core/close';
 import { CloseCode, Opcode, isControlOpcode } from './core/constants';
 import { ConcurrencyError, IOError, ProtocolError } from './core/errors';
+import { protocolErrorChannel } from './diagnostics';
 import { Frame, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
 
 /** A whole message, or a control frame, as `readData` returns it. */
@@ -136,6 +137,7 @@ function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: bo
 function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
   ws.reading = false;
   if (err instanceof ProtocolError) {
+    if (protocolErrorChannel.hasSubscribers) protocolErrorChannel.publish({ ws, error: err });
     ws.assembler.reset();
     if (!ws.closeSent && !ws.destroyed) {
       ws.closeQueued = true;

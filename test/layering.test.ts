@@ -8,6 +8,7 @@ const SRC = join(__dirname, '..', 'src');
 // Layer of each top-level module; core files are layer 0.
 const LAYER: Record<string, number> = {
   'async-socket': 1,
+  diagnostics: 1,
   recv: 2,
   send: 2,
   closing: 2,

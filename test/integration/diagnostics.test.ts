@@ -1,0 +1,74 @@
+/**
+ * Connection events on node:diagnostics_channel: open, close (code, clean) and
+ * protocol-error, filtered by socket since subscriptions are process-wide.
+ */
+import test from 'ava';
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { AsyncSocket } from '../../src/async-socket';
+import { Opcode } from '../../src/core/constants';
+import { ProtocolError } from '../../src/core/errors';
+import { makeFrame } from '../../src/core/frame';
+import { CHANNELS } from '../../src/diagnostics';
+import { readData } from '../../src/recv';
+import { sendClose } from '../../src/send';
+import { asyncPair, socketPair, until, within } from '../helpers/socket-pair';
+
+interface Event {
+  channel: string;
+  message: { ws?: AsyncSocket; code?: number; reason?: string; clean?: boolean; error?: ProtocolError };
+}
+
+function record(t: { teardown(fn: () => void): void }): Event[] {
+  const events: Event[] = [];
+  for (const channel of Object.values(CHANNELS)) {
+    const listener = (message: unknown): void => void events.push({ channel, message: message as Event['message'] });
+    diagnosticsChannel.subscribe(channel, listener);
+    t.teardown(() => diagnosticsChannel.unsubscribe(channel, listener));
+  }
+  return events;
+}
+
+test.serial('open and a clean close are published with the peer code', async (t) => {
+  const events = record(t);
+  const pair = await asyncPair();
+  t.teardown(() => pair.destroy());
+  const mine = (): Event[] => events.filter((e) => e.message.ws === pair.client || e.message.ws === pair.server);
+  t.deepEqual(
+    mine().map((e) => e.channel),
+    [CHANNELS.open, CHANNELS.open]
+  );
+  await sendClose(pair.client, 4000, 'bye');
+  t.is((await readData(pair.server)).opcode, Opcode.Close);
+  t.is((await readData(pair.client)).opcode, Opcode.Close);
+  await until(() => mine().filter((e) => e.channel === CHANNELS.close).length === 2, 'two close events');
+  const client = mine().find((e) => e.channel === CHANNELS.close && e.message.ws === pair.client)!;
+  const server = mine().find((e) => e.channel === CHANNELS.close && e.message.ws === pair.server)!;
+  t.like(client.message, { code: 4000, reason: 'bye', clean: true }); // the echo carried both
+  t.like(server.message, { code: 4000, reason: 'bye', clean: true });
+});
+
+test.serial('a protocol error is published with its close code, then an unclean close', async (t) => {
+  const events = record(t);
+  const [ours, raw] = await socketPair();
+  t.teardown(() => {
+    ours.destroy();
+    raw.destroy();
+  });
+  raw.on('error', () => {});
+  raw.resume();
+  const ws = new AsyncSocket(ours, { role: 'server', closeTimeout: 200 });
+  // An unmasked frame to a server: 1002.
+  raw.write(makeFrame(Opcode.Text, 'x', false));
+  await t.throwsAsync(within(readData(ws), 'the failure'), { instanceOf: ProtocolError });
+  const mine = (): Event[] => events.filter((e) => e.message.ws === ws);
+  const failure = mine().find((e) => e.channel === CHANNELS.protocolError)!;
+  t.is(failure.message.error!.closeCode, 1002);
+  t.is(failure.message.error!.code, 'WS_ERR_EXPECTED_MASK');
+  raw.end();
+  await until(() => mine().some((e) => e.channel === CHANNELS.close), 'the close event');
+  t.like(mine().find((e) => e.channel === CHANNELS.close)!.message, { code: 1006, clean: false });
+});
+
+test.serial('nothing is published without subscribers (hasSubscribers is false)', (t) => {
+  for (const name of Object.values(CHANNELS)) t.false(diagnosticsChannel.channel(name).hasSubscribers);
+});
