@@ -158,6 +158,15 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
           r.destroy();
           return attempt(next, redirects + 1);
         }
+        if (status === 101) {
+          // node:http hands a 101 over as 'upgrade' only with Upgrade and Connection: upgrade;
+          // without them it lands here: say which header is wrong, not "expected 101, got 101".
+          try {
+            checkServerResponse(status, res.headers, key, protocols);
+          } catch (err) {
+            return finish(err as Error);
+          }
+        }
         finish(new HandshakeError(`expected status 101, got ${status}`, status, res.headers));
       });
       r.end();

@@ -10,6 +10,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket } from '../../src/async-socket';
+import { acceptKey } from '../../src/core/handshake';
 import { UpgradeOptions, upgrade } from '../../src/server';
 import { HttpHead, readHttpHead } from '../helpers/upgrade';
 import { WAIT_MS, within } from '../helpers/socket-pair';
@@ -220,4 +221,32 @@ export async function rawServer(
   });
   track(t, server);
   return { port: await listenOn(server), requests, server };
+}
+
+/** Writes a correct 101 for `req` (plus extra header lines, plus bytes in the same write). */
+export function write101(socket: net.Socket, req: HttpHead, extra: readonly string[] = [], after: Buffer = Buffer.alloc(0)): void {
+  const key = req.headers['sec-websocket-key'] ?? '';
+  const head = [
+    'HTTP/1.1 101 Switching Protocols',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    `Sec-WebSocket-Accept: ${acceptKey(key)}`,
+    ...extra,
+    '',
+    ''
+  ].join('\r\n');
+  socket.write(Buffer.concat([Buffer.from(head, 'latin1'), after]));
+}
+
+/** The path and query of a request's start line ("GET /x?y HTTP/1.1" → "/x?y"). */
+export function target(req: HttpHead): string {
+  return req.startLine.split(' ')[1]!;
+}
+
+/** Resumes a raw server-side socket and waits (bounded) until the client has closed it. */
+export function closedByPeer(socket: net.Socket, what = 'the client to close its socket'): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.resume();
+  return within(closed, what);
 }
