@@ -56,6 +56,9 @@ export const DEFAULTS = {
 
 // Bookkeeping cost charged for each buffered chunk, so that many tiny chunks count.
 const CHUNK_OVERHEAD = 64;
+// Chunks smaller than this are copied into a shared tail buffer of TAIL_SIZE bytes.
+const COALESCE_MAX = 1024;
+const TAIL_SIZE = 16 * 1024;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 function ioErrorFrom(err: unknown): IOError {
@@ -126,6 +129,11 @@ export class AsyncSocket {
   private ended: IOError | null = null;
   private readClosed: IOError | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
+  // The buffer small chunks are appended to, and the queued view of its newest bytes.
+  private tail: Buffer | null = null;
+  private tailUsed = 0;
+  private tailStart = 0;
+  private tailView: Buffer | null = null;
   // Pings waiting for their Pong, in the order they were sent.
   private readonly pongWaiters = new Map<string, { resolve: (rtt: number) => void; reject: (err: Error) => void; sentAt: number }>();
 
@@ -175,9 +183,11 @@ export class AsyncSocket {
    */
   feed(chunk: Buffer): void {
     if (this.readClosed !== null) return; // the connection is closed: input is dropped
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.avail += chunk.length;
+    const n = chunk.length;
+    if (n === 0) return;
+    if (n < COALESCE_MAX) this.append(chunk);
+    else this.chunks.push(chunk);
+    this.avail += n;
     if (this.resolveWait !== null && this.avail >= this.need) {
       const resolve = this.resolveWait;
       this.clearWait();
@@ -191,6 +201,37 @@ export class AsyncSocket {
       this.paused = true;
       this.socket.pause();
     }
+  }
+
+  /** @internal How many separate buffers hold the unread bytes (for tests of the coalescing). */
+  get bufferedChunks(): number {
+    return this.chunks.length - this.first;
+  }
+
+  // Small chunks are copied into a shared tail buffer instead of being queued one by one: a
+  // peer that trickles a large frame in 1-byte TCP segments would otherwise make us hold a
+  // Buffer object (about 100 bytes) per byte. Views handed out earlier stay valid, since the
+  // tail is only ever appended to.
+  private append(chunk: Buffer): void {
+    const n = chunk.length;
+    const last = this.chunks.length - 1;
+    let tail = this.tail;
+    if (tail !== null && this.tailUsed + n <= tail.length && last >= this.first && this.chunks[last] === this.tailView) {
+      chunk.copy(tail, this.tailUsed);
+      this.tailUsed += n;
+      this.tailView = tail.subarray(this.tailStart, this.tailUsed);
+      this.chunks[last] = this.tailView;
+      return;
+    }
+    if (tail === null || this.tailUsed + n > tail.length) {
+      tail = this.tail = Buffer.allocUnsafeSlow(TAIL_SIZE);
+      this.tailUsed = 0;
+    }
+    chunk.copy(tail, this.tailUsed);
+    this.tailStart = this.tailUsed;
+    this.tailUsed += n;
+    this.tailView = tail.subarray(this.tailStart, this.tailUsed);
+    this.chunks.push(this.tailView);
   }
 
   /**

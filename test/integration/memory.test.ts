@@ -1,0 +1,51 @@
+/**
+ * Memory a peer can make us hold: a large frame trickled in 1-byte chunks is coalesced into
+ * a few buffers (not one Buffer object per byte), and views already handed out stay intact.
+ */
+import test from 'ava';
+import { Duplex } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { AsyncSocket } from '../../src/async-socket';
+import { Opcode } from '../../src/core/constants';
+import { makeFrame } from '../../src/core/frame';
+import { readData } from '../../src/recv';
+
+function memorySocket(): Duplex {
+  return new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+}
+
+test('a 200 KB frame arriving one byte at a time is held in a few buffers', async (t) => {
+  const ws = new AsyncSocket(memorySocket(), { role: 'server', readBufferSize: 4096 });
+  const payload = Buffer.alloc(200_000);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+  const frame = makeFrame(Opcode.Binary, payload, true);
+  const pending = readData(ws);
+  let most = 0;
+  for (let i = 0; i < frame.length; i++) {
+    ws.feed(frame.subarray(i, i + 1));
+    most = Math.max(most, ws.bufferedChunks);
+  }
+  const m = await pending;
+  t.true(most <= Math.ceil(frame.length / 16384) + 1, `${most} buffers held for ${frame.length} bytes`);
+  t.is(createHash('sha256').update(m.data).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+});
+
+test('messages handed out earlier are not overwritten by bytes coalesced later', async (t) => {
+  const ws = new AsyncSocket(memorySocket(), { role: 'server' });
+  const got: Buffer[] = [];
+  for (let i = 0; i < 300; i++) {
+    const frame = makeFrame(Opcode.Text, `message ${i}`, true);
+    // Mixed chunking: whole frames, and frames cut in two.
+    if (i % 3 === 0) {
+      ws.feed(frame.subarray(0, 3));
+      ws.feed(frame.subarray(3));
+    } else {
+      ws.feed(Buffer.from(frame));
+    }
+    got.push((await readData(ws)).data);
+  }
+  t.deepEqual(
+    got.map((b) => b.toString()),
+    Array.from({ length: 300 }, (_, i) => `message ${i}`)
+  );
+});
