@@ -39,11 +39,16 @@ function target(url: URL): { secure: boolean; host: string; port: number; path: 
   if (url.protocol === 'ws:' || url.protocol === 'http:') secure = false;
   else if (url.protocol === 'wss:' || url.protocol === 'https:') secure = true;
   else throw new SyntaxError(`unsupported URL scheme ${url.protocol} (use ws: or wss:)`);
-  if (url.hash !== '') throw new SyntaxError('a WebSocket URL must not have a fragment (RFC 6455 §3)');
+  // An empty fragment ("…#") leaves url.hash '' too; the href still ends with '#'.
+  if (url.hash !== '' || url.href.endsWith('#')) {
+    throw new SyntaxError('a WebSocket URL must not have a fragment (RFC 6455 §3)');
+  }
   // IPv6 literals come bracketed in URL.hostname; http.request wants them bare.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port !== '' ? Number(url.port) : secure ? 443 : 80;
-  return { secure, host, port, path: (url.pathname || '/') + url.search };
+  // An empty query ("/x?") leaves url.search ''; keep its '?' so the path goes out verbatim.
+  const search = url.search !== '' ? url.search : url.href.endsWith('?') ? '?' : '';
+  return { secure, host, port, path: (url.pathname || '/') + search };
 }
 
 /**
