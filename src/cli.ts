@@ -21,10 +21,17 @@ const USAGE = `Usage:
   wsframe connect URL [--protocol a,b]
 
   echo-server  echoes every text and binary message with its type, answers pings, and
-               echoes the close code and reason. With --protocol it selects the first
-               protocol of its list that the client offers.
-  echo-client  connects, echoes every message it receives, and exits 0 after a clean close.
-  connect      sends each line of standard input as a text message and prints what arrives.
+               echoes the close code and reason. Prints the URL it listens on (--port 0
+               picks a free port); SIGINT or SIGTERM closes open connections with 1001.
+               With --protocol it selects the first protocol of its list that the
+               client offers.
+  echo-client  connects to a ws: or wss: URL (offering the --protocol list), echoes every
+               message it receives, and exits 0 after a clean close, 1 on a failure.
+  connect      sends each line of standard input as a text message and prints what
+               arrives as "< text"; the end of input closes the connection.
+
+  --max-message-size  larger messages (or frames) fail the connection with 1009.
+  Exit codes: 0 success, 1 connection or protocol failure, 2 usage error.
 `;
 
 class UsageError extends Error {}
@@ -35,8 +42,8 @@ function parse(args: string[]) {
       args,
       allowPositionals: true,
       options: {
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '9001' },
+        host: { type: 'string' },
+        port: { type: 'string' },
         'max-message-size': { type: 'string' },
         protocol: { type: 'string' },
         help: { type: 'boolean', short: 'h' }
@@ -47,14 +54,45 @@ function parse(args: string[]) {
   }
 }
 
+type Values = ReturnType<typeof parse>['values'];
+
+// The options each command takes (--help goes with any).
+const OPTIONS: Record<string, readonly string[]> = {
+  'echo-server': ['host', 'port', 'max-message-size', 'protocol'],
+  'echo-client': ['protocol', 'max-message-size'],
+  connect: ['protocol']
+};
+
 function byteCount(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} takes a positive number of bytes`);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`--${name} takes a positive number of bytes, not ${JSON.stringify(value)}`);
+  }
   return Number(value);
 }
 
+// RFC 7230 token characters, which subprotocol names are made of (RFC 6455 §4.1).
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 function protocolList(value: string | undefined): string[] | undefined {
-  return value === undefined ? undefined : value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((s) => s.trim());
+  const bad = list.find((p) => !TOKEN.test(p));
+  if (bad !== undefined) throw new UsageError(`--protocol takes a comma-separated list of names, and ${JSON.stringify(bad)} is not one`);
+  return list;
+}
+
+function wsUrl(command: string, url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`${command}: ${JSON.stringify(url)} is not a URL`);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw new UsageError(`${command} takes a ws: or wss: URL, not ${parsed.protocol}`);
+  }
+  return url;
 }
 
 /** Echoes messages until the close handshake (answered inside readData) completes. */
@@ -67,15 +105,20 @@ async function echo(ws: AsyncSocket): Promise<{ code: number; reason: string }> 
   }
 }
 
-async function echoServer(values: ReturnType<typeof parse>['values']): Promise<void> {
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port takes a port number (0-65535)');
+async function echoServer(values: Values): Promise<void> {
+  const host = values.host ?? '127.0.0.1';
+  const portText = values.port ?? '9001';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new UsageError(`--port takes a port number (0-65535; 0 picks a free one), not ${JSON.stringify(portText)}`);
+  }
   const maxSize = byteCount('max-message-size', values['max-message-size']);
+  const protocols = protocolList(values.protocol);
   const server = await listen(
     {
-      host: values.host,
+      host,
       port,
-      protocols: protocolList(values.protocol),
+      protocols,
       ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
     },
     async (ws) => {
@@ -83,7 +126,8 @@ async function echoServer(values: ReturnType<typeof parse>['values']): Promise<v
       await whenClosed(ws);
     }
   );
-  console.log(`wsframe echo-server listening on ws://${values.host}:${server.port}`);
+  const shown = host.includes(':') ? `[${host}]` : host;
+  console.log(`wsframe echo-server listening on ws://${shown}:${server.port}`);
   const stop = (): void => {
     server.close().then(() => process.exit(0), () => process.exit(1));
   };
@@ -91,10 +135,11 @@ async function echoServer(values: ReturnType<typeof parse>['values']): Promise<v
   process.once('SIGTERM', stop);
 }
 
-async function echoClient(url: string, values: ReturnType<typeof parse>['values']): Promise<void> {
+async function echoClient(url: string, values: Values): Promise<void> {
   const maxSize = byteCount('max-message-size', values['max-message-size']);
+  const protocols = protocolList(values.protocol);
   const ws = await connect(url, {
-    protocols: protocolList(values.protocol),
+    protocols,
     ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
   });
   const { code, reason } = await echo(ws);
@@ -102,8 +147,9 @@ async function echoClient(url: string, values: ReturnType<typeof parse>['values'
   console.error(`closed cleanly: ${code}${reason ? ` ${reason}` : ''}`);
 }
 
-async function interactive(url: string, values: ReturnType<typeof parse>['values']): Promise<void> {
-  const ws = await connect(url, { protocols: protocolList(values.protocol) });
+async function interactive(url: string, values: Values): Promise<void> {
+  const protocols = protocolList(values.protocol);
+  const ws = await connect(url, { protocols });
   console.error(`connected to ${url}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
   const lines = createInterface({ input: process.stdin });
   let closing: Promise<unknown> | null = null;
@@ -135,19 +181,23 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parse(argv);
     const [command, url, ...rest] = positionals;
-    if (values.help || command === undefined) {
+    if (values.help) {
       process.stdout.write(USAGE);
-      return command === undefined && !values.help ? 2 : 0;
+      return 0;
     }
+    if (command === undefined) throw new UsageError('no command given');
+    if (!Object.hasOwn(OPTIONS, command)) throw new UsageError(`unknown command ${command}`);
+    const allowed = OPTIONS[command];
+    const stray = Object.keys(values).find((name) => name !== 'help' && !allowed.includes(name));
+    if (stray !== undefined) throw new UsageError(`${command} takes no --${stray}`);
     if (command === 'echo-server') {
       if (url !== undefined) throw new UsageError('echo-server takes no URL');
       await echoServer(values);
       return -1; // keeps running
     }
-    if (command !== 'echo-client' && command !== 'connect') throw new UsageError(`unknown command ${command}`);
     if (url === undefined || rest.length > 0) throw new UsageError(`${command} takes one URL`);
-    if (command === 'echo-client') await echoClient(url, values);
-    else await interactive(url, values);
+    if (command === 'echo-client') await echoClient(wsUrl(command, url), values);
+    else await interactive(wsUrl(command, url), values);
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -1,0 +1,461 @@
+// The `wsframe` CLI (src/cli.ts) as a user runs it: spawned as a child process, with `ws` as
+// the peer (and a raw socket for a peer that breaks the protocol). Every wait is bounded and
+// every child is killed in teardown.
+//
+// Startup cost: `node -r ts-node/register/transpile-only src/cli.ts` spends ~1.4 s of CPU
+// transpiling src/ in every child, too much for ~30 children on a small CI machine. So src/ is
+// transpiled once (ts.transpileModule, as ts-node's transpile-only does) into a temporary
+// directory and most children run that JavaScript, as the package's `bin` (dist/cli.js) runs;
+// the shared echo-server runs through ts-node exactly as a developer would.
+import test from 'ava';
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import ts from 'typescript';
+import WebSocket, { WebSocketServer } from 'ws';
+
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'src', 'cli.ts');
+const WAIT_MS = 10_000;
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+const children = new Set<ChildProcess>();
+const servers = new Set<{ close(): void }>();
+const OUT = mkdtempSync(join(tmpdir(), 'wsframe-cli-test-'));
+const CLI_JS = join(OUT, 'cli.js');
+
+test.before(() => {
+  const compilerOptions = { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true };
+  const walk = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  for (const file of walk(join(ROOT, 'src')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
+    const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions, fileName: file });
+    const target = join(OUT, relative(join(ROOT, 'src'), file)).replace(/\.ts$/, '.js');
+    mkdirSync(dirname(target), { recursive: true });
+    writeFileSync(target, outputText);
+  }
+});
+
+test.after.always(() => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const server of servers) server.close();
+  rmSync(OUT, { recursive: true, force: true });
+});
+
+/** Rejects after `ms` with a message saying what was awaited. */
+function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+interface Cli {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves with the exit code (or signal) once the child is gone. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns the CLI: the transpiled copy, or with `tsNode` src/cli.ts through ts-node. */
+function run(args: string[], { tsNode = false } = {}): Cli {
+  const argv = tsNode ? ['-r', 'ts-node/register/transpile-only', CLI, ...args] : [CLI_JS, ...args];
+  const child = spawn(process.execPath, argv, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }))
+  );
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Waits until the child's stdout (or stderr) matches. */
+async function waitFor(cli: Cli, pattern: RegExp, stream: 'stdout' | 'stderr' = 'stdout', ms = WAIT_MS): Promise<RegExpMatchArray> {
+  const source = stream === 'stdout' ? cli.child.stdout! : cli.child.stderr!;
+  const read = stream === 'stdout' ? cli.stdout : cli.stderr;
+  return within(
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = (): void => {
+        const m = read().match(pattern);
+        if (m) {
+          source.off('data', check);
+          cli.child.off('exit', gone);
+          resolve(m);
+        }
+      };
+      const gone = (): void => reject(new Error(`the CLI exited before printing ${pattern}; stdout: ${cli.stdout()} stderr: ${cli.stderr()}`));
+      source.on('data', check);
+      cli.child.once('exit', gone);
+      setImmediate(check);
+    }),
+    `${pattern} on ${stream}`,
+    ms
+  );
+}
+
+function exitOf(cli: Cli, what = 'the CLI to exit'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return within(cli.exited, what);
+}
+
+/** Starts `wsframe echo-server --port 0 …` and resolves to it and its URL once it listens. */
+async function echoServer(args: string[] = [], { tsNode = false } = {}): Promise<{ cli: Cli; url: string }> {
+  const cli = run(['echo-server', '--port', '0', ...args], { tsNode });
+  // Startup through ts-node on a busy CI machine can take a while.
+  const [, url] = await waitFor(cli, /listening on (ws:\/\/127\.0\.0\.1:\d+)/, 'stdout', 30_000);
+  return { cli, url };
+}
+
+/** A `ws` client, open. */
+function open(url: string, protocols?: string[]): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols);
+  return within(
+    new Promise<WebSocket>((resolve, reject) => {
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    }),
+    `a connection to ${url}`
+  ).catch((err) => {
+    ws.terminate();
+    throw err;
+  });
+}
+
+/** The next message on a `ws` socket. */
+function nextMessage(ws: WebSocket): Promise<{ data: Buffer; isBinary: boolean }> {
+  return within(
+    new Promise((resolve) => ws.once('message', (data: Buffer, isBinary: boolean) => resolve({ data, isBinary }))),
+    'a message'
+  );
+}
+
+function closeEvent(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return within(
+    new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }))),
+    'the close'
+  );
+}
+
+let shared: Promise<{ cli: Cli; url: string }> | undefined;
+/** One plain echo-server for the tests that do not need options. */
+function sharedEchoServer(): Promise<{ cli: Cli; url: string }> {
+  shared ??= echoServer([], { tsNode: true });
+  return shared;
+}
+
+// ---------------------------------------------------------------- echo-server
+
+test('echo-server prints its URL and echoes text and binary with their types', async (t) => {
+  const { url } = await sharedEchoServer();
+  const ws = await open(url);
+  const text = 'héllo wörld — 你好 🌍';
+  ws.send(text);
+  let m = await nextMessage(ws);
+  t.false(m.isBinary);
+  t.is(m.data.toString('utf8'), text);
+
+  const bytes = Buffer.from([0, 1, 2, 127, 128, 255]);
+  ws.send(bytes);
+  m = await nextMessage(ws);
+  t.true(m.isBinary);
+  t.deepEqual(m.data, bytes);
+
+  // A text message in two fragments comes back as one text message.
+  ws.send('frag', { fin: false });
+  ws.send('mented', { fin: true });
+  m = await nextMessage(ws);
+  t.false(m.isBinary);
+  t.is(m.data.toString(), 'fragmented');
+
+  const big = Buffer.alloc(200_000, 0xab);
+  ws.send(big);
+  m = await nextMessage(ws);
+  t.true(m.isBinary);
+  t.true(m.data.equals(big));
+
+  const closed = closeEvent(ws);
+  ws.close(1000);
+  t.is((await closed).code, 1000);
+});
+
+test('echo-server answers pings with the same payload', async (t) => {
+  const { url } = await sharedEchoServer();
+  const ws = await open(url);
+  const pong = within(new Promise<Buffer>((resolve) => ws.once('pong', resolve)), 'the pong');
+  ws.ping('token-123');
+  t.is((await pong).toString(), 'token-123');
+  ws.send('after the ping');
+  t.is((await nextMessage(ws)).data.toString(), 'after the ping');
+  ws.terminate();
+});
+
+test("echo-server echoes the close code and reason (4001 'x')", async (t) => {
+  const { url } = await sharedEchoServer();
+  const ws = await open(url);
+  const closed = closeEvent(ws);
+  ws.close(4001, 'x');
+  t.deepEqual(await closed, { code: 4001, reason: 'x' });
+});
+
+test('echo-server --protocol a,b selects the first of its list that the client offers', async (t) => {
+  const { url } = await echoServer(['--protocol', 'a,b']);
+  for (const [offered, chosen] of [
+    [['c', 'b', 'a'], 'a'],
+    [['c', 'b'], 'b'],
+    [[], '']
+  ] as const) {
+    const ws = await open(url, [...offered]);
+    t.is(ws.protocol, chosen, `offered ${offered.join(',')}`);
+    ws.send('hi');
+    t.is((await nextMessage(ws)).data.toString(), 'hi');
+    const closed = closeEvent(ws);
+    ws.close();
+    await closed;
+  }
+});
+
+test('echo-server --max-message-size 1000: a 1000-byte message echoes, a 2000-byte one fails with 1009', async (t) => {
+  const { url } = await echoServer(['--max-message-size', '1000']);
+  const ws = await open(url);
+  ws.send(Buffer.alloc(1000, 1));
+  t.is((await nextMessage(ws)).data.length, 1000);
+  const closed = closeEvent(ws);
+  let echoed = false;
+  ws.on('message', () => (echoed = true));
+  ws.send(Buffer.alloc(2000, 2));
+  t.is((await closed).code, 1009);
+  t.false(echoed, 'nothing is echoed after the violation');
+});
+
+test('echo-server exits 0 on SIGTERM, closing open connections with 1001', async (t) => {
+  const { cli, url } = await echoServer();
+  const ws = await open(url);
+  ws.send('x');
+  await nextMessage(ws);
+  const closed = closeEvent(ws);
+  cli.child.kill('SIGTERM');
+  t.is((await closed).code, 1001);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null });
+});
+
+// ---------------------------------------------------------------- echo-client
+
+/** A `ws` server on 127.0.0.1:0; resolves once it listens. */
+async function wsServer(onConnection: (ws: WebSocket) => void): Promise<{ wss: WebSocketServer; url: string }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  servers.add(wss);
+  await within(new Promise((resolve) => wss.once('listening', resolve)), 'the ws server to listen');
+  wss.on('connection', onConnection);
+  return { wss, url: `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/path?q=1` };
+}
+
+test('echo-client echoes text, binary and pings back to a ws server, and exits 0 after its close', async (t) => {
+  let resolveSeen: (v: unknown) => void = () => undefined;
+  const seen = new Promise((resolve) => (resolveSeen = resolve));
+  const { url } = await wsServer((ws) => {
+    (async () => {
+      ws.send('héllo ✓');
+      const text = await nextMessage(ws);
+      ws.send(Buffer.from([9, 8, 7, 0, 255]));
+      const binary = await nextMessage(ws);
+      const pong = within(new Promise<Buffer>((resolve) => ws.once('pong', resolve)), 'the pong');
+      ws.ping('p1');
+      const pongData = await pong;
+      const closed = closeEvent(ws);
+      ws.close(1000, 'done');
+      resolveSeen({ text, binary, pong: pongData.toString(), close: await closed });
+    })().catch(resolveSeen);
+  });
+  const cli = run(['echo-client', url]);
+  const result = (await within(seen, 'the ws server to finish')) as Record<string, unknown>;
+  t.deepEqual(result, {
+    text: { data: Buffer.from('héllo ✓'), isBinary: false },
+    binary: { data: Buffer.from([9, 8, 7, 0, 255]), isBinary: true },
+    pong: 'p1',
+    close: { code: 1000, reason: 'done' }
+  });
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.regex(cli.stderr(), /closed cleanly: 1000 done/);
+});
+
+test('echo-client --protocol offers its list and --max-message-size bounds what it accepts', async (t) => {
+  let offered = '';
+  const { url, wss } = await wsServer((ws) => {
+    ws.send('small');
+    ws.once('message', () => ws.send(Buffer.alloc(600)));
+  });
+  wss.on('headers', (_headers, req) => (offered = String(req.headers['sec-websocket-protocol'] ?? '')));
+  const cli = run(['echo-client', url, '--protocol', 'x,y', '--max-message-size', '500']);
+  const { code } = await exitOf(cli);
+  t.is(offered, 'x, y');
+  t.is(code, 1);
+  t.regex(cli.stderr(), /close code 1009/);
+});
+
+interface RawPeer {
+  url: string;
+  /** The frames the client sent, decoded (opcode and unmasked payload). */
+  frames: Promise<Array<{ opcode: number; payload: Buffer }>>;
+}
+
+/**
+ * A server on a raw socket with a hand-written handshake that then sends `frames` as they
+ * are: for peers that break the protocol. It collects what the client sends until it ends.
+ */
+async function rawServer(frames: Buffer): Promise<RawPeer> {
+  let resolveFrames: (f: Array<{ opcode: number; payload: Buffer }>) => void = () => undefined;
+  const received = new Promise<Array<{ opcode: number; payload: Buffer }>>((resolve) => (resolveFrames = resolve));
+  const server = net.createServer((socket) => {
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (upgraded) return;
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const key = /sec-websocket-key: *(\S+)/i.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? '';
+      buf = buf.subarray(end + 4);
+      upgraded = true;
+      const accept = createHash('sha1').update(key + GUID).digest('base64');
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`
+      );
+      socket.write(frames);
+    });
+    socket.on('end', () => socket.end());
+    socket.on('close', () => resolveFrames(decodeMaskedFrames(buf)));
+  });
+  servers.add(server);
+  await within(new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve)), 'the raw server to listen');
+  return { url: `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}/`, frames: within(received, 'the client to hang up') };
+}
+
+/** Decodes small masked frames (client to server). */
+function decodeMaskedFrames(buf: Buffer): Array<{ opcode: number; payload: Buffer }> {
+  const frames = [];
+  let i = 0;
+  while (i + 6 <= buf.length) {
+    const opcode = buf[i] & 0x0f;
+    const len = buf[i + 1] & 0x7f; // the frames here are all under 126 bytes
+    const mask = buf.subarray(i + 2, i + 6);
+    const payload = Buffer.from(buf.subarray(i + 6, i + 6 + len));
+    for (let j = 0; j < payload.length; j++) payload[j] ^= mask[j & 3];
+    frames.push({ opcode, payload });
+    i += 6 + len;
+  }
+  return frames;
+}
+
+for (const [what, frame, closeCode] of [
+  ['a masked frame from the server', Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2]), 1002],
+  ['invalid UTF-8 in a text message', Buffer.from([0x81, 0x02, 0xc3, 0x28]), 1007],
+  ['a reserved opcode', Buffer.from([0x83, 0x00]), 1002]
+] as const) {
+  test(`echo-client exits non-zero with a message on stderr when the server sends ${what}`, async (t) => {
+    const peer = await rawServer(frame);
+    const cli = run(['echo-client', peer.url]);
+    const { code } = await exitOf(cli);
+    t.is(code, 1);
+    t.regex(cli.stderr(), new RegExp(`^wsframe: \\w+Error: .*\\(close code ${closeCode}\\)\\n$`));
+    const sent = await peer.frames;
+    t.is(sent.length, 1, 'only a Close, nothing echoed');
+    t.is(sent[0].opcode, 0x8);
+    t.is(sent[0].payload.readUInt16BE(0), closeCode);
+  });
+}
+
+test('echo-client exits 1 with a message when it cannot connect', async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  const cli = run(['echo-client', `ws://127.0.0.1:${port}/`]);
+  t.is((await exitOf(cli)).code, 1);
+  t.regex(cli.stderr(), /^wsframe: \w+Error: .+/);
+});
+
+// ---------------------------------------------------------------- connect
+
+test('connect sends stdin lines as text, prints what arrives as "< text", and closes cleanly at the end of stdin', async (t) => {
+  const got: Array<{ text: string; isBinary: boolean }> = [];
+  let resolveClose: (c: { code: number; reason: string }) => void = () => undefined;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => (resolveClose = resolve));
+  const { url } = await wsServer((ws) => {
+    ws.send('welcome');
+    ws.send(Buffer.from([0xde, 0xad, 0xbe, 0xef]));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      got.push({ text: data.toString(), isBinary });
+      ws.send(`you said: ${data.toString()}`);
+    });
+    ws.on('close', (code, reason) => resolveClose({ code, reason: reason.toString() }));
+  });
+  const cli = run(['connect', url]);
+  await waitFor(cli, /^< welcome\n< binary, 4 bytes: deadbeef\n/);
+  cli.child.stdin!.write('hello\n');
+  cli.child.stdin!.write('wörld, ünïcode ✓\n');
+  await waitFor(cli, /< you said: wörld, ünïcode ✓\n/);
+  t.deepEqual(got, [
+    { text: 'hello', isBinary: false },
+    { text: 'wörld, ünïcode ✓', isBinary: false }
+  ]);
+  t.is(cli.stdout(), '< welcome\n< binary, 4 bytes: deadbeef\n< you said: hello\n< you said: wörld, ünïcode ✓\n');
+  t.regex(cli.stderr(), /^connected to ws:\/\/127\.0\.0\.1:\d+\/path\?q=1/);
+  cli.child.stdin!.end();
+  t.is((await within(closed, 'the close at the ws server')).code, 1000);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+});
+
+test('connect exits 0 when the server closes, saying so', async (t) => {
+  const { url } = await wsServer((ws) => ws.on('message', () => ws.close(1000, 'bye now')));
+  const cli = run(['connect', url]);
+  await waitFor(cli, /connected to/, 'stderr');
+  cli.child.stdin!.write('quit\n'); // stdin stays open: the server's close alone must end it
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.regex(cli.stderr(), /closed by the server: 1000 bye now/);
+});
+
+// ---------------------------------------------------------------- usage
+
+for (const [what, args, message] of [
+  ['no command', [], /no command given/],
+  ['an unknown command', ['serve'], /unknown command serve/],
+  ['echo-client without a URL', ['echo-client'], /echo-client takes one URL/],
+  ['connect without a URL', ['connect'], /connect takes one URL/],
+  ['echo-client with two URLs', ['echo-client', 'ws://a/', 'ws://b/'], /takes one URL/],
+  ['a bad --port', ['echo-server', '--port', 'abc'], /--port/],
+  ['a port out of range', ['echo-server', '--port', '70000'], /--port/],
+  ['an empty --port', ['echo-server', '--port', ''], /--port/],
+  ['a bad --max-message-size', ['echo-server', '--max-message-size', '1k'], /--max-message-size/],
+  ['a zero --max-message-size', ['echo-client', 'ws://127.0.0.1:1/', '--max-message-size', '0'], /--max-message-size/],
+  ['an unknown option', ['echo-server', '--bogus'], /bogus/],
+  ['an option without its value', ['echo-server', '--port'], /--port/],
+  ['a URL that is not ws: or wss:', ['echo-client', 'http://127.0.0.1:1/'], /ws: or wss:/],
+  ['something that is not a URL', ['connect', 'localhost:80'], /ws: or wss:|not a URL/],
+  ['a bad --protocol', ['echo-server', '--protocol', 'a b'], /--protocol/],
+  ['an option of another command', ['connect', 'ws://127.0.0.1:1/', '--port', '1'], /connect takes no --port/],
+  ['a URL for echo-server', ['echo-server', 'ws://127.0.0.1:1/'], /echo-server takes no URL/],
+  ['an inherited property name as command', ['constructor'], /unknown command constructor/]
+] as const) {
+  test(`usage: ${what} exits 2 with the usage text on stderr`, async (t) => {
+    const cli = run([...args]);
+    t.deepEqual(await exitOf(cli), { code: 2, signal: null });
+    t.regex(cli.stderr(), /Usage:\n {2}wsframe echo-server/);
+    if (message) t.regex(cli.stderr(), message);
+    t.is(cli.stdout(), '');
+  });
+}
+
+test('--help prints the usage on stdout and exits 0', async (t) => {
+  const cli = run(['--help']);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null });
+  t.regex(cli.stdout(), /^Usage:\n {2}wsframe echo-server \[--host 127\.0\.0\.1\] \[--port 9001\]/);
+  t.regex(cli.stdout(), /wsframe connect URL/);
+});
