@@ -106,8 +106,14 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     const attempt = (url: URL, redirects: number): void => {
       const { secure, host, port, path } = target(url);
       const key = generateKey();
+      // Credentials go only to the first host (host and port), and never from wss: down to
+      // ws: (as curl and ws do): a redirect must not hand them to someone else.
+      const trusted = url.host === first.host && (secure || !target(first).secure);
+      const userHeaders = Object.entries(options.headers ?? {}).filter(
+        ([name]) => trusted || !/^(authorization|cookie|proxy-authorization)$/i.test(name)
+      );
       const headers: Record<string, string | readonly string[]> = {
-        ...options.headers,
+        ...Object.fromEntries(userHeaders),
         Connection: 'Upgrade',
         Upgrade: 'websocket',
         'Sec-WebSocket-Key': key,
