@@ -10,7 +10,10 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket } from '../../src/async-socket';
+import { Opcode } from '../../src/core/constants';
 import { acceptKey } from '../../src/core/handshake';
+import { readData } from '../../src/recv';
+import { sendBinary, sendText } from '../../src/send';
 import { UpgradeOptions, upgrade } from '../../src/server';
 import { HttpHead, readHttpHead } from '../helpers/upgrade';
 import { WAIT_MS, within } from '../helpers/socket-pair';
@@ -249,4 +252,14 @@ export function closedByPeer(socket: net.Socket, what = 'the client to close its
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   socket.resume();
   return within(closed, what);
+}
+
+/** Echoes Text and Binary messages with their type until the peer's Close (which readData answers). */
+export async function echo(ws: AsyncSocket): Promise<void> {
+  for (;;) {
+    const m = await readData(ws);
+    if (m.opcode === Opcode.Text) await sendText(ws, m.data.toString());
+    else if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
+    else if (m.opcode === Opcode.Close) return;
+  }
 }
