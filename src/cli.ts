@@ -7,13 +7,13 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AsyncSocket } from './async-socket';
 import { connect } from './client';
-import { close, whenClosed } from './closing';
+import { destroyAfter, whenClosed } from './closing';
 import { decodeClosePayload } from './core/close';
-import { Opcode } from './core/constants';
+import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
 import { listen } from './listener';
 import { readData } from './recv';
-import { sendBinary, sendText } from './send';
+import { sendBinary, sendClose, sendText } from './send';
 
 const USAGE = `Usage:
   wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b]
@@ -152,10 +152,15 @@ async function interactive(url: string, values: Values): Promise<void> {
   const ws = await connect(url, { protocols });
   console.error(`connected to ${url}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
   const lines = createInterface({ input: process.stdin });
-  let closing: Promise<unknown> | null = null;
+  // The end of input sends our Close; the loop below keeps reading (and printing) until the
+  // server's Close answers it. Only this loop reads the socket.
+  let closing = false;
   lines.on('line', (line) => void sendText(ws, line).catch(() => lines.close()));
   lines.on('close', () => {
-    closing ??= close(ws, 1000);
+    if (closing) return;
+    closing = true;
+    if (!ws.closeQueued) sendClose(ws, CloseCode.Normal).catch(() => undefined);
+    destroyAfter(ws, ws.closeTimeout);
   });
   try {
     for (;;) {
@@ -164,15 +169,13 @@ async function interactive(url: string, values: Values): Promise<void> {
       else if (opcode === Opcode.Binary) console.log(`< binary, ${data.length} bytes: ${data.subarray(0, 32).toString('hex')}${data.length > 32 ? '…' : ''}`);
       else if (opcode === Opcode.Close) {
         const { code, reason } = decodeClosePayload(data);
-        console.error(`closed by the server: ${code}${reason ? ` ${reason}` : ''}`);
+        console.error(`${closing ? 'closed' : 'closed by the server'}: ${code}${reason ? ` ${reason}` : ''}`);
         break;
       }
     }
-  } catch (err) {
-    if (closing === null) throw err; // our own close() was reading; anything else is a failure
   } finally {
     lines.close();
-    await (closing ?? whenClosed(ws));
+    await whenClosed(ws);
   }
 }
 

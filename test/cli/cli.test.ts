@@ -411,6 +411,16 @@ test('connect sends stdin lines as text, prints what arrives as "< text", and cl
   cli.child.stdin!.end();
   t.is((await within(closed, 'the close at the ws server')).code, 1000);
   t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.regex(cli.stderr(), /\nclosed: 1000\n$/);
+});
+
+test('connect with piped input: every line is sent and every answer printed before the close completes', async (t) => {
+  const { url } = await wsServer((ws) => ws.on('message', (data: Buffer) => ws.send(`got ${data.toString()}`)));
+  const cli = run(['connect', url]);
+  cli.child.stdin!.end('one\ntwo\nthree\n');
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(cli.stdout(), '< got one\n< got two\n< got three\n');
+  t.regex(cli.stderr(), /\nclosed: 1000\n$/);
 });
 
 test('connect exits 0 when the server closes, saying so', async (t) => {
