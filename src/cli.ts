@@ -142,9 +142,23 @@ async function echoClient(url: string, values: Values): Promise<void> {
     protocols,
     ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
   });
-  const { code, reason } = await echo(ws);
+  let closed: { code: number; reason: string };
+  try {
+    closed = await echo(ws);
+  } catch (err) {
+    lingerAfterFailure(ws);
+    throw err;
+  }
   await whenClosed(ws);
-  console.error(`closed cleanly: ${code}${reason ? ` ${reason}` : ''}`);
+  console.error(`closed cleanly: ${closed.code}${closed.reason ? ` ${closed.reason}` : ''}`);
+}
+
+// After a failure the library waits up to closeTimeout (10 s) for the server to close TCP;
+// a command line tool gives it a second, then exits.
+const FAILURE_LINGER_MS = 1000;
+
+function lingerAfterFailure(ws: AsyncSocket): void {
+  destroyAfter(ws, Math.min(ws.closeTimeout, FAILURE_LINGER_MS));
 }
 
 async function interactive(url: string, values: Values): Promise<void> {
@@ -173,6 +187,9 @@ async function interactive(url: string, values: Values): Promise<void> {
         break;
       }
     }
+  } catch (err) {
+    lingerAfterFailure(ws);
+    throw err;
   } finally {
     lines.close();
     await whenClosed(ws);

@@ -309,10 +309,10 @@ interface RawPeer {
  * A server on a raw socket with a hand-written handshake that then sends `frames` as they
  * are: for peers that break the protocol. It collects what the client sends until it ends.
  */
-async function rawServer(frames: Buffer): Promise<RawPeer> {
+async function rawServer(frames: Buffer, { neverClose = false } = {}): Promise<RawPeer> {
   let resolveFrames: (f: Array<{ opcode: number; payload: Buffer }>) => void = () => undefined;
   const received = new Promise<Array<{ opcode: number; payload: Buffer }>>((resolve) => (resolveFrames = resolve));
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ allowHalfOpen: neverClose }, (socket) => {
     let buf = Buffer.alloc(0);
     let upgraded = false;
     socket.on('error', () => undefined);
@@ -330,7 +330,7 @@ async function rawServer(frames: Buffer): Promise<RawPeer> {
       );
       socket.write(frames);
     });
-    socket.on('end', () => socket.end());
+    socket.on('end', () => (neverClose ? resolveFrames(decodeMaskedFrames(buf)) : socket.end()));
     socket.on('close', () => resolveFrames(decodeMaskedFrames(buf)));
   });
   servers.add(server);
@@ -371,6 +371,17 @@ for (const [what, frame, closeCode] of [
     t.is(sent[0].payload.readUInt16BE(0), closeCode);
   });
 }
+
+test('echo-client exits within about a second after a violation even when the server never closes TCP', async (t) => {
+  const peer = await rawServer(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x68 ^ 1, 0x69 ^ 2]), { neverClose: true });
+  const cli = run(['echo-client', peer.url]);
+  const sent = await peer.frames; // the client's Close, then its FIN
+  const start = Date.now();
+  t.is((await exitOf(cli)).code, 1);
+  t.true(Date.now() - start < 5000, `exited ${Date.now() - start} ms after its FIN`);
+  t.is(sent[0].payload.readUInt16BE(0), 1002);
+  t.regex(cli.stderr(), /close code 1002/);
+});
 
 test('echo-client exits 1 with a message when it cannot connect', async (t) => {
   const server = net.createServer();
