@@ -39,6 +39,12 @@ export interface ListenOptions extends UpgradeOptions {
   verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
   /** Ping every connection on a timer and drop those whose Pong does not come back. Default: off. */
   keepalive?: KeepaliveOptions;
+  /** Largest request head (request line and headers), in bytes; larger ones get 431. Default 16 KiB. */
+  maxHeaderSize?: number;
+  /** Most request headers read; the rest are dropped (Node's `maxHeadersCount`). Default 100. */
+  maxHeadersCount?: number;
+  /** Time a client has to send its whole upgrade request, in ms (Node's `headersTimeout`). Default 10000. */
+  handshakeTimeout?: number;
 }
 
 /** What runs each connection: an async function that owns the socket, or event handlers. */
@@ -94,7 +100,18 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket' });
       res.end('This is a WebSocket endpoint.\n');
     });
-  const httpServer = options.tls ? https.createServer(options.tls, onRequest) : http.createServer(onRequest);
+  const handshakeTimeout = options.handshakeTimeout ?? 10_000;
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+    headersTimeout: handshakeTimeout,
+    requestTimeout: handshakeTimeout,
+    // How often Node checks those timeouts (its default, 30 s, would make them coarse).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, handshakeTimeout / 2))
+  };
+  const httpServer = options.tls
+    ? https.createServer({ ...options.tls, ...serverOptions }, onRequest)
+    : http.createServer(serverOptions, onRequest);
+  httpServer.maxHeadersCount = options.maxHeadersCount ?? 100;
   let closing = false;
 
   async function accept(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
