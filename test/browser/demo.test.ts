@@ -16,7 +16,7 @@ import { startDemo } from '../../demo/server';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IN_CI = Boolean(process.env.CI);
-const WAIT_MS = 10_000; // bound on every wait for the page or a message
+const WAIT_MS = 15_000; // bound on every wait for the page or a message
 
 function executable(path: string): boolean {
   try {

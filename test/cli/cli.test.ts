@@ -19,7 +19,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'src', 'cli.ts');
-const WAIT_MS = 10_000;
+const WAIT_MS = 20_000; // bound on every wait (generous: the whole suite shares a small CI machine)
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 const children = new Set<ChildProcess>();
