@@ -1,0 +1,308 @@
+/**
+ * Runs one case over a raw TCP socket whose HTTP upgrade is done, in either role, and
+ * judges what came back. The suite behaves as a correct endpoint around the bytes a case
+ * sends: it answers pings, answers the peer's Close, and closes TCP first when it is the
+ * server (RFC 6455 §7.1.1).
+ */
+import { isUtf8 } from 'node:buffer';
+import net from 'node:net';
+import { encodeFrame, FrameParser, WireFrame, closePayload, isSendableCloseCode } from './wire';
+import { Case, CaseResult, Chop, Expected, OP, Step, Verdict, sectionOf } from './types';
+
+/** Which side of the connection the suite plays. */
+export type SuiteRole = 'client' | 'server';
+
+const DEFAULT_TIMEOUT = 5000;
+
+interface Received {
+  op: 'text' | 'binary' | 'ping' | 'pong';
+  data: Buffer;
+}
+
+/** One WebSocket connection seen from the suite's side, at the level of bytes. */
+export class Conn {
+  readonly messages: Received[] = [];
+  readonly violations: string[] = [];
+  /** The peer's Close: code (null when none) and reason; undefined until one arrives. */
+  peerClose: { code: number | null; reason: Buffer; at: number } | undefined;
+  closeSent = false;
+  tcpEnded = false;
+  tcpClosed = false;
+  writeError: Error | undefined;
+  private readonly parser = new FrameParser();
+  private fragments: Buffer[] | null = null;
+  private fragmentOp = 0;
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly role: SuiteRole,
+    head: Buffer
+  ) {
+    socket.setNoDelay(true);
+    socket.on('error', (err) => {
+      this.writeError ??= err;
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => {
+      this.tcpEnded = true;
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.tcpClosed = true;
+      this.wake();
+    });
+    if (head.length > 0) this.onData(head);
+    socket.resume();
+  }
+
+  /** True once the peer has started to close or fail the connection. */
+  get peerGone(): boolean {
+    return this.peerClose !== undefined || this.tcpEnded || this.tcpClosed;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until `cond` holds (checked on every event) or `ms` pass; says whether it held. */
+  waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+    if (cond()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve(cond());
+      }, ms);
+      const check = (): void => {
+        if (cond()) {
+          clearTimeout(timer);
+          resolve(true);
+        } else this.waiters.push(check);
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    this.parser.push(chunk);
+    try {
+      for (let f = this.parser.next(); f !== null; f = this.parser.next()) this.onFrame(f);
+    } catch (err) {
+      this.violations.push((err as Error).message);
+      this.socket.destroy();
+    }
+    this.wake();
+  }
+
+  private onFrame(f: WireFrame): void {
+    if (this.peerClose !== undefined) {
+      this.violations.push(`frame (opcode ${f.opcode}) after the peer's Close`);
+      return;
+    }
+    const expectMasked = this.role === 'server';
+    if (f.masked !== expectMasked) this.violations.push(`${f.masked ? 'masked' : 'unmasked'} frame from the ${this.role === 'server' ? 'client' : 'server'}`);
+    if (f.rsv !== 0) this.violations.push(`RSV bits ${f.rsv} set by the peer`);
+    if (f.opcode >= 8) {
+      if (!f.fin) this.violations.push('fragmented control frame from the peer');
+      if (f.data.length > 125) this.violations.push(`control frame of ${f.data.length} bytes from the peer`);
+      if (f.opcode === OP.ping) {
+        this.messages.push({ op: 'ping', data: f.data });
+        if (!this.closeSent) this.write(encodeFrame({ op: OP.pong, data: f.data }, this.role === 'client'));
+      } else if (f.opcode === OP.pong) {
+        this.messages.push({ op: 'pong', data: f.data });
+      } else if (f.opcode === OP.close) {
+        this.onClose(f.data);
+      } else this.violations.push(`reserved control opcode ${f.opcode} from the peer`);
+      return;
+    }
+    if (f.opcode === OP.cont) {
+      if (this.fragments === null) {
+        this.violations.push('continuation frame with nothing to continue from the peer');
+        return;
+      }
+      this.fragments.push(f.data);
+    } else if (f.opcode === OP.text || f.opcode === OP.binary) {
+      if (this.fragments !== null) this.violations.push('new data frame inside a fragmented message from the peer');
+      this.fragments = [f.data];
+      this.fragmentOp = f.opcode;
+    } else {
+      this.violations.push(`reserved data opcode ${f.opcode} from the peer`);
+      return;
+    }
+    if (!f.fin) return;
+    const data = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
+    this.fragments = null;
+    // Invalid UTF-8 from the peer shows as a mismatch or an unexpected message: the echo
+    // of an invalid text message is itself the failure, so it is not counted twice here.
+    this.messages.push({ op: this.fragmentOp === OP.text ? 'text' : 'binary', data });
+  }
+
+  private onClose(payload: Buffer): void {
+    let code: number | null = null;
+    let reply = 1000;
+    if (payload.length === 1) this.violations.push('Close with a 1-byte payload from the peer');
+    if (payload.length >= 2) {
+      code = payload.readUInt16BE(0);
+      if (!isSendableCloseCode(code)) this.violations.push(`Close with code ${code}, which may not be sent`);
+      else reply = code;
+      if (!isUtf8(payload.subarray(2))) this.violations.push('Close reason from the peer is not UTF-8');
+    }
+    this.peerClose = { code, reason: payload.subarray(2), at: Date.now() };
+    if (!this.closeSent) this.sendClose(reply);
+    // The server closes TCP first; a client waits for it.
+    if (this.role === 'server') this.socket.end();
+  }
+
+  /** Sends a Close frame (once); further frames may still be sent by a case on purpose. */
+  sendClose(code?: number, reason = ''): void {
+    this.closeSent = true;
+    this.write(encodeFrame({ op: OP.close, data: closePayload(code, reason) }, this.role === 'client'));
+  }
+
+  private write(bytes: Buffer): Promise<void> {
+    if (this.socket.destroyed || this.socket.writableEnded) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.socket.write(bytes, (err) => {
+        if (err) this.writeError ??= err;
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Sends the bytes of one step, chopped into writes that each wait to be handed to the
+   * kernel. Stops as soon as the peer has closed or failed the connection.
+   */
+  async send(frames: Buffer[], chop: Chop, payloadLength = 0, between?: (writes: number) => Promise<void>): Promise<void> {
+    const pieces: Buffer[] = [];
+    if (chop === 'frame') pieces.push(...frames);
+    else if (typeof chop === 'object') {
+      const all = frames[0]!;
+      const header = all.length - payloadLength;
+      let from = 0;
+      for (const cut of chop.payloadCuts) {
+        pieces.push(all.subarray(from, header + cut));
+        from = header + cut;
+      }
+      pieces.push(all.subarray(from));
+    } else {
+      const all = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+      if (chop === 'all') pieces.push(all);
+      else for (let i = 0; i < all.length; i += chop) pieces.push(all.subarray(i, i + chop));
+    }
+    for (let i = 0; i < pieces.length; i++) {
+      if (this.peerGone || this.writeError) return;
+      await this.write(pieces[i]!);
+      if (between) await between(i + 1);
+    }
+  }
+}
+
+/** Did the peer's messages match? '' when they did, else what differs. */
+function compare(got: Received[], want: Expected[]): string {
+  const show = (m: Received | Expected): string => {
+    const d =
+      m.data.length > 24 ? `${m.data.length} bytes` : isUtf8(m.data) ? JSON.stringify(m.data.toString('utf8')) : `0x${m.data.toString('hex') || '(empty)'}`;
+    return `${m.op} ${d}`;
+  };
+  for (let i = 0; i < Math.max(got.length, want.length); i++) {
+    const g = got[i];
+    const w = want[i];
+    if (g === undefined) return `missing message #${i + 1} (${show(w!)}); got ${got.length} of ${want.length}`;
+    if (w === undefined) return `unexpected message #${i + 1}: ${show(g)}`;
+    if (g.op !== w.op || !g.data.equals(w.data)) return `message #${i + 1}: expected ${show(w)}, got ${show(g)}`;
+  }
+  return '';
+}
+
+/** Extra judgement from outside the connection (the echo-client's exit code). */
+export type ExtraCheck = (failExpected: boolean) => Promise<{ reasons: string[]; exitCode?: number | null }>;
+
+/** Runs a case on a connected, upgraded socket and judges it. */
+export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCheck): Promise<CaseResult> {
+  const started = Date.now();
+  const timeout = c.timeout ?? DEFAULT_TIMEOUT;
+  const deadline = started + timeout;
+  const masked = conn.role === 'client';
+  const end = c.end ?? { clean: [1000] };
+  const failExpected = 'fail' in end;
+  const nonStrict: string[] = [];
+  const failed: string[] = [];
+  const checkpoint = async (ms: number): Promise<void> => {
+    const early = await conn.waitFor(() => conn.peerGone, ms);
+    if (!early) nonStrict.push(`did not fail fast: no reaction within ${ms} ms once the first invalid byte was sent`);
+  };
+
+  for (const step of c.steps as Step[]) {
+    if ('send' in step) {
+      if (step.send.some((f) => f.op === OP.close)) conn.closeSent = true;
+      const bytes = step.send.map((f) => encodeFrame(f, masked));
+      const payloadLength = typeof step.send[0]?.data === 'string' ? Buffer.byteLength(step.send[0].data) : (step.send[0]?.data?.length ?? 0);
+      const at = step.checkpointAfter;
+      await conn.send(bytes, step.chop ?? 'all', payloadLength, async (writes) => {
+        if (writes === at) await checkpoint(500);
+      });
+    } else if ('pause' in step) {
+      await new Promise((r) => setTimeout(r, step.pause));
+    } else if ('checkpoint' in step) {
+      await checkpoint(step.checkpoint);
+    } else if ('awaitMessages' in step) {
+      const n = step.awaitMessages;
+      await conn.waitFor(() => conn.messages.length >= n || conn.peerGone, Math.max(0, deadline - Date.now()));
+    }
+    if (Date.now() > deadline) break;
+  }
+  if (!conn.closeSent && !conn.peerGone) conn.sendClose(1000);
+
+  const finished = await conn.waitFor(() => conn.tcpClosed, Math.max(100, deadline - Date.now()));
+  const durationMs = Date.now() - started;
+  if (!finished) conn.socket.destroy();
+
+  // Messages.
+  const mismatch = compare(conn.messages, c.expect);
+  if (mismatch !== '') {
+    const prefix = conn.messages.length < c.expect.length && compare(conn.messages, c.expect.slice(0, conn.messages.length)) === '';
+    if (failExpected && prefix) nonStrict.push(`failed the connection before echoing everything sent ahead of the violation (${mismatch})`);
+    else failed.push(mismatch);
+  }
+  for (const v of conn.violations) failed.push(`peer broke the protocol: ${v}`);
+
+  // Ending.
+  const pc = conn.peerClose;
+  const codeText = (code: number | null): string => (code === null ? 'no code' : String(code));
+  if (failExpected) {
+    const codes = end.fail;
+    if (pc === undefined) {
+      if (conn.tcpEnded || conn.tcpClosed) nonStrict.push('dropped TCP without sending a Close');
+      else failed.push(`did not fail the connection within ${timeout} ms`);
+    } else if (pc.code === null || !codes.includes(pc.code)) {
+      failed.push(`failed with close code ${codeText(pc.code)}, expected ${codes.join(' or ')}`);
+    }
+  } else {
+    const codes = end.clean;
+    if (pc === undefined) failed.push(conn.tcpEnded || conn.tcpClosed ? 'closed TCP without a Close' : `no Close within ${timeout} ms`);
+    else if (!codes.includes(pc.code)) failed.push(`closed with code ${codeText(pc.code)}, expected ${codes.map(codeText).join(' or ')}`);
+  }
+  if (!finished && (pc !== undefined || conn.tcpEnded)) failed.push(`TCP still open ${timeout} ms into the case`);
+
+  let exitCode: number | null | undefined;
+  if (extra) {
+    const more = await extra(failExpected);
+    failed.push(...more.reasons);
+    exitCode = more.exitCode;
+  }
+  const verdict: Verdict = failed.length > 0 ? 'FAILED' : nonStrict.length > 0 ? 'NON-STRICT' : 'OK';
+  return {
+    id: c.id,
+    section: sectionOf(c.id),
+    title: c.title,
+    peer,
+    verdict,
+    reasons: [...failed, ...nonStrict],
+    durationMs,
+    peerCloseCode: pc?.code,
+    ...(exitCode !== undefined ? { exitCode } : {})
+  };
+}

@@ -1,0 +1,19 @@
+/**
+ * What the suite accepts short of OK, each with its reason.
+ *
+ * NON_STRICT: behaviour RFC 6455 allows but that is not the strictest; a case listed here may
+ * come out NON-STRICT (or OK). Keys are case numbers (both roles).
+ *
+ * EXPECTED_FAILURES: known wsframe bugs the suite has found and that are not fixed yet, so
+ * CI stays green meanwhile. Keys are "<program> <case>" (program: echo-server or
+ * echo-client). A listed case that passes makes the test fail, so the entry gets removed
+ * as soon as the bug is fixed. Keep this list empty whenever possible.
+ */
+export const NON_STRICT: Record<string, string> = {
+  '6.4.3':
+    'wsframe validates a frame payload once the whole frame has arrived; fail-fast holds from fragment to fragment, not between the TCP chunks of one frame',
+  '6.4.4':
+    'wsframe validates a frame payload once the whole frame has arrived; fail-fast holds from fragment to fragment, not between the TCP chunks of one frame'
+};
+
+export const EXPECTED_FAILURES: Record<string, string> = {};
