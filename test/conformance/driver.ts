@@ -7,6 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
 import { encodeFrame, FrameParser, WireFrame, closePayload, isSendableCloseCode } from './wire';
+import { FAIL_FAST_MS } from './cases/build';
 import { Case, CaseResult, Chop, Expected, OP, Step, Verdict, sectionOf } from './types';
 
 /** Which side of the connection the suite plays. */
@@ -242,7 +243,7 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
       const payloadLength = typeof step.send[0]?.data === 'string' ? Buffer.byteLength(step.send[0].data) : (step.send[0]?.data?.length ?? 0);
       const at = step.checkpointAfter;
       await conn.send(bytes, step.chop ?? 'all', payloadLength, async (writes) => {
-        if (writes === at) await checkpoint(500);
+        if (writes === at) await checkpoint(FAIL_FAST_MS);
       });
     } else if ('pause' in step) {
       await new Promise((r) => setTimeout(r, step.pause));

@@ -39,7 +39,7 @@ export interface PayloadCuts {
 }
 
 export type Step =
-  /** `checkpointAfter`: a fail-fast checkpoint of 500 ms after that many writes of this step. */
+  /** `checkpointAfter`: a fail-fast checkpoint (FAIL_FAST_MS) after that many writes of this step. */
   | { send: FrameSpec[]; chop?: Chop; checkpointAfter?: number }
   | { pause: number }
   /** Fail-fast point: wait (at most `checkpoint` ms) for the peer to fail the connection here. */

@@ -2,6 +2,12 @@
 import { Case, Chop, Expected, FrameSpec, OP, Step } from '../types';
 import { closePayload } from '../wire';
 
+/**
+ * How long a fail-fast checkpoint waits for the peer to react. A correct peer reacts within
+ * milliseconds, so only a late failure (NON-STRICT) pays for the margin a loaded CI box needs.
+ */
+export const FAIL_FAST_MS = 1500;
+
 type Data = Buffer | string;
 type Extra = Omit<FrameSpec, 'op' | 'data'>;
 
@@ -22,7 +28,7 @@ export const frame = (op: number, d: Data = '', x: Extra = {}): FrameSpec => ({ 
 
 export const send = (frames: FrameSpec[], chop: Chop = 'all'): Step => ({ send: frames, chop });
 export const pause = (ms: number): Step => ({ pause: ms });
-export const checkpoint = (ms = 500): Step => ({ checkpoint: ms });
+export const checkpoint = (ms = FAIL_FAST_MS): Step => ({ checkpoint: ms });
 export const awaitMessages = (n: number): Step => ({ awaitMessages: n });
 
 export const eText = (d: Data): Expected => ({ op: 'text', data: buf(d) });
