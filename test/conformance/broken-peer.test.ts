@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { allCases } from './cases';
-import { Breakage, clientConnector, startBrokenEchoServer } from './peers';
+import { Breakage, EchoClientHarness, clientConnector, launchBrokenEchoClient, startBrokenEchoServer } from './peers';
 import { details } from './report';
 import { runCases } from './run';
 
@@ -41,6 +41,43 @@ for (const v of variants) {
     const server = await startBrokenEchoServer(v.breakage);
     t.teardown(() => server.close());
     const results = await runCases(pick([...v.failed, ...v.ok]), clientConnector(server.port), 'broken-echo-server');
+    for (const line of details(results)) t.log(line);
+    const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
+    t.deepEqual(
+      v.failed.filter((id) => verdict(id) !== 'FAILED'),
+      [],
+      'cases that must catch the bug'
+    );
+    t.deepEqual(
+      v.ok.filter((id) => verdict(id) !== 'OK'),
+      [],
+      'cases the bug does not touch'
+    );
+  });
+}
+
+const clientVariants: Array<{ name: string; breakage: Breakage & { unmasked?: boolean }; failed: string[]; ok: string[] }> = [
+  {
+    name: 'forgets to mask its frames',
+    breakage: { unmasked: true },
+    failed: ['1.1.2', '2.2', '5.3', '7.1.1'],
+    ok: []
+  },
+  {
+    name: 'never validates UTF-8',
+    breakage: { noUtf8Check: true },
+    failed: ['6.3.1', '6.6.1', '6.20.1', '6.4.2'],
+    ok: ['1.1.2', '2.2', '6.2.3', '6.22.34']
+  }
+];
+
+for (const v of clientVariants) {
+  test(`a broken echo client that ${v.name} gets FAILED where it should`, async (t) => {
+    // The harness never spawns the CLI here, so no transpiled copy is needed.
+    const harness = new EchoClientHarness('');
+    await harness.listen();
+    t.teardown(() => harness.close());
+    const results = await runCases(pick([...v.failed, ...v.ok]), harness.connector(launchBrokenEchoClient(v.breakage)), 'broken-echo-client');
     for (const line of details(results)) t.log(line);
     const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
     t.deepEqual(

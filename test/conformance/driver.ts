@@ -268,7 +268,7 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
     if (failExpected && prefix) nonStrict.push(`failed the connection before echoing everything sent ahead of the violation (${mismatch})`);
     else failed.push(mismatch);
   }
-  for (const v of conn.violations) failed.push(`peer broke the protocol: ${v}`);
+  for (const v of new Set(conn.violations)) failed.push(`peer broke the protocol: ${v}`);
 
   // Ending.
   const pc = conn.peerClose;

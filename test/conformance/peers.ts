@@ -116,6 +116,13 @@ export function transpileCli(): { cli: string; cleanup: () => void } {
   return { cli: path.join(out, 'cli.js'), cleanup: () => rmSync(out, { recursive: true, force: true }) };
 }
 
+/** A started echo client: its exit code (null when killed), its stderr, a way to kill it. */
+export interface Launched {
+  exit: Promise<number | null>;
+  stderr: () => string;
+  kill(): void;
+}
+
 /**
  * Suite as server: listens on 127.0.0.1, and for each case starts `wsframe echo-client`
  * on ws://127.0.0.1:PORT/case/<id>, so concurrent cases tell their connections apart.
@@ -148,41 +155,48 @@ export class EchoClientHarness {
     this.port = (this.server.address() as net.AddressInfo).port;
   }
 
-  connector(): Connector {
+  /** Starts one echo client on `url`: by default a `wsframe echo-client` process. */
+  private spawnCli(url: string): Launched {
+    const child = spawn(process.execPath, [this.cli, 'echo-client', url, '--max-message-size', String(MAX_MESSAGE_SIZE)], {
+      stdio: ['ignore', 'pipe', 'pipe']
+    });
+    this.children.add(child);
+    const io = collect(child);
+    const exit = new Promise<number | null>((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.children.delete(child);
+        resolve(signal ? null : code);
+      })
+    );
+    return { exit, stderr: io.err, kill: () => child.kill('SIGKILL') };
+  }
+
+  connector(launch: (url: string) => Launched = (url) => this.spawnCli(url)): Connector {
     return async (caseId) => {
       const accepted = new Promise<{ socket: net.Socket; head: Buffer }>((resolve) => this.pending.set(caseId, resolve));
-      const child = spawn(
-        process.execPath,
-        [this.cli, 'echo-client', `ws://127.0.0.1:${this.port}/case/${caseId}`, '--max-message-size', String(MAX_MESSAGE_SIZE)],
-        { stdio: ['ignore', 'pipe', 'pipe'] }
-      );
-      this.children.add(child);
-      const io = collect(child);
-      const exit = new Promise<number | null>((resolve) =>
-        child.once('exit', (code, signal) => {
-          this.children.delete(child);
-          resolve(signal ? null : code);
-        })
-      );
+      const client = launch(`ws://127.0.0.1:${this.port}/case/${caseId}`);
       const timer = { id: undefined as NodeJS.Timeout | undefined };
       const { socket, head } = await Promise.race([
         accepted,
-        exit.then((code) => {
-          throw new Error(`echo-client exited with ${code} before connecting: ${io.err().trim()}`);
+        client.exit.then((code) => {
+          throw new Error(`echo-client exited with ${code} before connecting: ${client.stderr().trim()}`);
         }),
         new Promise<never>((_, reject) => {
           timer.id = setTimeout(() => reject(new Error('echo-client did not connect within 20 s')), 20_000);
         })
-      ]).finally(() => clearTimeout(timer.id));
+      ]).finally(() => {
+        clearTimeout(timer.id);
+        this.pending.delete(caseId);
+      });
       const extra: ExtraCheck = async (failExpected) => {
         let t: NodeJS.Timeout | undefined;
-        const code = await Promise.race([exit, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 5000)))]);
+        const code = await Promise.race([client.exit, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 5000)))]);
         clearTimeout(t);
         if (code === 'timeout') {
-          child.kill('SIGKILL');
+          client.kill();
           return { reasons: ['echo-client did not exit within 5 s of the connection closing'], exitCode: null };
         }
-        const stderr = io.err().trim().split('\n').pop() ?? '';
+        const stderr = client.stderr().trim().split('\n').pop() ?? '';
         if (!failExpected && code !== 0) return { reasons: [`echo-client exited with ${code} after what should be a clean close: ${stderr}`], exitCode: code };
         if (failExpected && code === 0) return { reasons: ['echo-client exited 0 (clean close) after a protocol violation'], exitCode: code };
         return { reasons: [], exitCode: code };
@@ -262,5 +276,55 @@ export async function startBrokenEchoServer(broken: Breakage): Promise<{ port: n
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  };
+}
+
+/**
+ * A tiny, broken echo client on raw sockets (same bugs as the broken server, plus
+ * `unmasked`: it forgets to mask). It "exits" 0 when its socket closes, as a process would.
+ */
+export function launchBrokenEchoClient(broken: Breakage & { unmasked?: boolean }): (url: string) => Launched {
+  return (url) => {
+    const { port, pathname } = new URL(url);
+    const socket = net.connect({ host: '127.0.0.1', port: Number(port) });
+    socket.on('error', () => {});
+    const exit = new Promise<number | null>((resolve) => socket.once('close', () => resolve(0)));
+    const mask = !broken.unmasked;
+    const key = Buffer.alloc(16, 7).toString('base64');
+    socket.once('connect', () => {
+      socket.setNoDelay(true);
+      socket.write(`GET ${pathname} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    const parser = new FrameParser();
+    let head = Buffer.alloc(0);
+    let upgraded = false;
+    let text: Buffer[] | null = null;
+    socket.on('data', (chunk: Buffer) => {
+      if (!upgraded) {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        upgraded = true;
+        chunk = head.subarray(end + 4);
+      }
+      parser.push(chunk);
+      for (let f = parser.next(); f !== null; f = parser.next()) {
+        const violation = f.rsv !== 0 || (f.opcode > 2 && f.opcode < 8) || f.opcode > 10;
+        if (violation && !broken.ignoreViolations) return void socket.end(encodeFrame({ op: OP.close, data: closePayload(1002) }, mask));
+        if (f.opcode === OP.close) return void socket.write(encodeFrame({ op: OP.close, data: f.data.subarray(0, 2) }, mask));
+        if (f.opcode === OP.ping) socket.write(encodeFrame({ op: OP.pong, data: broken.emptyPongs ? Buffer.alloc(0) : f.data }, mask));
+        else if (f.opcode <= 2) {
+          if (f.opcode === OP.text) text = [];
+          else if (f.opcode === OP.binary) text = null;
+          if (text !== null) text.push(f.data);
+          if (f.fin && text !== null && !broken.noUtf8Check && !isUtf8(Buffer.concat(text))) {
+            return void socket.end(encodeFrame({ op: OP.close, data: closePayload(1007) }, mask));
+          }
+          if (f.fin) text = null;
+          socket.write(encodeFrame({ op: f.opcode, fin: f.fin, data: f.data }, mask));
+        }
+      }
+    });
+    return { exit, stderr: () => '', kill: () => socket.destroy() };
   };
 }
