@@ -56,8 +56,10 @@ export const DEFAULTS = {
 
 // Bookkeeping cost charged for each buffered chunk, so that many tiny chunks count.
 const CHUNK_OVERHEAD = 64;
-// Chunks smaller than this are copied into a shared tail buffer of TAIL_SIZE bytes.
+// Chunks smaller than this are copied into a shared tail buffer of TAIL_SIZE bytes, once at
+// least COALESCE_AFTER chunks are queued.
 const COALESCE_MAX = 1024;
+const COALESCE_AFTER = 8;
 const TAIL_SIZE = 16 * 1024;
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -110,6 +112,8 @@ export class AsyncSocket {
   peerClose: CloseInfo | null = null;
   /** @internal True while a frame-layer read is waiting for bytes. */
   reading = false;
+  /** @internal The latest Ping payload waiting for the socket to drain before its Pong. */
+  deferredPong: Buffer | null = null;
   /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */
   sendQueue: Promise<void> | null = null;
 
@@ -179,13 +183,16 @@ export class AsyncSocket {
 
   /**
    * Pushes bytes as if they had arrived from the socket (the socket's 'data' events come
-   * here; also handy for tests and benchmarks).
+   * here; also handy for tests and benchmarks). The buffer becomes the socket's: masked
+   * payloads are unmasked in place.
    */
   feed(chunk: Buffer): void {
     if (this.readClosed !== null) return; // the connection is closed: input is dropped
     const n = chunk.length;
     if (n === 0) return;
-    if (n < COALESCE_MAX) this.append(chunk);
+    // Coalesce only when chunks pile up (a large frame trickling in), so ordinary traffic
+    // neither copies nor keeps a tail buffer.
+    if (n < COALESCE_MAX && this.chunks.length - this.first >= COALESCE_AFTER) this.append(chunk);
     else this.chunks.push(chunk);
     this.avail += n;
     if (this.resolveWait !== null && this.avail >= this.need) {
@@ -263,7 +270,7 @@ export class AsyncSocket {
    * @throws {IOError} when the socket ends before `n` bytes arrive
    */
   readExact(n: number): Promise<Buffer> {
-    if (this.avail >= n && this.readClosed === null) return Promise.resolve(this.take(n));
+    if (this.avail >= n && this.readClosed === null && this.resolveWait === null) return Promise.resolve(this.take(n));
     return this.wait(n).then(() => this.take(n));
   }
 
@@ -325,9 +332,9 @@ export class AsyncSocket {
    * in ms when its Pong is read (by whoever is reading the socket).
    */
   waitForPong(token: Buffer): Promise<number> {
-    if (this.readClosed !== null) return Promise.reject(this.readClosed);
     const key = token.toString('latin1');
-    if (this.pongWaiters.has(key)) return Promise.reject(new RangeError('a ping with this token is already waiting'));
+    if (this.pongWaiters.has(key)) throw new RangeError('a ping with this token is already waiting');
+    if (this.readClosed !== null) return Promise.reject(this.readClosed);
     return new Promise((resolve, reject) => {
       this.pongWaiters.set(key, { resolve, reject, sentAt: performance.now() });
     });
@@ -378,6 +385,8 @@ export class AsyncSocket {
       if (this.first === this.chunks.length) {
         this.chunks.length = 0;
         this.first = 0;
+        this.tail = null; // an idle connection keeps no buffer
+        this.tailView = null;
       } else if (this.first >= 1024 && this.first * 2 >= this.chunks.length) {
         this.chunks = this.chunks.slice(this.first);
         this.first = 0;
@@ -414,7 +423,12 @@ export class AsyncSocket {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
     }
     return new Promise<void>((resolve, reject) => {
-      const done = (err?: Error | null): void => (err ? reject(ioErrorFrom(err)) : resolve());
+      // Node calls back without an error when the stream was destroyed before flushing.
+      const done = (err?: Error | null): void => {
+        if (err) reject(ioErrorFrom(err));
+        else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
+        else resolve();
+      };
       if (b === undefined) {
         s.write(a, done);
       } else {
@@ -454,13 +468,15 @@ export class AsyncSocket {
     this.socket.destroy();
   }
 
-  private armCloseTimer(): void {
+  /** @internal Destroys the socket after `closeTimeout` unless it closes first (armed once). */
+  armCloseTimer(): void {
     if (this.closeTimer !== null || this.socket.destroyed) return;
     this.closeTimer = setTimeout(() => this.socket.destroy(), this.closeTimeout);
     this.closeTimer.unref();
   }
 
-  private closeReads(): void {
+  /** @internal Stops serving reads: pending and later reads reject with `IOError`, input is dropped. */
+  closeReads(): void {
     if (this.readClosed === null) {
       this.readClosed = new IOError('closed', 'the WebSocket connection is closed');
       this.failPending(this.readClosed);

@@ -7,8 +7,7 @@
 import { AsyncSocket } from './async-socket';
 import { whenClosed, CloseResult } from './closing';
 import { CloseCode, Opcode } from './core/constants';
-import { Message, readData } from './recv';
-import { sendClose } from './send';
+import { Message, failConnection, readData } from './recv';
 
 /** Handlers for {@link handleEvents}; each may be async, and is awaited before the next read. */
 export interface EventHandlers {
@@ -53,11 +52,9 @@ export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Pr
       }
     }
   } catch (err) {
-    if (!ws.destroyed && !ws.closeQueued) {
-      // A handler failed: close with 1011 (an internal error, no details) and stop.
-      sendClose(ws, CloseCode.InternalError).catch(() => ws.destroy());
-      ws.end();
-    }
+    // A handler failed, or the connection did: close with 1011 (an internal error, no
+    // details) unless a Close went out already, and stop reading.
+    failConnection(ws, CloseCode.InternalError);
     handlers.onError?.(ws, err);
   }
   await whenClosed(ws);

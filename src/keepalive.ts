@@ -28,13 +28,14 @@ export interface PingOptions {
  * ```ts
  * const rtt = await ping(ws, { timeout: 5000 }); // while another task runs readData(ws)
  * ```
- * @throws {RangeError} synchronously for a token over 125 bytes
+ * @throws {RangeError} synchronously for a token over 125 bytes, or one a pending ping already uses
  * @throws {IOError} (rejection) on timeout, or when the connection closes first
  */
 export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number> {
   const token = Buffer.from(options.token ?? randomBytes(8).toString('hex'));
   if (token.length > MAX_CONTROL_PAYLOAD) throw new RangeError(`ping token of ${token.length} bytes exceeds 125`);
-  const pong = ws.waitForPong(token); // registered first, so a quick Pong is not missed
+  if (ws.closeQueued || ws.destroyed) return Promise.reject(new IOError('closed', 'the connection is closing'));
+  const pong = ws.waitForPong(token); // registered first, so a quick Pong is not missed (throws on a duplicate)
   const sent = sendPing(ws, undefined, token);
   let timer: NodeJS.Timeout | undefined;
   const limit =
@@ -43,7 +44,11 @@ export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number
       : new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new IOError('timeout', `no pong within ${options.timeout} ms`)), options.timeout);
         });
-  const result = sent.then(() => (limit === null ? pong : Promise.race([pong, limit])));
+  limit?.catch(() => undefined); // settled through `result`; it may fire while the Ping is still being written
+  // The limit covers writing the Ping too: behind a peer that stopped reading it may never go out.
+  const answered = sent.then(() => pong);
+  const result = limit === null ? answered : Promise.race([answered, limit]);
+  answered.catch(() => undefined);
   pong.catch(() => undefined); // settled through `result`
   return result.finally(() => {
     clearTimeout(timer);

@@ -100,17 +100,54 @@ function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, mask
  * destroys the socket after `closeTimeout` (RFC 6455 §7.1.1). Sends still queued go first.
  */
 export function finishClose(ws: AsyncSocket, client: boolean): void {
+  // Reads stop and the close timer runs now; only ending TCP waits for queued sends.
+  ws.closeReads();
+  ws.armCloseTimer();
   const done = (): void => (client ? ws.awaitPeerClose() : ws.end());
   const queued = ws.sendQueue;
   if (queued === null) done();
   else queued.then(done, done);
 }
 
+/**
+ * Fails the connection from our side (RFC 6455 §7.1.7): a Close with `code` goes out at once,
+ * ahead of any queued data (control frames may sit between fragments), and the socket is
+ * ended. Queued and later data sends reject with `IOError`.
+ */
+export function failConnection(ws: AsyncSocket, code: number, reason = '', client = ws.isClient): void {
+  if (!ws.closeSent && !ws.destroyed) {
+    ws.closeQueued = true;
+    ws.closeSent = true;
+    writeControl(ws, Opcode.Close, encodeClosePayload(code, reason), client).catch(ignore);
+  }
+  ws.end();
+}
+
+// Above this many unflushed bytes the peer is not reading what we send: answering every Ping
+// would grow our write buffer without bound, so only the latest one is answered once the
+// socket drains (RFC 6455 §5.5.3 allows answering only the most recent Ping).
+const PONG_BACKLOG = 64 * 1024;
+
+function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
+  if (ws.socket.writableLength < PONG_BACKLOG) {
+    writeControl(ws, Opcode.Pong, data, client).catch(ignore);
+    return;
+  }
+  const waiting = ws.deferredPong !== null;
+  ws.deferredPong = Buffer.from(data); // at most 125 bytes, and it must not pin a receive chunk
+  if (waiting) return;
+  ws.socket.once('drain', () => {
+    const payload = ws.deferredPong;
+    ws.deferredPong = null;
+    if (payload !== null && !ws.closeSent && !ws.destroyed) answerPing(ws, payload, client);
+  });
+}
+
 // Pong for Ping (same payload, §5.5.2), and the close handshake (§5.5.1): echo the code
 // and reason, unless our own Close went out (or is queued) already.
 function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: boolean): void {
   if (opcode === Opcode.Ping) {
-    if (!ws.closeSent) writeControl(ws, Opcode.Pong, data, client).catch(ignore);
+    if (!ws.closeSent) answerPing(ws, data, client);
   } else if (opcode === Opcode.Pong) {
     ws.notifyPong(data);
   } else if (opcode === Opcode.Close) {
@@ -125,8 +162,12 @@ function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: bo
       finishClose(ws, client);
     } else if (ws.closeSent) {
       finishClose(ws, client);
+    } else {
+      // Our Close is queued behind data (§5.5.1 lets the current message finish first): no
+      // more reads, and the close timer runs; sendClose ends TCP once its Close is written.
+      ws.closeReads();
+      ws.armCloseTimer();
     }
-    // Otherwise our Close is queued behind data: sendClose finishes when it is written.
   }
 }
 
@@ -139,12 +180,7 @@ function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
   if (err instanceof ProtocolError) {
     if (protocolErrorChannel.hasSubscribers) protocolErrorChannel.publish({ ws, error: err });
     ws.assembler.reset();
-    if (!ws.closeSent && !ws.destroyed) {
-      ws.closeQueued = true;
-      ws.closeSent = true;
-      writeControl(ws, Opcode.Close, encodeClosePayload(err.closeCode, err.code), client).catch(ignore);
-    }
-    ws.end();
+    failConnection(ws, err.closeCode, err.code, client);
   } else if (err instanceof IOError && err.reason !== 'closed') {
     ws.assembler.reset();
     ws.destroy(err);
@@ -240,11 +276,11 @@ export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Mes
  * does not apply, since nothing is kept.
  * @example
  * ```ts
- * let part;
- * do {
- *   part = await readFragment(ws);
+ * for (;;) {
+ *   const part = await readFragment(ws);
  *   if (part.opcode === Opcode.Binary) file.write(part.data);
- * } while (!part.fin || part.opcode > Opcode.Binary);
+ *   if ((part.fin && part.opcode === Opcode.Binary) || part.opcode === Opcode.Close) break;
+ * }
  * ```
  * @throws the same errors as {@link readData}
  */

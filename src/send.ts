@@ -13,7 +13,7 @@ import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
 import { IOError } from './core/errors';
 import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
 import { applyMask } from './core/mask';
-import { finishClose } from './recv';
+import { failConnection, finishClose } from './recv';
 
 /** Options of {@link sendFrame}. */
 export interface SendFrameOptions {
@@ -143,8 +143,10 @@ export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.
 
 /**
  * Starts the close handshake: sends a Close with this code and reason. Keep reading
- * (`readData`) until the peer's Close comes back; the connection then closes. When the peer
- * has already sent its Close, this completes the handshake at once.
+ * (`readData`) until the peer's Close comes back; the connection then closes. If it has not
+ * closed `closeTimeout` ms after our Close went out, the socket is destroyed. (A Close from
+ * the peer is answered inside `readData`, so after one was read this rejects with `IOError`.)
+ * `close()` does all of this and reports the result.
  * @param code a code that may be sent (1000–1003, 1007–1014, 3000–4999), or none
  * @throws {RangeError} synchronously for a code that may not be sent or a reason over 123 bytes
  * @throws {TypeError} synchronously for a reason without a code
@@ -159,6 +161,7 @@ export function sendClose(ws: AsyncSocket, code?: number, reason?: string, maske
     if (ws.closeSent) return closedForSending(); // a protocol failure closed first
     ws.closeSent = true;
     const written = ws.write(frame);
+    ws.armCloseTimer();
     if (ws.closeReceived) finishClose(ws, ws.isClient);
     return written;
   };
@@ -183,16 +186,23 @@ export function sendChain(
   return exclusive(ws, async () => {
     let pending: Uint8Array | null = null;
     let frameOpcode: number = opcode;
-    for await (const part of parts) {
-      if (pending !== null) {
-        if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
-        await writeFrame(ws, firstByte(false, frameOpcode), pending, m);
-        frameOpcode = Opcode.Cont;
+    try {
+      for await (const part of parts) {
+        if (pending !== null) {
+          if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
+          await writeFrame(ws, firstByte(false, frameOpcode), pending, m);
+          frameOpcode = Opcode.Cont;
+        }
+        pending = toBytes(part);
       }
-      pending = toBytes(part);
+      if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
+      await writeFrame(ws, firstByte(true, frameOpcode), pending ?? Buffer.alloc(0), m);
+    } catch (err) {
+      // A message cut off after its first frame cannot be finished or followed by another:
+      // fail the connection (1011) rather than leave the peer inside a broken message.
+      if (frameOpcode === Opcode.Cont) failConnection(ws, 1011, 'message source failed');
+      throw err;
     }
-    if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
-    await writeFrame(ws, firstByte(true, frameOpcode), pending ?? Buffer.alloc(0), m);
   });
 }
 

@@ -84,12 +84,14 @@ test('pending pings reject with IOError when the connection closes', async (t) =
   t.true((await reading) instanceof IOError);
 });
 
-test('ping() refuses a 126-byte token synchronously and a duplicate token by rejection', async (t) => {
-  const { ws } = await rawPair(t, 'client');
+test('ping() refuses a 126-byte token and a token already waiting, synchronously', async (t) => {
+  const { ws, peer } = await rawPair(t, 'client');
   t.throws(() => ping(ws, { token: 'x'.repeat(126) }), { instanceOf: RangeError });
-  const first = ping(ws, { token: 'same', timeout: 100 });
-  await t.throwsAsync(ping(ws, { token: 'same' }), { instanceOf: RangeError });
-  await t.throwsAsync(first, { instanceOf: IOError });
+  const first = ping(ws, { token: 'same', timeout: 150 });
+  t.throws(() => ping(ws, { token: 'same' }), { instanceOf: RangeError });
+  // The refused call sent nothing and left the first ping's waiter alone: it still times out.
+  await t.throwsAsync(first, { instanceOf: IOError, message: /no pong within 150 ms/ });
+  t.is((await peer.waitFrames(1)).length, 1, 'one Ping on the wire');
 });
 
 test('keepalive() keeps a responsive connection open and pings on its interval', async (t) => {
