@@ -9,12 +9,16 @@ import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
+import { handshakeRejectedChannel } from './diagnostics';
+import { KeepaliveOptions, keepalive } from './keepalive';
 import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
 
 /** Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}. */
 export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol'> {
   /** Subprotocols to offer, in order of preference. */
   protocols?: string | readonly string[];
+  /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
+  keepalive?: KeepaliveOptions;
   /** Extra request headers (e.g. `Authorization`, `Cookie`). */
   headers?: Record<string, string | readonly string[]>;
   /** The `Origin` header, as a browser would send it. */
@@ -90,6 +94,9 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       options.signal?.removeEventListener('abort', onAbort);
       if (err !== null) {
         req?.destroy();
+        if (err instanceof HandshakeError && handshakeRejectedChannel.hasSubscribers) {
+          handshakeRejectedChannel.publish({ side: 'client', status: err.status, message: err.message, headers: err.headers });
+        }
         reject(err);
       } else {
         resolve(ws!);
@@ -148,6 +155,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         socket.setNoDelay(true);
         socket.setTimeout(0);
         const ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol });
+        if (options.keepalive) keepalive(ws, options.keepalive);
         finish(null, ws);
       });
       r.on('response', (res: http.IncomingMessage) => {

@@ -8,7 +8,7 @@
  * | `wsframe:open` | `{ ws }`: an `AsyncSocket` was created (after a handshake, if any) |
  * | `wsframe:close` | `{ ws, code, reason, clean }`: its socket closed; `code` is the peer's (1005: none given, 1006: no Close received), `clean` when both Close frames were exchanged |
  * | `wsframe:protocol-error` | `{ ws, error }`: the peer broke the protocol; `error.closeCode` was sent |
- * | `wsframe:handshake-rejected` | `{ status, message, headers }`: an upgrade request was refused with this HTTP status (server side), or a handshake failed (client side, `status` as received or undefined) |
+ * | `wsframe:handshake-rejected` | `{ side, status, message, headers }`: `side` 'server': an upgrade request was refused with this HTTP status; 'client': a handshake failed (`status` as received, or undefined) |
  * @example
  * ```ts
  * import diagnostics_channel from 'node:diagnostics_channel';

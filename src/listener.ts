@@ -13,7 +13,6 @@ import { CloseCode } from './core/constants';
 import { WebSocketError } from './core/errors';
 import { close, destroyAfter, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
-import { KeepaliveOptions, keepalive } from './keepalive';
 import { sendClose, sendText, sendBinary } from './send';
 import { UpgradeOptions, rejectUpgrade, upgrade } from './server';
 
@@ -37,8 +36,6 @@ export interface ListenOptions extends UpgradeOptions {
   onRequest?: http.RequestListener;
   /** Checks an upgrade request before it is accepted (authentication): return an HTTP status to refuse. */
   verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
-  /** Ping every connection on a timer and drop those whose Pong does not come back. Default: off. */
-  keepalive?: KeepaliveOptions;
   /** Largest request head (request line and headers), in bytes; larger ones get 431. Default 16 KiB. */
   maxHeaderSize?: number;
   /** Most request headers read; the rest are dropped (Node's `maxHeadersCount`). Default 100. */
@@ -131,7 +128,6 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
     }
     clients.add(ws);
     ws.socket.once('close', () => clients.delete(ws));
-    if (options.keepalive) keepalive(ws, options.keepalive);
     try {
       await run(ws, req);
       if (!ws.destroyed) await close(ws, CloseCode.Normal);

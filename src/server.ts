@@ -7,6 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
+import { handshakeRejectedChannel } from './diagnostics';
+import { KeepaliveOptions, keepalive } from './keepalive';
 import {
   buildRejectResponse,
   buildServerResponse,
@@ -19,6 +21,8 @@ import {
 export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol'> {
   /** Subprotocols this server speaks, in order of preference: the first one the client offered is chosen. */
   protocols?: readonly string[];
+  /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
+  keepalive?: KeepaliveOptions;
   /**
    * Chooses the subprotocol from those the client offered (in its order); return undefined
    * for none. Takes precedence over `protocols`. It must return one of `offered`.
@@ -49,6 +53,9 @@ export function rejectUpgrade(
   body = ''
 ): void {
   const response = buildRejectResponse(status, headers, body);
+  if (handshakeRejectedChannel.hasSubscribers) {
+    handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
+  }
   if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
   if (socket.destroyed) return;
   socket.resume(); // drain what the client still sends, so our close is not a reset
@@ -129,5 +136,7 @@ export function upgrade(
   s.setNoDelay?.(true);
   s.setTimeout?.(0); // node:http's request timeouts no longer apply to this connection
   socket.write(response);
-  return Promise.resolve(new AsyncSocket(socket, { ...options, role: 'server', head, protocol }));
+  const ws = new AsyncSocket(socket, { ...options, role: 'server', head, protocol });
+  if (options.keepalive) keepalive(ws, options.keepalive);
+  return Promise.resolve(ws);
 }

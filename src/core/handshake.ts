@@ -102,6 +102,8 @@ export function checkUpgradeRequest(
   if (!(major! > 1 || (major === 1 && minor! >= 1))) {
     return { status: 400, message: `HTTP/${httpVersion} cannot upgrade; HTTP/1.1 is needed` };
   }
+  // §4.2.1 (and RFC 7230 §5.4): the request carries a Host header.
+  if (headerValue(headers, 'host') === undefined) return { status: 400, message: 'missing Host header' };
   if (!hasToken(headerValue(headers, 'upgrade'), 'websocket')) {
     return { status: 400, message: 'the Upgrade header does not name websocket' };
   }

@@ -116,3 +116,11 @@ test('the checks run in order: method, then version, then headers', (t) => {
   const { 'sec-websocket-version': _v, ...noVersion } = good();
   t.is(refusal('GET', '1.1', { ...noVersion, 'sec-websocket-key': 'bad' }).status, 426);
 });
+
+test('400 for a request without a Host header (RFC 6455 §4.2.1)', (t) => {
+  const headers = good();
+  delete headers.host;
+  const r = refusal('GET', '1.1', headers);
+  t.is(r.status, 400);
+  t.regex(r.message, /Host/);
+});

@@ -72,3 +72,42 @@ test.serial('a protocol error is published with its close code, then an unclean 
 test.serial('nothing is published without subscribers (hasSubscribers is false)', (t) => {
   for (const name of Object.values(CHANNELS)) t.false(diagnosticsChannel.channel(name).hasSubscribers);
 });
+
+test.serial('handshake rejections are published on both sides with their status', async (t) => {
+  const { listen } = await import('../../src/listener');
+  const { connect } = await import('../../src/client');
+  const events = record(t);
+  const server = await listen({ port: 0, verify: () => 401 }, () => undefined);
+  t.teardown(() => server.close());
+  await t.throwsAsync(connect(`ws://127.0.0.1:${server.port}/`));
+  const rejected = events.filter((e) => e.channel === CHANNELS.handshakeRejected).map((e) => e.message as Record<string, unknown>);
+  t.like(rejected.find((m) => m.side === 'server'), { side: 'server', status: 401 });
+  t.like(rejected.find((m) => m.side === 'client'), { side: 'client', status: 401 });
+});
+
+test.serial('the keepalive option of connect() and listen() pings on its interval', async (t) => {
+  const { listen } = await import('../../src/listener');
+  const { connect } = await import('../../src/client');
+  let serverPings = 0;
+  const server = await listen({ port: 0, keepalive: { interval: 40, timeout: 1000 } }, async (ws) => {
+    for (;;) {
+      const m = await readData(ws);
+      if (m.opcode === Opcode.Ping) serverPings++;
+      if (m.opcode === Opcode.Close) return;
+    }
+  });
+  t.teardown(() => server.close());
+  const ws = await connect(`ws://127.0.0.1:${server.port}/`, { keepalive: { interval: 40, timeout: 1000 } });
+  let clientPings = 0;
+  const reading = (async () => {
+    for (;;) {
+      const m = await readData(ws);
+      if (m.opcode === Opcode.Ping) clientPings++;
+      if (m.opcode === Opcode.Close) return;
+    }
+  })();
+  await until(() => serverPings >= 3 && clientPings >= 3, 'three pings each way');
+  await sendClose(ws, 1000);
+  await within(reading, 'the close');
+  t.pass();
+});
