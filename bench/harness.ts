@@ -37,7 +37,19 @@ export interface PassResult {
   check: number;
 }
 
-/** One implementation of a row. */
+/**
+ * What one self-timed run did (an implementation that times itself, e.g. in another
+ * process): totals, the elapsed time it measured, and extra metrics (e.g. latency
+ * percentiles) that are reported as medians over the repeats.
+ */
+export interface Timed {
+  messages: number;
+  bytes: number;
+  ns: number;
+  metrics?: Record<string, number>;
+}
+
+/** One implementation of a row: either `pass` (timed here) or `run` (times itself). */
 export interface Impl {
   /** 'wsframe', 'ws', or a variant such as 'wsframe (header only)'. */
   name: string;
@@ -45,7 +57,12 @@ export interface Impl {
   baseline?: boolean;
   /** What exactly is measured, printed under the table. */
   note?: string;
-  pass: Pass;
+  pass?: Pass;
+  /**
+   * Runs for about `ms` (warm-up) or does the work of one timed repeat (which the row may
+   * fix as a message count, the same for every implementation), and says what it measured.
+   */
+  run?: (ms: number, phase: 'warmup' | 'timed') => Promise<Timed>;
 }
 
 /** A row of the table: one operation at one size, with several implementations. */
@@ -69,6 +86,10 @@ export interface Options {
   only: string[];
   /** Substrings of implementation names to run (empty: all). */
   impl: string[];
+  /** Connections of the memory row (default 2000, 500 with --quick). */
+  connections: number | null;
+  /** Directory for CPU profiles of the child processes (`--prof-children`), or null. */
+  profChildren: string | null;
 }
 
 export function parseArgs(argv: string[]): Options {
@@ -79,7 +100,9 @@ export function parseArgs(argv: string[]): Options {
     warmup: quick ? 80 : 300,
     repeats: quick ? 5 : 9,
     only: [],
-    impl: []
+    impl: [],
+    connections: null,
+    profChildren: null
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -95,11 +118,15 @@ export function parseArgs(argv: string[]): Options {
     else if (arg === '--duration') opts.duration = Number(value());
     else if (arg === '--warmup') opts.warmup = Number(value());
     else if (arg === '--repeats') opts.repeats = Number(value());
+    else if (arg === '--connections') opts.connections = Number(value());
+    else if (arg === '--prof-children') opts.profChildren = value();
     else if (arg === '--help' || arg === '-h') {
       console.log(
         'usage: npm run bench -- [--quick] [--only id-substring[,…]] [--impl name[,…]]\n' +
           '                        [--duration ms] [--warmup ms] [--repeats n] [--gc]\n' +
-          'row ids look like build-1KiB-masked, parse-64KiB-unmasked'
+          '                        [--connections n] [--prof-children dir]\n' +
+          'row ids look like build-1KiB-masked, parse-64KiB-unmasked, mask-1MiB-inplace, utf8-1MiB,\n' +
+          'copy-1MiB, echo-rtt-16B, echo-pipe-1MiB, memory-idle'
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -177,6 +204,7 @@ async function runFor(pass: Pass, ms: number, minPasses = 1): Promise<{ messages
 export interface Sample {
   msgsPerSec: number;
   mbPerSec: number;
+  metrics?: Record<string, number>;
 }
 
 export interface ImplResult {
@@ -190,6 +218,8 @@ export interface ImplResult {
   /** Min and max MB/s (and msgs/s) over the repeats. */
   min: Sample;
   max: Sample;
+  /** Medians over the repeats of each extra metric (self-timed implementations). */
+  metrics?: Record<string, number>;
 }
 
 export interface RowResult {
@@ -217,19 +247,36 @@ export function quantile(xs: number[], q: number): number {
   return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
 }
 
+/** One warm-up or timed run of an implementation, whichever way it is timed. */
+async function timeImpl(impl: Impl, ms: number, phase: 'warmup' | 'timed'): Promise<Timed> {
+  if (impl.run) return impl.run(ms, phase);
+  if (!impl.pass) throw new Error(`${impl.name}: neither pass nor run`);
+  return runFor(impl.pass, ms, phase === 'warmup' ? WARMUP_MIN_PASSES : 1);
+}
+
+/** Median of each metric over the samples that have it; undefined when none has any. */
+function medianMetrics(samples: Sample[]): Record<string, number> | undefined {
+  const keys = new Set<string>();
+  for (const s of samples) for (const k of Object.keys(s.metrics ?? {})) keys.add(k);
+  if (keys.size === 0) return undefined;
+  const out: Record<string, number> = {};
+  for (const k of keys) out[k] = median(samples.flatMap((s) => (s.metrics?.[k] === undefined ? [] : [s.metrics[k]])));
+  return out;
+}
+
 /** Warms up every implementation of the row, then times `repeats` rounds, alternating order. */
 export async function runRow(row: Row, opts: Options): Promise<RowResult> {
   const impls = row.impls;
   // Warm-up: long enough for the optimizing compiler, and several passes whatever their size.
-  for (const impl of impls) await runFor(impl.pass, opts.warmup, WARMUP_MIN_PASSES);
+  for (const impl of impls) await timeImpl(impl, opts.warmup, 'warmup');
   const samples: Sample[][] = impls.map(() => []);
   for (let r = 0; r < opts.repeats; r++) {
     // Forward on even repeats, backward on odd ones: neither side always goes first.
     const order = impls.map((_, i) => i);
     if (r % 2 === 1) order.reverse();
     for (const i of order) {
-      const t = await runFor(impls[i]!.pass, opts.duration);
-      samples[i]!.push({ msgsPerSec: (t.messages * 1e9) / t.ns, mbPerSec: (t.bytes * 1e3) / t.ns });
+      const t = await timeImpl(impls[i]!, opts.duration, 'timed');
+      samples[i]!.push({ msgsPerSec: (t.messages * 1e9) / t.ns, mbPerSec: (t.bytes * 1e3) / t.ns, metrics: t.metrics });
     }
   }
   return {
@@ -248,7 +295,8 @@ export async function runRow(row: Row, opts: Options): Promise<RowResult> {
         msgsPerSec: median(s.map((x) => x.msgsPerSec)),
         mbPerSec: median(s.map((x) => x.mbPerSec)),
         min: byMb[0]!,
-        max: byMb[byMb.length - 1]!
+        max: byMb[byMb.length - 1]!,
+        metrics: medianMetrics(s)
       };
     })
   };
@@ -298,15 +346,34 @@ function pad(s: string, n: number, right = false): string {
   return right ? s.padStart(n) : s.padEnd(n);
 }
 
+function fmtUs(x: number): string {
+  return x >= 100 ? x.toFixed(0) : x.toFixed(1);
+}
+
+/** Prints aligned columns: a head, a rule, then the lines; blank lines between groups. */
+export function printColumns(head: string[], lines: string[][], numeric: boolean[], groups?: string[]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, numeric[i])).join('  ').trimEnd();
+  console.log(fmt(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (let k = 0; k < lines.length; k++) {
+    if (groups && k > 0 && groups[k] !== groups[k - 1]) console.log('');
+    console.log(fmt(lines[k]!));
+  }
+}
+
 /** Prints the human table: one line per implementation, ratios against the baseline. */
 export function printTable(results: RowResult[]): void {
+  const withLatency = results.some((row) => row.impls.some((impl) => impl.metrics?.p50Us !== undefined));
   const head = ['row', 'impl', 'msgs/s', 'MB/s', 'MB/s min–max', 'ratio', 'ratio IQR'];
+  if (withLatency) head.push('p50/p99 µs');
   const lines: string[][] = [];
+  const groups: string[] = [];
   for (const row of results) {
     for (const impl of row.impls) {
       const r = ratio(row, impl);
       const pr = pairedRatioRange(row, impl);
-      lines.push([
+      const line = [
         row.id,
         impl.name,
         fmtRate(impl.msgsPerSec),
@@ -314,21 +381,22 @@ export function printTable(results: RowResult[]): void {
         `${fmtMb(impl.min.mbPerSec)}–${fmtMb(impl.max.mbPerSec)}`,
         r === null ? '' : r.toFixed(2),
         pr === null ? '' : `${pr[0].toFixed(2)}–${pr[1].toFixed(2)}`
-      ]);
+      ];
+      if (withLatency) {
+        const m = impl.metrics;
+        line.push(m?.p50Us !== undefined && m.p99Us !== undefined ? `${fmtUs(m.p50Us)} / ${fmtUs(m.p99Us)}` : '');
+      }
+      lines.push(line);
+      groups.push(row.group);
     }
   }
-  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const numeric = [false, false, true, true, true, true, true];
-  const fmt = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, numeric[i])).join('  ');
-  console.log(fmt(head));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  let group = '';
-  for (let i = 0, k = 0; i < results.length; i++) {
-    const row = results[i]!;
-    if (row.group !== group && group !== '') console.log('');
-    group = row.group;
-    for (let j = 0; j < row.impls.length; j++, k++) console.log(fmt(lines[k]!));
-  }
+  printColumns(head, lines, [false, false, true, true, true, true, true, true], groups);
+}
+
+function roundMetrics(m: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) out[k] = Number(v.toFixed(2));
+  return out;
 }
 
 /** One JSON object per implementation and row, each on its own line prefixed `JSON `. */
@@ -353,7 +421,8 @@ export function printJson(env: Environment, opts: Options, results: RowResult[])
           ratioVsWs: ratio(row, impl),
           ratioQ1: pr?.[0] ?? null,
           ratioQ3: pr?.[1] ?? null,
-          repeats: impl.samples.length
+          repeats: impl.samples.length,
+          ...(impl.metrics ? { metrics: roundMetrics(impl.metrics) } : {})
         })}`
       );
     }

@@ -1,12 +1,18 @@
 /**
  * `npm run bench [-- --quick] [-- --only parse-16B]`: wsframe against ws (with bufferutil)
- * in the same process. Prints the environment, a table of medians with their spread and the
- * ratio wsframe/ws (>1: wsframe is faster), then one `JSON {...}` line per result.
- * Progress goes to stderr.
+ * in the same run: frame build and parse and the masking / UTF-8 kernels in this process,
+ * loopback echo and idle-connection memory in child processes. Prints the environment, a
+ * table of medians with their spread and the ratio wsframe/ws (>1: wsframe is faster; for
+ * memory, <1 is better), then one `JSON {...}` line per result. Progress goes to stderr.
  */
+import { profileChildrenInto } from './children';
+import { echoRows } from './echo';
 import { buildRows } from './frame-build';
 import { parseRows } from './frame-parse';
 import { environment, gcBetweenRuns, parseArgs, printJson, printTable, runRow, sinkValue, type Row, type RowResult } from './harness';
+import { kernelRows } from './mask-utf8';
+import { memoryRow, printMemory, printMemoryJson, type MemoryResult } from './memory';
+import type { PeerImpl } from './peer';
 import { bufferutilStatus } from './ws-lib';
 
 const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
@@ -24,34 +30,63 @@ async function main(): Promise<void> {
   );
   console.log('');
 
+  if (opts.profChildren !== null) profileChildrenInto(opts.profChildren);
   const want = (id: string): boolean => opts.only.length === 0 || opts.only.some((s) => id.includes(s));
-  const rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want))];
-  if (opts.impl.length > 0) {
-    // 'wsframe' selects 'wsframe' and its variants ('wsframe hdr-only'); 'ws' only 'ws'.
-    const keep = (name: string): boolean => opts.impl.some((s) => name === s || name.startsWith(`${s} `));
-    for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
-  }
-  if (rows.length === 0) throw new Error(`no row matches --only ${opts.only.join(',')}`);
+  // 'wsframe' selects 'wsframe' and its variants ('wsframe hdr-only'); 'ws' only 'ws' and 'ws …'.
+  const keep = (name: string): boolean => opts.impl.length === 0 || opts.impl.some((s) => name === s || name.startsWith(`${s} `));
+  const echo = echoRows(SIZES, want, opts);
+  let rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want)), ...kernelRows(want), ...echo.rows];
+  for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
+  rows = rows.filter((row) => row.impls.length > 0);
+  const memoryImpls = (['wsframe', 'ws'] as PeerImpl[]).filter(keep);
+  const wantMemory = want('memory-idle') && memoryImpls.length > 0;
+  if (rows.length === 0 && !wantMemory) throw new Error(`no row matches --only ${opts.only.join(',')}`);
 
   const results: RowResult[] = [];
+  let memory: MemoryResult | null = null;
   const t0 = Date.now();
-  for (const row of rows) {
-    process.stderr.write(`  ${row.id} ...`);
-    results.push(await runRow(row, opts));
-    process.stderr.write(` done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  const progress = (id: string) => process.stderr.write(`  ${id} ...`);
+  const done = () => process.stderr.write(` done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  try {
+    for (const row of rows) {
+      progress(row.id);
+      results.push(await runRow(row, opts));
+      done();
+    }
+  } finally {
+    await echo.teardown();
+  }
+  if (wantMemory) {
+    const n = opts.connections ?? (opts.quick ? 500 : 2000);
+    progress(`memory-idle (${n} connections)`);
+    memory = await memoryRow(opts, memoryImpls, n);
+    done();
   }
 
   console.log('');
-  printTable(results);
+  if (results.length > 0) printTable(results);
   console.log('');
   console.log('msgs/s and MB/s: medians over the repeats; MB = 10^6 bytes of payload (headers not counted).');
   console.log('ratio: wsframe ÷ ws, the median over the repeats of each wsframe run against the ws run next to it');
   console.log('(>1 means wsframe is faster); ratio IQR: quartiles of those per-repeat ratios.');
   const notes = new Map<string, string>();
-  for (const row of rows) for (const impl of row.impls) if (impl.note) notes.set(`${row.group} ${row.masked ? 'masked' : 'unmasked'}, ${impl.name}`, impl.note);
+  for (const row of rows) {
+    const label =
+      row.group === 'build' || row.group === 'parse' ? `${row.group} ${row.masked ? 'masked' : 'unmasked'}` : row.group === 'kernel' ? row.id : row.group;
+    for (const impl of row.impls) if (impl.note) notes.set(`${label}, ${impl.name}`, impl.note);
+  }
   for (const [k, v] of notes) console.log(`  ${k}: ${v}`);
+  if (results.some((r) => r.group.startsWith('echo'))) {
+    console.log('echo: client and server in separate processes on 127.0.0.1; msgs/s = messages echoed back per second,');
+    console.log('MB/s = their payload (each byte crosses loopback twice); p50/p99 µs: round-trip latency (rtt rows).');
+  }
+  if (memory !== null) {
+    console.log('');
+    printMemory(memory);
+  }
   console.log('');
   printJson(env, opts, results);
+  if (memory !== null) printMemoryJson(memory);
   console.log(`(sink ${sinkValue()})`);
 }
 

@@ -1,0 +1,181 @@
+/**
+ * Child processes for the loopback rows: transpiles `bench/peer.ts` and `src/` once per run,
+ * starts peers with `fork`, talks to them over IPC with a time limit on every request, and
+ * kills every child that is still running when the benchmark ends, however it ends.
+ *
+ * Why transpile instead of running children through ts-node or using `dist/`: ts-node spends
+ * ~1.4 s of CPU compiling src/ in every child (and the TypeScript compiler would sit in the
+ * children's heaps, which the memory row measures), and `dist/` is whatever `npm run build`
+ * produced last, not necessarily the src/ being measured. `ts.transpileModule` over src/
+ * (what ts-node's transpile-only mode does, and what test/conformance does for its echo
+ * clients) takes well under a second. The output goes to `.bench-out/peer-js-<pid>/`
+ * (gitignored) inside the repository, so that `ws` and `bufferutil` resolve from its
+ * node_modules; it is removed on exit.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { PeerImpl, Ready, Reply, RequestBody } from './peer';
+
+const ROOT = path.join(__dirname, '..');
+const live = new Set<ChildProcess>();
+let outDir: string | null = null;
+let peerJs: string | null = null;
+let profileDir: string | null = null;
+let spawned = 0;
+
+function killAll(): void {
+  for (const child of live) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  live.clear();
+  if (outDir !== null) rmSync(outDir, { recursive: true, force: true });
+  outDir = null;
+}
+
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** Children write a V8 CPU profile into `dir` (`--prof-children DIR`). */
+export function profileChildrenInto(dir: string): void {
+  profileDir = path.resolve(dir);
+  mkdirSync(profileDir, { recursive: true });
+}
+
+function transpile(): string {
+  if (peerJs !== null) return peerJs;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ts = require('typescript') as typeof import('typescript');
+  const dir = path.join(ROOT, '.bench-out', `peer-js-${process.pid}`);
+  outDir = dir;
+  const compilerOptions = { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true };
+  const emit = (file: string): void => {
+    const js = ts.transpileModule(readFileSync(file, 'utf8'), { fileName: file, compilerOptions }).outputText;
+    const target = path.join(dir, path.relative(ROOT, file)).replace(/\.ts$/, '.js');
+    mkdirSync(path.dirname(target), { recursive: true });
+    writeFileSync(target, js);
+  };
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const file = path.join(d, e.name);
+      if (e.isDirectory()) walk(file);
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) emit(file);
+    }
+  };
+  walk(path.join(ROOT, 'src'));
+  emit(path.join(ROOT, 'bench', 'peer.ts'));
+  peerJs = path.join(dir, 'bench', 'peer.js');
+  return peerJs;
+}
+
+/** A running child: `call` sends one request and resolves with its result. */
+export interface Peer {
+  readonly ready: Ready;
+  readonly pid: number;
+  call<T>(req: RequestBody, timeoutMs: number): Promise<T>;
+  /** Asks the child to exit (so a CPU profile is written), then kills it after 5 s. */
+  stop(): Promise<void>;
+}
+
+/** Starts `peer.js` with `args` ('server wsframe', 'client', 'connector'); resolves when it is ready. */
+export function startPeer(args: string[], startTimeoutMs = 15_000): Promise<Peer> {
+  const script = transpile();
+  const name = `${args.join('-')}-${++spawned}`;
+  const execArgv = ['--expose-gc'];
+  if (profileDir !== null) execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`);
+  // Children's output goes to our stderr, so the table on stdout stays clean.
+  const child = fork(script, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'] });
+  live.add(child);
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  let nextId = 0;
+  let exited: Error | null = null;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      exited = new Error(`peer ${name} exited (${signal ?? code})`);
+      for (const p of pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(exited);
+      }
+      pending.clear();
+      resolve();
+    });
+  });
+  child.on('error', () => {});
+
+  return new Promise<Peer>((resolve, reject) => {
+    const startTimer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`peer ${name} not ready within ${startTimeoutMs} ms`));
+    }, startTimeoutMs);
+    void exitPromise.then(() => {
+      clearTimeout(startTimer);
+      reject(exited);
+    });
+    child.on('message', (msg: Reply | Ready) => {
+      if ('ready' in msg) {
+        clearTimeout(startTimer);
+        resolve(peer(msg));
+        return;
+      }
+      const p = pending.get(msg.id);
+      if (!p) return;
+      pending.delete(msg.id);
+      clearTimeout(p.timer);
+      if (msg.ok) p.resolve(msg.result);
+      else p.reject(new Error(`peer ${name}: ${msg.error}`));
+    });
+  });
+
+  function peer(ready: Ready): Peer {
+    return {
+      ready,
+      pid: child.pid ?? -1,
+      call<T>(req: RequestBody, timeoutMs: number): Promise<T> {
+        if (exited) return Promise.reject(exited);
+        const id = ++nextId;
+        return new Promise<T>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            pending.delete(id);
+            child.kill('SIGKILL');
+            reject(new Error(`peer ${name}: no answer to ${req.cmd} within ${timeoutMs} ms (killed)`));
+          }, timeoutMs);
+          pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+          child.send({ ...req, id });
+        });
+      },
+      async stop(): Promise<void> {
+        if (exited) return;
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        try {
+          child.send({ cmd: 'exit', id: ++nextId });
+        } catch {
+          child.kill('SIGKILL');
+        }
+        await exitPromise;
+        clearTimeout(killer);
+      }
+    };
+  }
+}
+
+/** An echo server and a client connected to it, for one implementation. */
+export interface EchoPair {
+  impl: PeerImpl;
+  server: Peer;
+  client: Peer;
+}
+
+export async function startEchoPair(impl: PeerImpl): Promise<EchoPair> {
+  const [server, client] = await Promise.all([startPeer(['server', impl]), startPeer(['client'])]);
+  try {
+    await client.call({ cmd: 'open', impl, port: server.ready.port! }, 15_000);
+  } catch (err) {
+    await Promise.all([server.stop(), client.stop()]);
+    throw err;
+  }
+  return { impl, server, client };
+}

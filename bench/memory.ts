@@ -1,0 +1,149 @@
+/**
+ * Memory per idle connection: N WebSocket connections held open against a server process
+ * (wsframe `listen()` with its echo loop waiting in `readData`, or ws `WebSocketServer` with
+ * its 'message' handler), opened by a third process with raw handshakes (the same client for
+ * both servers). The server's heapUsed and RSS are read after three full GCs
+ * (`--expose-gc`) before and after; the difference over N is the cost of one connection.
+ *
+ * Each repeat starts a fresh server process; the implementations alternate order between
+ * repeats. Before the "before" reading, a few connections are opened and dropped so that
+ * code loaded on first use (HTTP parser, handshake) is not charged to the connections.
+ * Lower is better: the ratio is wsframe / ws of heap per connection.
+ */
+import { startPeer, type Peer } from './children';
+import { median, printColumns, quantile, type Options } from './harness';
+import type { MemResult, PeerImpl } from './peer';
+
+const PRIMING_CONNECTIONS = 20;
+const CONCURRENCY = 100;
+const SETTLE_MS = 300;
+
+export interface MemorySample {
+  heapPerConn: number;
+  rssPerConn: number;
+  externalPerConn: number;
+}
+
+export interface MemoryResult {
+  id: string;
+  connections: number;
+  impls: { name: PeerImpl; samples: MemorySample[]; heapPerConn: number; rssPerConn: number; externalPerConn: number }[];
+  /** Median and IQR of the per-repeat ratios wsframe/ws of heap (and RSS) per connection. */
+  heapRatio: number | null;
+  heapRatioIqr: [number, number] | null;
+  rssRatio: number | null;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measure(impl: PeerImpl, connector: Peer, n: number): Promise<MemorySample> {
+  const server = await startPeer(['server', impl]);
+  try {
+    const port = server.ready.port!;
+    await connector.call({ cmd: 'connect-idle', port, count: PRIMING_CONNECTIONS, concurrency: CONCURRENCY }, 30_000);
+    await connector.call({ cmd: 'close-idle' }, 10_000);
+    await sleep(SETTLE_MS);
+    const before = await server.call<MemResult>({ cmd: 'mem' }, 30_000);
+    if (before.connections !== 0) throw new Error(`memory ${impl}: ${before.connections} connections left before`);
+    const opened = await connector.call<number>({ cmd: 'connect-idle', port, count: n, concurrency: CONCURRENCY }, 120_000);
+    if (opened !== n) throw new Error(`memory ${impl}: opened ${opened} of ${n}`);
+    await sleep(SETTLE_MS);
+    const after = await server.call<MemResult>({ cmd: 'mem' }, 30_000);
+    if (after.connections !== n) throw new Error(`memory ${impl}: server has ${after.connections} connections, want ${n}`);
+    return {
+      heapPerConn: (after.heapUsed - before.heapUsed) / n,
+      rssPerConn: (after.rss - before.rss) / n,
+      externalPerConn: (after.external - before.external) / n
+    };
+  } finally {
+    await connector.call({ cmd: 'close-idle' }, 30_000).catch(() => undefined);
+    await server.stop();
+  }
+}
+
+export async function memoryRow(opts: Options, impls: PeerImpl[], connections: number): Promise<MemoryResult> {
+  const repeats = opts.quick ? 2 : 3;
+  const samples = new Map<PeerImpl, MemorySample[]>(impls.map((i) => [i, []]));
+  const connector = await startPeer(['connector']);
+  try {
+    for (let r = 0; r < repeats; r++) {
+      const order = r % 2 === 0 ? impls : [...impls].reverse();
+      for (const impl of order) samples.get(impl)!.push(await measure(impl, connector, connections));
+    }
+  } finally {
+    await connector.stop();
+  }
+  const w = samples.get('wsframe');
+  const b = samples.get('ws');
+  const heapRatios = w && b ? w.map((s, i) => s.heapPerConn / b[i]!.heapPerConn) : null;
+  const rssRatios = w && b ? w.map((s, i) => s.rssPerConn / b[i]!.rssPerConn) : null;
+  return {
+    id: 'memory-idle',
+    connections,
+    impls: impls.map((name) => {
+      const s = samples.get(name)!;
+      return {
+        name,
+        samples: s,
+        heapPerConn: median(s.map((x) => x.heapPerConn)),
+        rssPerConn: median(s.map((x) => x.rssPerConn)),
+        externalPerConn: median(s.map((x) => x.externalPerConn))
+      };
+    }),
+    heapRatio: heapRatios ? median(heapRatios) : null,
+    heapRatioIqr: heapRatios ? [quantile(heapRatios, 0.25), quantile(heapRatios, 0.75)] : null,
+    rssRatio: rssRatios ? median(rssRatios) : null
+  };
+}
+
+const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
+
+export function printMemory(m: MemoryResult): void {
+  const head = ['row', 'impl', 'heap KiB/conn', 'heap min–max', 'RSS KiB/conn', 'external KiB/conn', 'heap ratio', 'ratio IQR', 'RSS ratio'];
+  const lines = m.impls.map((impl) => {
+    const heaps = impl.samples.map((s) => s.heapPerConn);
+    const isW = impl.name === 'wsframe' && m.heapRatio !== null;
+    return [
+      m.id,
+      impl.name,
+      kib(impl.heapPerConn),
+      `${kib(Math.min(...heaps))}–${kib(Math.max(...heaps))}`,
+      kib(impl.rssPerConn),
+      kib(impl.externalPerConn),
+      isW ? m.heapRatio!.toFixed(2) : '',
+      isW && m.heapRatioIqr ? `${m.heapRatioIqr[0].toFixed(2)}–${m.heapRatioIqr[1].toFixed(2)}` : '',
+      isW && m.rssRatio !== null ? m.rssRatio.toFixed(2) : ''
+    ];
+  });
+  printColumns(head, lines, [false, false, true, true, true, true, true, true, true]);
+  console.log(
+    `memory: ${m.connections} idle connections to one server process, heapUsed and RSS after full GCs, ` +
+      `(after − before) / ${m.connections}; medians of ${m.impls[0]?.samples.length ?? 0} repeats, a fresh server each.`
+  );
+  console.log('ratio: wsframe ÷ ws per connection — LOWER IS BETTER for memory (<1: wsframe uses less).');
+}
+
+export function printMemoryJson(m: MemoryResult): void {
+  for (const impl of m.impls) {
+    const isW = impl.name === 'wsframe';
+    console.log(
+      `JSON ${JSON.stringify({
+        type: 'result',
+        id: m.id,
+        group: 'memory',
+        impl: impl.name,
+        baseline: impl.name === 'ws',
+        connections: m.connections,
+        heapBytesPerConn: Math.round(impl.heapPerConn),
+        rssBytesPerConn: Math.round(impl.rssPerConn),
+        externalBytesPerConn: Math.round(impl.externalPerConn),
+        ratioVsWs: isW ? m.heapRatio : null,
+        ratioQ1: isW ? (m.heapRatioIqr?.[0] ?? null) : null,
+        ratioQ3: isW ? (m.heapRatioIqr?.[1] ?? null) : null,
+        rssRatioVsWs: isW ? m.rssRatio : null,
+        lowerIsBetter: true,
+        repeats: impl.samples.length
+      })}`
+    );
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * The child processes of the loopback rows (echo and idle-connection memory). The parent
+ * (`children.ts`) transpiles this file and src/ into plain JavaScript once per run and starts
+ * it with `fork`, so a child starts in ~0.1 s with no TypeScript compiler in it. It talks to
+ * the parent over the IPC channel only: a request `{ id, cmd, … }` gets one reply
+ * `{ id, ok, result | error }`. Roles (argv):
+ *
+ * - `server wsframe|ws`: an echo server on 127.0.0.1 (port chosen by the system, sent in the
+ *   ready message). wsframe: `listen()` with a `readData` / `sendBinary` loop per connection;
+ *   ws: `WebSocketServer` echoing each 'message' with `send`. Answers `mem` (heap and RSS
+ *   after full GCs, and the number of open connections).
+ * - `client`: `open` makes one connection (`connect()` or `new WebSocket`) and `job` runs an
+ *   echo job on it: one message in flight (`rtt`, with latencies) or a window of them (`pipe`).
+ * - `connector`: `connect-idle` opens many WebSocket connections with a raw handshake and
+ *   keeps them idle; `close-idle` drops them. Used for the memory row, for both servers.
+ *
+ * A child exits when asked (`exit`), when the IPC channel closes (the parent went away), and
+ * after MAX_LIFETIME_MS in any case.
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import WebSocket, { WebSocketServer } from 'ws';
+import { connect, listen, readData, sendBinary, sendText, Opcode, type AsyncSocket } from '../src/index';
+
+export type PeerImpl = 'wsframe' | 'ws';
+
+/** An echo job run by a client. */
+export interface Job {
+  /** `rtt`: send one, wait for its echo, repeat. `pipe`: keep up to `window` messages in flight. */
+  mode: 'rtt' | 'pipe';
+  size: number;
+  /** Messages to send (all are received before the job ends). */
+  count: number;
+  /** Stop sending after this many ms even if `count` is not reached (the bound on every job). */
+  ms: number;
+  window: number;
+  /** Distinct payloads (sequence number in the first 4 bytes) and SHA-1 of all bytes both ways. */
+  verify: boolean;
+}
+
+export interface JobResult {
+  messages: number;
+  bytes: number;
+  ns: number;
+  /** Round-trip latency percentiles in µs (`rtt` only). */
+  p50Us?: number;
+  p99Us?: number;
+  digestSent?: string;
+  digestReceived?: string;
+}
+
+export interface MemResult {
+  heapUsed: number;
+  rss: number;
+  external: number;
+  arrayBuffers: number;
+  connections: number;
+}
+
+/** What the parent asks; sent with an `id` that the reply carries back. */
+export type RequestBody =
+  | { cmd: 'mem' }
+  | { cmd: 'open'; impl: PeerImpl; port: number }
+  | { cmd: 'job'; job: Job }
+  | { cmd: 'connect-idle'; port: number; count: number; concurrency: number }
+  | { cmd: 'close-idle' }
+  | { cmd: 'exit' };
+export type Request = RequestBody & { id: number };
+
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
+export interface Ready {
+  ready: true;
+  port?: number;
+}
+
+const MAX_LIFETIME_MS = 30 * 60_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+function send(msg: Reply | Ready): void {
+  process.send?.(msg);
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** The payloads of a job: one reused buffer, or (verify) one distinct buffer per message. */
+function payloadsFor(job: Job): Buffer[] {
+  const base = randomBytes(job.size);
+  if (!job.verify) return [base];
+  const out: Buffer[] = [];
+  for (let i = 0; i < job.count; i++) {
+    const p = Buffer.from(base);
+    p.writeUInt32BE(i >>> 0, 0);
+    out.push(p);
+  }
+  return out;
+}
+
+/** Checks each echoed message; hashes everything when verifying. */
+class Checker {
+  bytes = 0;
+  readonly sent: Hash | null;
+  readonly received: Hash | null;
+  private readonly last: number;
+
+  constructor(
+    private readonly job: Job,
+    private readonly payloads: Buffer[]
+  ) {
+    this.sent = job.verify ? createHash('sha1') : null;
+    this.received = job.verify ? createHash('sha1') : null;
+    this.last = payloads[0]![job.size - 1]!;
+  }
+
+  onSend(p: Buffer): void {
+    this.sent?.update(p);
+  }
+
+  onMessage(binary: boolean, data: Buffer): void {
+    if (!binary) throw new Error('echo: not a binary message');
+    if (data.length !== this.job.size) throw new Error(`echo: ${data.length} bytes, want ${this.job.size}`);
+    if (this.received) this.received.update(data);
+    else if (data[this.job.size - 1] !== this.last) throw new Error('echo: payload differs');
+    this.bytes += data.length;
+  }
+
+  result(messages: number, t0: number, lat: Float64Array | null): JobResult {
+    const r: JobResult = { messages, bytes: this.bytes, ns: Math.round((performance.now() - t0) * 1e6) };
+    if (lat) {
+      const s = lat.subarray(0, messages).sort();
+      r.p50Us = percentile(s, 0.5) * 1000;
+      r.p99Us = percentile(s, 0.99) * 1000;
+    }
+    if (this.sent && this.received) {
+      r.digestSent = this.sent.digest('hex');
+      r.digestReceived = this.received.digest('hex');
+    }
+    return r;
+  }
+}
+
+async function wsframeJob(ws: AsyncSocket, job: Job): Promise<JobResult> {
+  const payloads = payloadsFor(job);
+  const np = payloads.length;
+  const check = new Checker(job, payloads);
+  const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
+  const t0 = performance.now();
+  const deadline = t0 + job.ms;
+  let sent = 0;
+  let recv = 0;
+  if (lat) {
+    while (sent < job.count) {
+      const p = payloads[sent % np]!;
+      check.onSend(p);
+      const t = performance.now();
+      sent++;
+      await sendBinary(ws, p);
+      const m = await readData(ws);
+      lat[recv] = performance.now() - t;
+      check.onMessage(m.opcode === Opcode.Binary, m.data);
+      recv++;
+      if (performance.now() > deadline) break;
+    }
+    return check.result(recv, t0, lat);
+  }
+  // Pipelined: a sender loop and a reader loop on the same socket (one writer, one reader).
+  let senderDone = false;
+  let wakeReader: (() => void) | null = null; // the reader waits for a message to be sent
+  let wakeSender: (() => void) | null = null; // the sender waits for the window to open
+  const sender = (async (): Promise<void> => {
+    try {
+      while (sent < job.count && performance.now() < deadline) {
+        if (sent - recv >= job.window) {
+          await new Promise<void>((resolve) => (wakeSender = resolve));
+          continue;
+        }
+        const p = payloads[sent % np]!;
+        check.onSend(p);
+        sent++;
+        if (wakeReader !== null) {
+          const w: () => void = wakeReader;
+          wakeReader = null;
+          w();
+        }
+        await sendBinary(ws, p);
+      }
+    } finally {
+      senderDone = true;
+      if (wakeReader !== null) (wakeReader as () => void)();
+    }
+  })();
+  for (;;) {
+    if (recv === sent) {
+      if (senderDone) break;
+      await new Promise<void>((resolve) => (wakeReader = resolve));
+      continue;
+    }
+    const m = await readData(ws);
+    check.onMessage(m.opcode === Opcode.Binary, m.data);
+    recv++;
+    if (wakeSender !== null && sent - recv < job.window) {
+      const w: () => void = wakeSender;
+      wakeSender = null;
+      w();
+    }
+  }
+  await sender;
+  return check.result(recv, t0, null);
+}
+
+/** The ws client: callbacks, as ws is used; `onMessage` is set per job. */
+class WsClient {
+  onMessage: ((data: Buffer, isBinary: boolean) => void) | null = null;
+  onFailure: ((err: Error) => void) | null = null;
+
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage?.(data, isBinary));
+    ws.on('error', (err: Error) => this.onFailure?.(err));
+    ws.on('close', () => this.onFailure?.(new Error('ws: connection closed')));
+  }
+
+  job(job: Job): Promise<JobResult> {
+    const ws = this.ws;
+    const payloads = payloadsFor(job);
+    const np = payloads.length;
+    const check = new Checker(job, payloads);
+    const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
+    const opts = { binary: true };
+    return new Promise<JobResult>((resolve, reject) => {
+      const t0 = performance.now();
+      const deadline = t0 + job.ms;
+      let sent = 0;
+      let recv = 0;
+      let stop = false;
+      let tSend = 0;
+      const finish = (err: Error | null): void => {
+        this.onMessage = null;
+        this.onFailure = null;
+        if (err) reject(err);
+        else resolve(check.result(recv, t0, lat));
+      };
+      const sendOne = (): void => {
+        const p = payloads[sent % np]!;
+        check.onSend(p);
+        sent++;
+        ws.send(p, opts);
+      };
+      const pump = (): void => {
+        while (sent < job.count && !stop && sent - recv < job.window) sendOne();
+      };
+      this.onFailure = finish;
+      this.onMessage = (data, isBinary) => {
+        try {
+          const now = performance.now();
+          if (lat) lat[recv] = now - tSend;
+          check.onMessage(isBinary, data);
+          recv++;
+          if (now > deadline) stop = true;
+          if (lat) {
+            if (recv === job.count || stop) return finish(null);
+            tSend = performance.now();
+            sendOne();
+          } else {
+            if (recv === sent && (stop || sent === job.count)) return finish(null);
+            pump();
+          }
+        } catch (err) {
+          finish(err as Error);
+        }
+      };
+      if (lat) {
+        tSend = performance.now();
+        sendOne();
+      } else pump();
+    });
+  }
+}
+
+function openWs(port: number): Promise<WsClient> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    ws.once('open', () => {
+      ws.removeListener('error', reject);
+      resolve(new WsClient(ws));
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** A raw client handshake: resolves with the idle socket once the 101 response is in. */
+function openIdle(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    let head = '';
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error('idle connection: no handshake response')), HANDSHAKE_TIMEOUT_MS);
+    s.on('error', fail);
+    s.once('connect', () => {
+      const key = randomBytes(16).toString('base64');
+      s.write(
+        `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      );
+    });
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      s.off('data', onData);
+      s.off('error', fail);
+      s.on('error', () => {});
+      clearTimeout(timer);
+      if (!head.startsWith('HTTP/1.1 101')) return fail(new Error(`idle connection: ${head.split('\r\n')[0]}`));
+      resolve(s);
+    };
+    s.on('data', onData);
+  });
+}
+
+function memory(connections: number): MemResult {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('mem: run with --expose-gc');
+  for (let i = 0; i < 3; i++) gc();
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, connections };
+}
+
+async function server(impl: PeerImpl): Promise<(req: Request) => Promise<unknown>> {
+  if (impl === 'wsframe') {
+    const srv = await listen({ host: '127.0.0.1', port: 0, onError: () => {} }, async (ws) => {
+      for (;;) {
+        const m = await readData(ws);
+        if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
+        else if (m.opcode === Opcode.Text) await sendText(ws, m.data.toString());
+        else if (m.opcode === Opcode.Close) return;
+      }
+    });
+    send({ ready: true, port: srv.port });
+    return async (req) => {
+      if (req.cmd === 'mem') return memory(srv.clients.size);
+      throw new Error(`server: unknown command ${req.cmd}`);
+    };
+  }
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
+    ws.on('error', () => {});
+  });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  send({ ready: true, port: (wss.address() as net.AddressInfo).port });
+  return async (req) => {
+    if (req.cmd === 'mem') return memory(wss.clients.size);
+    throw new Error(`server: unknown command ${req.cmd}`);
+  };
+}
+
+function client(): (req: Request) => Promise<unknown> {
+  let wsframe: AsyncSocket | null = null;
+  let ws: WsClient | null = null;
+  send({ ready: true });
+  return async (req) => {
+    if (req.cmd === 'open') {
+      if (req.impl === 'wsframe') wsframe = await connect(`ws://127.0.0.1:${req.port}/`, { timeout: HANDSHAKE_TIMEOUT_MS });
+      else ws = await openWs(req.port);
+      return null;
+    }
+    if (req.cmd === 'job') {
+      if (wsframe !== null) return wsframeJob(wsframe, req.job);
+      if (ws !== null) return ws.job(req.job);
+      throw new Error('client: no connection');
+    }
+    throw new Error(`client: unknown command ${req.cmd}`);
+  };
+}
+
+function connector(): (req: Request) => Promise<unknown> {
+  const idle: net.Socket[] = [];
+  send({ ready: true });
+  return async (req) => {
+    if (req.cmd === 'connect-idle') {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < req.count) {
+          next++;
+          idle.push(await openIdle(req.port));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(req.concurrency, req.count) }, worker));
+      return idle.length;
+    }
+    if (req.cmd === 'close-idle') {
+      for (const s of idle) s.destroy();
+      const n = idle.length;
+      idle.length = 0;
+      return n;
+    }
+    throw new Error(`connector: unknown command ${req.cmd}`);
+  };
+}
+
+async function main(): Promise<void> {
+  setTimeout(() => process.exit(3), MAX_LIFETIME_MS).unref();
+  process.on('disconnect', () => process.exit(0));
+  const role = process.argv[2];
+  const handle =
+    role === 'server'
+      ? await server(process.argv[3] === 'ws' ? 'ws' : 'wsframe')
+      : role === 'client'
+        ? client()
+        : role === 'connector'
+          ? connector()
+          : null;
+  if (handle === null) throw new Error(`peer: unknown role ${role}`);
+  process.on('message', (req: Request) => {
+    if (req.cmd === 'exit') {
+      send({ id: req.id, ok: true, result: null });
+      // process.exit (not a kill) so that --cpu-prof writes its profile.
+      setImmediate(() => process.exit(0));
+      return;
+    }
+    handle(req).then(
+      (result) => send({ id: req.id, ok: true, result }),
+      (err: unknown) => send({ id: req.id, ok: false, error: err instanceof Error ? (err.stack ?? err.message) : String(err) })
+    );
+  });
+}
+
+main().catch((err: unknown) => {
+  console.error('peer:', err);
+  process.exit(1);
+});
