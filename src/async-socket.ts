@@ -112,6 +112,8 @@ export class AsyncSocket {
   peerClose: CloseInfo | null = null;
   /** @internal True while a frame-layer read is waiting for bytes. */
   reading = false;
+  /** @internal Payload bytes of the frame at the head of the buffer already unmasked and checked as UTF-8. */
+  validatedAhead = 0;
   /** @internal The latest Ping payload waiting for the socket to drain before its Pong. */
   deferredPong: Buffer | null = null;
   /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */
@@ -124,8 +126,9 @@ export class AsyncSocket {
   private avail = 0;
   private readonly readBufferSize: number;
   private paused = false;
-  // The pending read, if any.
+  // The pending read, if any: it wakes at `need` bytes and wants `expected` in the end.
   private need = 0;
+  private expected = 0;
   private resolveWait: (() => void) | null = null;
   private rejectWait: ((err: Error) => void) | null = null;
   // Why reads can no longer be served beyond what is buffered (EOF, error), and why reads
@@ -242,18 +245,21 @@ export class AsyncSocket {
   }
 
   /**
-   * Resolves once at least `n` bytes are buffered (at once when they already are).
+   * Resolves once at least `n` bytes are buffered (at once when they already are), or
+   * earlier, once `wakeAt` bytes are (a reader that looks at data as it comes); a socket that
+   * ends first is reported as cut short of `n`.
    * @throws {IOError} when the socket ends, breaks or is closed first
    * @throws {ConcurrencyError} when another read is pending
    */
-  wait(n: number): Promise<void> {
+  wait(n: number, wakeAt = n): Promise<void> {
     if (this.readClosed !== null) return Promise.reject(this.readClosed);
-    if (this.avail >= n) return RESOLVED;
+    if (this.avail >= wakeAt) return RESOLVED;
     if (this.resolveWait !== null) {
       return Promise.reject(new ConcurrencyError('another read is pending on this socket: reads must be serialized'));
     }
     if (this.ended !== null) return Promise.reject(this.cutShort(n));
-    this.need = n;
+    this.need = wakeAt;
+    this.expected = n;
     if (this.paused) {
       this.paused = false;
       this.socket.resume();
@@ -364,6 +370,28 @@ export class AsyncSocket {
   private failPongWaiters(err: IOError): void {
     for (const waiter of this.pongWaiters.values()) waiter.reject(err);
     this.pongWaiters.clear();
+  }
+
+  /**
+   * @internal Calls `visit` with the buffered bytes from `start` to `end` (offsets into what
+   * is buffered), piece by piece as they lie in the chunks, without consuming them.
+   */
+  visit(start: number, end: number, fn: (piece: Buffer) => void): void {
+    let skip = start;
+    let left = end - start;
+    for (let i = this.first, off = this.offset; left > 0; i++, off = 0) {
+      const chunk = this.chunks[i]!;
+      const have = chunk.length - off;
+      if (skip >= have) {
+        skip -= have;
+        continue;
+      }
+      const from = off + skip;
+      const step = Math.min(left, chunk.length - from);
+      fn(chunk.subarray(from, from + step));
+      skip = 0;
+      left -= step;
+    }
   }
 
   /** @internal Consumes `n` buffered bytes without returning them. */
@@ -515,7 +543,7 @@ export class AsyncSocket {
 
   private failRead(err: IOError): void {
     if (this.ended === null) this.ended = err;
-    if (this.rejectWait !== null) this.failPending(this.readClosed ?? this.cutShort(this.need));
+    if (this.rejectWait !== null) this.failPending(this.readClosed ?? this.cutShort(this.expected));
   }
 
   private onEnd(): void {

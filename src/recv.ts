@@ -11,7 +11,8 @@ import { decodeClosePayload, encodeClosePayload } from './core/close';
 import { CloseCode, Opcode, isControlOpcode } from './core/constants';
 import { ConcurrencyError, IOError, ProtocolError } from './core/errors';
 import { protocolErrorChannel } from './diagnostics';
-import { Frame, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
+import { applyMask } from './core/mask';
+import { Frame, FrameHeader, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
 
 /** A whole message, or a control frame, as `readData` returns it. */
 export interface Message {
@@ -33,8 +34,10 @@ const MODE_MESSAGE = 1;
 const MODE_FRAGMENT = 2;
 type Mode = typeof MODE_FRAME | typeof MODE_MESSAGE | typeof MODE_FRAGMENT;
 
-// Set by parseNext when it returns null: the bytes it needs buffered before trying again.
+// Set by parseNext when it returns null: the bytes it needs buffered to finish, and how
+// many it wants to look again (fewer, for text checked as it arrives).
 let needed = 0;
+let wakeAt = 0;
 
 // Failure replies and pongs are written without waiting: if the socket broke, the reader
 // learns it from the read that follows, so there is nothing to report here.
@@ -48,13 +51,13 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
   for (;;) {
     const avail = ws.bufferedAmount;
     if (avail < 2) {
-      needed = 2;
+      needed = wakeAt = 2;
       return null;
     }
     let bytes = ws.peek(2);
     const size = headerSizeOf(bytes[ws.peekOffset + 1]!);
     if (avail < size) {
-      needed = size;
+      needed = wakeAt = size;
       return null;
     }
     if (size > 2) bytes = ws.peek(size);
@@ -67,12 +70,28 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
     const total = size + h.length;
     if (avail < total) {
       needed = total;
+      wakeAt = total;
+      // Text that arrives slowly is checked as it comes, so invalid UTF-8 fails the
+      // connection at once, not when the whole frame is in (fail fast, RFC 6455 §8.1).
+      if (!control && mode !== MODE_FRAME && ws.assembler.isText(h.opcode)) {
+        validateAhead(ws, h, size, avail - size);
+        wakeAt = avail + 1;
+      }
       return null;
     }
     ws.skip(size);
-    // Unmasked in place (the received bytes are ours) or while copied out of the chunks. The
-    // key lies before the payload, so it is still intact.
-    const data = h.masked && h.length > 0 ? ws.takeUnmasked(h.length, h.maskKey!) : ws.take(h.length);
+    const validated = ws.validatedAhead;
+    let data: Buffer;
+    if (validated === 0) {
+      // Unmasked in place (the received bytes are ours) or while copied out of the chunks.
+      // The key lies before the payload, so it is still intact.
+      data = h.masked && h.length > 0 ? ws.takeUnmasked(h.length, h.maskKey!) : ws.take(h.length);
+    } else {
+      // The first `validated` bytes were unmasked in place already.
+      ws.validatedAhead = 0;
+      data = ws.take(h.length);
+      if (h.masked) applyMask(data.subarray(validated), h.maskKey!, data, validated, validated & 3);
+    }
     const opcode = h.opcode as Opcode;
     if (mode === MODE_FRAME) {
       return { fin: h.fin, rsv1: h.rsv1, rsv2: h.rsv2, rsv3: h.rsv3, masked: h.masked, opcode, data };
@@ -82,12 +101,28 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
       return mode === MODE_MESSAGE ? { opcode, data } : { opcode, data, fin: true };
     }
     if (mode === MODE_FRAGMENT) {
-      return { opcode: ws.assembler.pushPart(opcode, h.fin, data), data, fin: h.fin };
+      return { opcode: ws.assembler.pushPart(opcode, h.fin, data, validated), data, fin: h.fin };
     }
     const messageOpcode = opcode === Opcode.Cont ? ws.assembler.opcode : opcode;
-    const message = ws.assembler.push(opcode, h.fin, data);
+    const message = ws.assembler.push(opcode, h.fin, data, validated);
     if (message !== null) return { opcode: messageOpcode as Opcode, data: message };
   }
+}
+
+/**
+ * Unmasks in place and checks as UTF-8 the payload bytes of the head frame that arrived
+ * since the last look (`have` payload bytes are buffered now).
+ */
+function validateAhead(ws: AsyncSocket, h: FrameHeader, headerSize: number, have: number): void {
+  let done = ws.validatedAhead;
+  if (have <= done) return;
+  const key = h.masked ? h.maskKey! : null;
+  ws.visit(headerSize + done, headerSize + have, (piece) => {
+    if (key !== null) applyMask(piece, key, piece, 0, done & 3);
+    ws.assembler.validateAhead(h.opcode, piece, done === 0);
+    done += piece.length;
+  });
+  ws.validatedAhead = done;
 }
 
 /** Writes a control frame right away; control frames may go between fragments (§5.4). */
@@ -180,6 +215,7 @@ function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
   if (err instanceof ProtocolError) {
     if (protocolErrorChannel.hasSubscribers) protocolErrorChannel.publish({ ws, error: err });
     ws.assembler.reset();
+    ws.validatedAhead = 0;
     failConnection(ws, err.closeCode, err.code, client);
   } else if (err instanceof IOError && err.reason !== 'closed') {
     ws.assembler.reset();
@@ -209,7 +245,7 @@ async function readSlow(ws: AsyncSocket, mode: Mode, client: boolean): Promise<F
   ws.reading = true;
   try {
     for (;;) {
-      await ws.wait(needed);
+      await ws.wait(needed, wakeAt);
       const result = parseNext(ws, mode, client);
       if (result !== null) {
         ws.reading = false;

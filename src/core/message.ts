@@ -66,20 +66,46 @@ export class MessageAssembler {
   }
 
   /**
+   * True when a data frame with this opcode carries text, so its bytes must be UTF-8.
+   */
+  isText(opcode: number): boolean {
+    return opcode === Opcode.Text || (opcode === Opcode.Cont && this.opcode === Opcode.Text);
+  }
+
+  /**
+   * Checks the first bytes of a text frame's payload before the rest has arrived, so that
+   * invalid UTF-8 fails the connection as soon as it is seen, even inside one frame.
+   * `first` is true for the frame's first piece. The same bytes are then skipped by
+   * {@link push}/{@link pushPart} through their `validated` argument.
+   * @throws {InvalidUtf8Error} 1007
+   */
+  validateAhead(opcode: number, piece: Uint8Array, first: boolean): void {
+    if (first && opcode === Opcode.Text) this.utf8.reset();
+    if (!this.utf8.push(piece)) throw new InvalidUtf8Error();
+  }
+
+  /**
    * Adds the payload of a data frame that passed {@link check}.
+   * @param validated how many leading bytes {@link validateAhead} already checked
    * @returns the whole message's bytes when `fin` ends it, else null
    * @throws {InvalidUtf8Error} 1007 as soon as a text message cannot be valid UTF-8
    */
-  push(opcode: number, fin: boolean, payload: Buffer): Buffer | null {
+  push(opcode: number, fin: boolean, payload: Buffer, validated = 0): Buffer | null {
     if (opcode !== Opcode.Cont) {
       if (fin) {
         // The common case: a message in one frame, returned as it is (no copy).
-        if (opcode === Opcode.Text && !isValidUtf8(payload)) throw new InvalidUtf8Error();
+        if (opcode === Opcode.Text) {
+          const ok =
+            validated === 0
+              ? isValidUtf8(payload)
+              : this.utf8.push(payload.subarray(validated)) && this.utf8.end();
+          if (!ok) throw new InvalidUtf8Error();
+        }
         return payload;
       }
-      this.begin(opcode as 1 | 2, false);
+      this.begin(opcode as 1 | 2, false, validated === 0);
     }
-    this.validate(payload, fin);
+    this.validate(validated === 0 ? payload : payload.subarray(validated), fin);
     this.append(payload);
     this.fragments++;
     if (!fin) return null;
@@ -94,19 +120,19 @@ export class MessageAssembler {
    * @returns the opcode (Text or Binary) of the message this fragment belongs to
    * @throws {InvalidUtf8Error} 1007 as soon as a text message cannot be valid UTF-8
    */
-  pushPart(opcode: number, fin: boolean, payload: Buffer): 1 | 2 {
-    if (opcode !== Opcode.Cont) this.begin(opcode as 1 | 2, true);
+  pushPart(opcode: number, fin: boolean, payload: Buffer, validated = 0): 1 | 2 {
+    if (opcode !== Opcode.Cont) this.begin(opcode as 1 | 2, true, validated === 0);
     const messageOpcode = this.opcode as 1 | 2;
-    this.validate(payload, fin);
+    this.validate(validated === 0 ? payload : payload.subarray(validated), fin);
     this.fragments++;
     if (fin) this.reset();
     return messageOpcode;
   }
 
-  private begin(opcode: 1 | 2, streaming: boolean): void {
+  private begin(opcode: 1 | 2, streaming: boolean, resetUtf8: boolean): void {
     this.opcode = opcode;
     this.streaming = streaming;
-    this.utf8.reset();
+    if (resetUtf8) this.utf8.reset();
   }
 
   private validate(payload: Buffer, fin: boolean): void {

@@ -9,11 +9,8 @@
  * echo-client). A listed case that passes makes the test fail, so the entry gets removed
  * as soon as the bug is fixed. Keep this list empty whenever possible.
  */
-export const NON_STRICT: Record<string, string> = {
-  '6.4.3':
-    'wsframe validates a frame payload once the whole frame has arrived; fail-fast holds from fragment to fragment, not between the TCP chunks of one frame',
-  '6.4.4':
-    'wsframe validates a frame payload once the whole frame has arrived; fail-fast holds from fragment to fragment, not between the TCP chunks of one frame'
-};
+// Empty: 6.4.3 and 6.4.4 (invalid UTF-8 inside one frame split across TCP chunks) were
+// NON-STRICT until text payloads were checked as they arrive; they must now be OK.
+export const NON_STRICT: Record<string, string> = {};
 
 export const EXPECTED_FAILURES: Record<string, string> = {};
