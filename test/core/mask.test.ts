@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { applyMask, applyMaskReference, fillMaskingKey, generateMaskingKey } from '../../src/core/mask';
+import { applyMask, applyMaskReference, applyMaskWordsForTest, fillMaskingKey, generateMaskingKey } from '../../src/core/mask';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -215,4 +215,30 @@ test('fillMaskingKey writes exactly 4 bytes at the offset', (t) => {
     changed = dst.subarray(3, 7).some((b) => b !== 0xee);
   }
   t.true(changed);
+});
+
+test('the word loop (the fallback without WebAssembly SIMD) equals the byte-loop reference', (t) => {
+  const key = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+  const backing = Buffer.alloc(5000);
+  for (let i = 0; i < backing.length; i++) backing[i] = (i * 31 + 7) & 0xff;
+  let checked = 0;
+  for (const n of [256, 257, 258, 259, 300, 1000, 4095]) {
+    for (let srcOff = 0; srcOff < 4; srcOff++) {
+      for (const dstShift of [0, 4, 8]) {
+        for (let phase = 0; phase < 4; phase++) {
+          const src = backing.subarray(srcOff, srcOff + n);
+          const want = Buffer.alloc(n + 16);
+          applyMaskReference(src, key, want, srcOff + dstShift, phase);
+          const got = Buffer.alloc(n + 16);
+          applyMaskWordsForTest(src, key, got, srcOff + dstShift, phase);
+          t.true(got.equals(want), `n=${n} srcOff=${srcOff} dstShift=${dstShift} phase=${phase}`);
+          const inPlace = Buffer.from(backing.subarray(0, srcOff + n)).subarray(srcOff);
+          applyMaskWordsForTest(inPlace, key, inPlace, 0, phase);
+          t.true(inPlace.equals(want.subarray(srcOff + dstShift, srcOff + dstShift + n)));
+          checked++;
+        }
+      }
+    }
+  }
+  t.is(checked, 7 * 4 * 3 * 4);
 });
