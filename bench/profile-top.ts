@@ -7,6 +7,9 @@
  * node -r ts-node/register/transpile-only bench/profile-top.ts .bench-out/CPU.*.cpuprofile [count]
  * ```
  *
+ * For the echo rows' child processes (`--prof-children DIR`), paths under
+ * `.bench-out/peer-js-<pid>/` are shown without that prefix, with JavaScript line numbers.
+ *
  * Self time is what V8 sampled inside the function itself (callees excluded); inlined
  * functions are counted in the function they were inlined into.
  */
@@ -49,7 +52,10 @@ function main(): void {
   const byFunction = new Map<string, number>();
   for (const [id, us] of selfUs) {
     const cf = byId.get(id)!.callFrame;
-    const where = cf.url ? `${path.relative(process.cwd(), cf.url.replace(/^file:\/\//, ''))}:${cf.lineNumber + 1}` : '';
+    // Child processes run src/ transpiled into .bench-out/peer-js-<pid>/: show it as src/…
+    // (the line is then of the transpiled JavaScript, close to but not always the .ts line).
+    const file = cf.url ? path.relative(process.cwd(), cf.url.replace(/^file:\/\//, '')).replace(/^\.bench-out\/peer-js-\d+\//, '') : '';
+    const where = file ? `${file}:${cf.lineNumber + 1}` : '';
     const key = `${cf.functionName || '(anonymous)'}${where ? `  ${where}` : ''}`;
     byFunction.set(key, (byFunction.get(key) ?? 0) + us);
   }
