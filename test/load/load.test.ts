@@ -69,7 +69,7 @@ test.serial(`${CONNECTIONS} concurrent connections x ${MESSAGES} mixed messages:
   t.log(
     `${CONNECTIONS} connections opened in ${(opened / 1000).toFixed(2)} s; ` +
       `${messages} messages (${fragmented} fragmented, ${fmt(bytes)} each way) echoed in ${(elapsed / 1000).toFixed(2)} s: ` +
-      `${Math.round(rate)} messages/s, ${fmt(bytes / (elapsed / 1000))}/s each way; server RSS ${fmt(after.rss)}`
+      `${Math.round(rate)} messages/s, ${fmt(bytes / (elapsed / 1000))}/s each way; server RSS ${fmt(after.rss)}, longest server event-loop delay ${Math.round(after.maxLoopDelayMs)} ms`
   );
 });
 
