@@ -62,6 +62,9 @@ const COALESCE_MAX = 1024;
 const COALESCE_AFTER = 8;
 const TAIL_SIZE = 16 * 1024;
 const RESOLVED: Promise<void> = Promise.resolve();
+const EMPTY = Buffer.alloc(0);
+// Errors of fast-path writes are reported by the socket's 'error' event and the next call.
+const ignoreWriteResult = (): void => {};
 
 function ioErrorFrom(err: unknown): IOError {
   if (err instanceof IOError) return err;
@@ -450,6 +453,22 @@ export class AsyncSocket {
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
     }
+    // Fast path: with nothing queued before it, a write the socket completes synchronously
+    // leaves nothing buffered, so the bytes are with the kernel already: resolve at once,
+    // without a promise and a callback of its own. (A later failure shows on the next
+    // read or write, as it would after any completed write.)
+    if (s.writableLength === 0 && !s.writableCorked) {
+      if (b === undefined) {
+        s.write(a, ignoreWriteResult);
+      } else {
+        s.cork();
+        s.write(a);
+        s.write(b, ignoreWriteResult);
+        s.uncork();
+      }
+      if (s.writableLength === 0 && !s.destroyed) return RESOLVED;
+      return this.flushed();
+    }
     return new Promise<void>((resolve, reject) => {
       // Node calls back without an error when the stream was destroyed before flushing.
       const done = (err?: Error | null): void => {
@@ -465,6 +484,22 @@ export class AsyncSocket {
         s.write(b, done);
         s.uncork();
       }
+    });
+  }
+
+  // Resolves once everything written so far has been flushed (the write buffer drained).
+  private flushed(): Promise<void> {
+    const s = this.socket;
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        s.off('drain', check);
+        s.off('close', check);
+        if (s.writableLength === 0 && !s.destroyed) resolve();
+        else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
+        else s.once('drain', check).once('close', check);
+      };
+      // Zero-length write: its callback runs once every earlier write has completed.
+      s.write(EMPTY, (err?: Error | null) => (err ? reject(ioErrorFrom(err)) : check()));
     });
   }
 
