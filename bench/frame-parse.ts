@@ -93,10 +93,12 @@ class ChunkFedSocket extends AsyncSocket {
     this.source = source;
   }
 
-  override wait(n: number): Promise<void> {
-    const ready = super.wait(n);
-    while (this.bufferedAmount < n && this.nextChunk < this.source.length) this.feed(this.source[this.nextChunk++]!);
-    return ready;
+  // readData waits through waitThen: hand over the next chunks first, as a socket's 'data'
+  // events would, then let the wait find them.
+  override waitThen(...args: Parameters<AsyncSocket['waitThen']>): void {
+    const wakeAt = args[1];
+    while (this.bufferedAmount < wakeAt && this.nextChunk < this.source.length) this.feed(this.source[this.nextChunk++]!);
+    super.waitThen(...args);
   }
 }
 

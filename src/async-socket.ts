@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { ConcurrencyError, IOError } from './core/errors';
 import type { CloseInfo } from './core/close';
 import { MessageAssembler } from './core/message';
-import { HeaderRules, newFrameHeader } from './core/frame';
+
 import { applyMask, unmaskSmall } from './core/mask';
 import { closeChannel, openChannel } from './diagnostics';
 
@@ -66,6 +66,26 @@ const EMPTY = Buffer.alloc(0);
 // Errors of fast-path writes are reported by the socket's 'error' event and the next call.
 const ignoreWriteResult = (): void => {};
 
+/** Callbacks of a pending read (see {@link AsyncSocket.waitThen}). */
+type ReadyFn = (ws: AsyncSocket) => void;
+type FailFn = (err: Error, ws: AsyncSocket) => void;
+
+// The socket's listeners are shared functions; each finds its AsyncSocket here.
+const kOwner = Symbol('wsframe.AsyncSocket');
+type SocketWithOwner = Duplex & { [kOwner]: AsyncSocket };
+function onData(this: SocketWithOwner, chunk: Buffer): void {
+  this[kOwner].feed(chunk);
+}
+function onEnd(this: SocketWithOwner): void {
+  this[kOwner].onEnd();
+}
+function onError(this: SocketWithOwner, err: Error): void {
+  this[kOwner].onError(err);
+}
+function onClose(this: SocketWithOwner): void {
+  this[kOwner].onClose();
+}
+
 function ioErrorFrom(err: unknown): IOError {
   if (err instanceof IOError) return err;
   const code = (err as { code?: string } | null)?.code;
@@ -97,14 +117,6 @@ export class AsyncSocket {
 
   /** @internal The message being received (frame layer state). */
   readonly assembler: MessageAssembler;
-  /** @internal Scratch header for the frame decoder, and the buffer its mask key is copied to. */
-  readonly header = newFrameHeader();
-  /** @internal */
-  readonly keyBuffer = new Uint8Array(4);
-  /** @internal Header rules for frames arriving at a client end and at a server end. */
-  readonly clientRules: HeaderRules;
-  /** @internal */
-  readonly serverRules: HeaderRules;
   /** True once a Close frame was sent or queued behind other sends: no new message may be sent. */
   closeQueued = false;
   /** True once a Close frame was handed to the socket: no frame at all may follow. */
@@ -115,6 +127,14 @@ export class AsyncSocket {
   peerClose: CloseInfo | null = null;
   /** @internal True while a frame-layer read is waiting for bytes. */
   reading = false;
+  /** @internal The waiting frame-layer read: its mode, role, and how to settle it. */
+  readMode = 0;
+  /** @internal */
+  readClient = false;
+  /** @internal */
+  readResolve: ((value: unknown) => void) | null = null;
+  /** @internal */
+  readReject: ((err: unknown) => void) | null = null;
   /** @internal Payload bytes of the frame at the head of the buffer already unmasked and checked as UTF-8. */
   validatedAhead = 0;
   /** @internal The latest Ping payload waiting for the socket to drain before its Pong. */
@@ -132,8 +152,8 @@ export class AsyncSocket {
   // The pending read, if any: it wakes at `need` bytes and wants `expected` in the end.
   private need = 0;
   private expected = 0;
-  private resolveWait: (() => void) | null = null;
-  private rejectWait: ((err: Error) => void) | null = null;
+  private resolveWait: ReadyFn | null = null;
+  private rejectWait: FailFn | null = null;
   // Why reads can no longer be served beyond what is buffered (EOF, error), and why reads
   // cannot be served at all (the connection is closed).
   private ended: IOError | null = null;
@@ -145,7 +165,8 @@ export class AsyncSocket {
   private tailStart = 0;
   private tailView: Buffer | null = null;
   // Pings waiting for their Pong, in the order they were sent.
-  private readonly pongWaiters = new Map<string, { resolve: (rtt: number) => void; reject: (err: Error) => void; sentAt: number }>();
+  private pongWaiters: Map<string, { resolve: (rtt: number) => void; reject: (err: Error) => void; sentAt: number }> | null =
+    null;
 
   constructor(socket: Duplex, options: AsyncSocketOptions) {
     this.socket = socket;
@@ -157,17 +178,18 @@ export class AsyncSocket {
     this.maxFragments = options.maxFragments ?? DEFAULTS.maxFragments;
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout;
     this.readBufferSize = options.readBufferSize ?? DEFAULTS.readBufferSize;
-    this.clientRules = { expectMasked: false, maxFrameSize: this.maxFrameSize };
-    this.serverRules = { expectMasked: true, maxFrameSize: this.maxFrameSize };
     this.assembler = new MessageAssembler({ maxMessageSize: this.maxMessageSize, maxFragments: this.maxFragments });
     if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
 
-    socket.on('data', (chunk: Buffer) => this.feed(chunk));
-    socket.on('end', () => this.onEnd());
+    // Shared listener functions find this object through a symbol on the socket, so an idle
+    // connection carries no closures of its own.
+    (socket as SocketWithOwner)[kOwner] = this;
+    socket.on('data', onData);
+    socket.on('end', onEnd);
     // A listener is always attached, so a broken socket never crashes the process; the
     // error reaches the caller through the pending (or next) read or write instead.
-    socket.on('error', (err: Error) => this.onError(err));
-    socket.on('close', () => this.onClose());
+    socket.on('error', onError);
+    socket.on('close', onClose);
     if (openChannel.hasSubscribers) openChannel.publish({ ws: this });
     const idle = options.idleTimeout ?? DEFAULTS.idleTimeout;
     if (idle > 0 && 'setTimeout' in socket) {
@@ -204,7 +226,7 @@ export class AsyncSocket {
     if (this.resolveWait !== null && this.avail >= this.need) {
       const resolve = this.resolveWait;
       this.clearWait();
-      resolve();
+      resolve(this);
     }
     if (
       !this.paused &&
@@ -255,22 +277,31 @@ export class AsyncSocket {
    * @throws {ConcurrencyError} when another read is pending
    */
   wait(n: number, wakeAt = n): Promise<void> {
-    if (this.readClosed !== null) return Promise.reject(this.readClosed);
-    if (this.avail >= wakeAt) return RESOLVED;
+    if (this.readClosed === null && this.avail >= wakeAt) return RESOLVED;
+    return new Promise<void>((resolve, reject) => this.waitThen(n, wakeAt, () => resolve(), reject));
+  }
+
+  /**
+   * @internal {@link wait} with callbacks instead of a promise: `onReady(this)` once `wakeAt`
+   * bytes are buffered (at once if they are), `onFail(err, this)` when the socket ends,
+   * breaks or is closed first, or another read is pending. The frame layer passes shared
+   * functions, so an idle read costs no closures.
+   */
+  waitThen(n: number, wakeAt: number, onReady: ReadyFn, onFail: FailFn): void {
+    if (this.readClosed !== null) return onFail(this.readClosed, this);
+    if (this.avail >= wakeAt) return onReady(this);
     if (this.resolveWait !== null) {
-      return Promise.reject(new ConcurrencyError('another read is pending on this socket: reads must be serialized'));
+      return onFail(new ConcurrencyError('another read is pending on this socket: reads must be serialized'), this);
     }
-    if (this.ended !== null) return Promise.reject(this.cutShort(n));
+    if (this.ended !== null) return onFail(this.cutShort(n), this);
     this.need = wakeAt;
     this.expected = n;
     if (this.paused) {
       this.paused = false;
       this.socket.resume();
     }
-    return new Promise<void>((resolve, reject) => {
-      this.resolveWait = resolve;
-      this.rejectWait = reject;
-    });
+    this.resolveWait = onReady;
+    this.rejectWait = onFail;
   }
 
   /**
@@ -342,16 +373,17 @@ export class AsyncSocket {
    */
   waitForPong(token: Buffer): Promise<number> {
     const key = token.toString('latin1');
-    if (this.pongWaiters.has(key)) throw new RangeError('a ping with this token is already waiting');
+    const waiters = (this.pongWaiters ??= new Map());
+    if (waiters.has(key)) throw new RangeError('a ping with this token is already waiting');
     if (this.readClosed !== null) return Promise.reject(this.readClosed);
     return new Promise((resolve, reject) => {
-      this.pongWaiters.set(key, { resolve, reject, sentAt: performance.now() });
+      waiters.set(key, { resolve, reject, sentAt: performance.now() });
     });
   }
 
   /** @internal Forgets a Ping's waiter (it timed out or could not be sent). */
   cancelPong(token: Buffer): void {
-    this.pongWaiters.delete(token.toString('latin1'));
+    this.pongWaiters?.delete(token.toString('latin1'));
   }
 
   /**
@@ -359,18 +391,20 @@ export class AsyncSocket {
    * a peer may answer only the most recent of several Pings (RFC 6455 §5.5.3).
    */
   notifyPong(data: Buffer): void {
-    if (this.pongWaiters.size === 0) return;
+    const waiters = this.pongWaiters;
+    if (waiters === null || waiters.size === 0) return;
     const key = data.toString('latin1');
-    if (!this.pongWaiters.has(key)) return; // unsolicited, or for a ping nobody waits on
+    if (!waiters.has(key)) return; // unsolicited, or for a ping nobody waits on
     const now = performance.now();
-    for (const [k, waiter] of this.pongWaiters) {
-      this.pongWaiters.delete(k);
+    for (const [k, waiter] of waiters) {
+      waiters.delete(k);
       waiter.resolve(now - waiter.sentAt);
       if (k === key) break;
     }
   }
 
   private failPongWaiters(err: IOError): void {
+    if (this.pongWaiters === null) return;
     for (const waiter of this.pongWaiters.values()) waiter.reject(err);
     this.pongWaiters.clear();
   }
@@ -572,7 +606,7 @@ export class AsyncSocket {
     if (this.rejectWait !== null) {
       const reject = this.rejectWait;
       this.clearWait();
-      reject(err);
+      reject(err, this);
     }
   }
 
@@ -581,17 +615,20 @@ export class AsyncSocket {
     if (this.rejectWait !== null) this.failPending(this.readClosed ?? this.cutShort(this.expected));
   }
 
-  private onEnd(): void {
+  /** @internal */
+  onEnd(): void {
     this.failRead(new IOError('eof', 'socket ended'));
     // The peer will send nothing more. Once our side is done too, let the socket go.
     if (this.readClosed !== null) this.socket.end();
   }
 
-  private onError(err: Error): void {
+  /** @internal */
+  onError(err: Error): void {
     this.failRead(ioErrorFrom(err));
   }
 
-  private onClose(): void {
+  /** @internal */
+  onClose(): void {
     this.failRead(new IOError('reset', 'socket closed'));
     this.failPongWaiters(this.readClosed ?? this.ended!);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);

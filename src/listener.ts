@@ -128,8 +128,21 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
     }
     clients.add(ws);
     ws.socket.once('close', () => clients.delete(ws));
+    // Start the handler and leave: this frame (and the request it holds) is not kept alive
+    // for the life of the connection; the handler gets `req` and keeps it only if it wants.
+    let handled: void | Promise<void>;
     try {
-      await run(ws, req);
+      handled = run(ws, req);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    return finish(ws, handled);
+  }
+
+  // Closes the connection once its handler is done: 1000 after a normal return, else 1011.
+  async function finish(ws: AsyncSocket, handled: void | Promise<void>): Promise<void> {
+    try {
+      await handled;
       if (!ws.destroyed) await close(ws, CloseCode.Normal);
     } catch (err) {
       if (!ws.destroyed) void close(ws, CloseCode.InternalError);

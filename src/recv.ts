@@ -12,7 +12,7 @@ import { CloseCode, Opcode, isControlOpcode } from './core/constants';
 import { ConcurrencyError, IOError, ProtocolError } from './core/errors';
 import { protocolErrorChannel } from './diagnostics';
 import { applyMask } from './core/mask';
-import { Frame, FrameHeader, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
+import { Frame, FrameHeader, HeaderRules, newFrameHeader, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
 
 /** A whole message, or a control frame, as `readData` returns it. */
 export interface Message {
@@ -33,6 +33,12 @@ const MODE_FRAME = 0;
 const MODE_MESSAGE = 1;
 const MODE_FRAGMENT = 2;
 type Mode = typeof MODE_FRAME | typeof MODE_MESSAGE | typeof MODE_FRAGMENT;
+
+// Parsing is synchronous, so one header, one key buffer and one rules object serve every
+// socket (an idle connection then holds none of them).
+const header = newFrameHeader();
+const keyBuffer = new Uint8Array(4);
+const rules: HeaderRules = { expectMasked: true, maxFrameSize: 0 };
 
 // Set by parseNext when it returns null: the bytes it needs buffered to finish, and how
 // many it wants to look again (fewer, for text checked as it arrives).
@@ -62,9 +68,11 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
     }
     if (size > 2) bytes = ws.peek(size);
     const off = ws.peekOffset;
-    const h = ws.header;
-    decodeHeader(bytes, off, off + size, h, ws.keyBuffer);
-    validateHeader(h, client ? ws.clientRules : ws.serverRules);
+    const h = header;
+    decodeHeader(bytes, off, off + size, h, keyBuffer);
+    rules.expectMasked = !client;
+    rules.maxFrameSize = ws.maxFrameSize;
+    validateHeader(h, rules);
     const control = isControlOpcode(h.opcode);
     if (!control && mode !== MODE_FRAME) ws.assembler.check(h.opcode, h.length, mode === MODE_FRAGMENT);
     const total = size + h.length;
@@ -241,20 +249,44 @@ function read(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Mes
   return readSlow(ws, mode, client);
 }
 
-async function readSlow(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Message | Fragment> {
-  ws.reading = true;
+// The slow path: one promise for the caller, settled from the socket's 'data' event through
+// shared functions (no async frame, no closures per read), so an idle connection waiting
+// in readData holds little more than that promise.
+function readSlow(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Message | Fragment> {
+  return new Promise((resolve, reject) => {
+    ws.reading = true;
+    ws.readMode = mode;
+    ws.readClient = client;
+    ws.readResolve = resolve as (value: unknown) => void;
+    ws.readReject = reject;
+    ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
+  });
+}
+
+function onReadable(ws: AsyncSocket): void {
+  let result;
   try {
-    for (;;) {
-      await ws.wait(needed, wakeAt);
-      const result = parseNext(ws, mode, client);
-      if (result !== null) {
-        ws.reading = false;
-        return result;
-      }
-    }
+    result = parseNext(ws, ws.readMode as Mode, ws.readClient);
   } catch (err) {
-    throw fail(ws, err, client);
+    return onReadFailed(err, ws);
   }
+  if (result === null) return ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
+  const resolve = ws.readResolve!;
+  clearRead(ws);
+  resolve(result);
+}
+
+function onReadFailed(err: unknown, ws: AsyncSocket): void {
+  const reject = ws.readReject!;
+  const client = ws.readClient;
+  clearRead(ws);
+  reject(fail(ws, err, client));
+}
+
+function clearRead(ws: AsyncSocket): void {
+  ws.reading = false;
+  ws.readResolve = null;
+  ws.readReject = null;
 }
 
 function concurrentRead(): ConcurrencyError {

@@ -32,6 +32,11 @@ export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head'
   headers?: Record<string, string | readonly string[]>;
 }
 
+// The socket is ours during the handshake: a reset must never become an unhandled 'error'.
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 // Seconds a refused socket gets to read our response before it is destroyed.
 const REJECT_LINGER_MS = 1000;
 
@@ -56,7 +61,7 @@ export function rejectUpgrade(
   if (handshakeRejectedChannel.hasSubscribers) {
     handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
   }
-  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
   if (socket.destroyed) return;
   socket.resume(); // drain what the client still sends, so our close is not a reset
   socket.end(response);
@@ -101,7 +106,7 @@ export function upgrade(
   options: UpgradeOptions = {}
 ): Promise<AsyncSocket> {
   // The socket is ours from here on: a reset must never become an unhandled 'error'.
-  if (socket.listenerCount('error') === 0) socket.on('error', () => socket.destroy());
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
   const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
   if (isRefusal(checked)) {
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
@@ -137,6 +142,7 @@ export function upgrade(
   s.setTimeout?.(0); // node:http's request timeouts no longer apply to this connection
   socket.write(response);
   const ws = new AsyncSocket(socket, { ...options, role: 'server', head, protocol });
+  socket.off('error', destroyOnError); // the AsyncSocket's own listener takes over
   if (options.keepalive) keepalive(ws, options.keepalive);
   return Promise.resolve(ws);
 }
