@@ -91,6 +91,18 @@ function onClose(this: SocketWithOwner): void {
   this[kOwner].onClose();
 }
 
+// One or two chunks in one corked write; `done` is called for the last one.
+function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (err?: Error | null) => void): void {
+  if (b === undefined) {
+    s.write(a, done);
+    return;
+  }
+  s.cork();
+  s.write(a);
+  s.write(b, done);
+  s.uncork();
+}
+
 function ioErrorFrom(err: unknown): IOError {
   if (err instanceof IOError) return err;
   const code = (err as { code?: string } | null)?.code;
@@ -497,14 +509,7 @@ export class AsyncSocket {
     // without a promise and a callback of its own. (A later failure shows on the next
     // read or write, as it would after any completed write.)
     if (s.writableLength === 0 && !s.writableCorked) {
-      if (b === undefined) {
-        s.write(a, ignoreWriteResult);
-      } else {
-        s.cork();
-        s.write(a);
-        s.write(b, ignoreWriteResult);
-        s.uncork();
-      }
+      writeParts(s, a, b, ignoreWriteResult);
       if (s.writableLength === 0 && !s.destroyed) return RESOLVED;
       return this.flushed();
     }
@@ -515,14 +520,7 @@ export class AsyncSocket {
         else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
         else resolve();
       };
-      if (b === undefined) {
-        s.write(a, done);
-      } else {
-        s.cork();
-        s.write(a);
-        s.write(b, done);
-        s.uncork();
-      }
+      writeParts(s, a, b, done);
     });
   }
 
