@@ -90,7 +90,22 @@ async function main(): Promise<void> {
   console.log(`(sink ${sinkValue()})`);
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
+// A row whose reader never settles leaves the event loop empty: Node would exit with code 0
+// and no table. Say so and fail instead.
+let finished = false;
+process.on('exit', (code) => {
+  if (!finished && code === 0) {
+    console.error('bench: the run stopped before finishing (a promise that never settled?)');
+    process.exitCode = 1;
+  }
 });
+
+main().then(
+  () => {
+    finished = true;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  }
+);
