@@ -12,7 +12,7 @@ import { encodeClosePayload } from './core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
 import { IOError } from './core/errors';
 import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
-import { applyMask } from './core/mask';
+import { applyMask, maskedFrameInKernel } from './core/mask';
 import { failConnection, finishClose } from './recv';
 
 /** Options of {@link sendFrame}. */
@@ -28,6 +28,8 @@ export interface SendFrameOptions {
 // Payloads up to this size are copied behind the header and written as one chunk; larger
 // ones are written as header + payload under cork(), without a copy.
 const COPY_MAX = 1024;
+// Masked payloads from this size on are built in the SIMD kernel's ring when it has room.
+const RING_MIN = 16 * 1024;
 
 function closedForSending(): Promise<never> {
   return Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow'));
@@ -36,6 +38,17 @@ function closedForSending(): Promise<never> {
 // Writes one frame now (no queueing): header and payload in one corked write.
 function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
   const n = data.length;
+  if (masked && n >= RING_MIN) {
+    const key = nextKey();
+    const header = Buffer.allocUnsafe(encodedHeaderSize(n, true));
+    encodeHeader(header, 0, b0, n, true, key);
+    const built = maskedFrameInKernel(header, data, key);
+    if (built !== null) {
+      const written = ws.write(built.frame);
+      written.then(built.release, built.release);
+      return written;
+    }
+  }
   if (masked || n <= COPY_MAX) return ws.write(encodeFrame(b0, data, masked));
   const header = Buffer.allocUnsafe(encodedHeaderSize(n, false));
   encodeHeader(header, 0, b0, n, false);

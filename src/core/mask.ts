@@ -4,7 +4,7 @@
  * @module
  */
 import { randomFillSync } from 'node:crypto';
-import { loadSimdKernel } from './simd';
+import { SIMD_MEMORY, SIMD_RING_START, loadSimdKernel } from './simd';
 
 /**
  * The reference implementation: one byte at a time. Slow (about 0.1 GB/s) but obviously
@@ -38,6 +38,47 @@ const simd = loadSimdKernel();
 
 /** True when the WebAssembly SIMD kernel is in use for large payloads. */
 export const simdAvailable = simd !== null;
+
+// Outgoing masked frames can be built inside the kernel's memory and written to the socket
+// from there: one copy in and an XOR in place, instead of copy in, XOR, copy out into a new
+// Buffer. A region is reused only once every frame written from the ring has been flushed.
+const RING_MIN = 16 * 1024;
+const RING_MAX = 1024 * 1024 + 16;
+let ringNext = SIMD_RING_START;
+let ringInFlight = 0;
+
+function ringRelease(): void {
+  if (--ringInFlight === 0) ringNext = SIMD_RING_START;
+}
+
+/**
+ * A masked frame (header, then `data` masked with `key`) built in the SIMD kernel's memory,
+ * and the function to call once the socket has flushed it; null when the payload is out of
+ * the range this serves, the ring is full, or there is no SIMD kernel. The caller's bytes
+ * are not modified.
+ * @internal
+ */
+export function maskedFrameInKernel(
+  header: Uint8Array,
+  data: Uint8Array,
+  key: Uint8Array
+): { frame: Buffer; release: () => void } | null {
+  const n = data.length;
+  const total = header.length + n;
+  if (simd === null || n < RING_MIN || total > RING_MAX) return null;
+  if (ringNext + total > SIMD_MEMORY) {
+    if (ringInFlight !== 0) return null;
+    ringNext = SIMD_RING_START;
+  }
+  const at = ringNext;
+  ringNext = (at + total + 15) & ~15;
+  ringInFlight++;
+  const mem = simd.memory;
+  mem.set(header, at);
+  mem.set(data, at + header.length);
+  simd.xor(at + header.length, n, keyWord(key, 0));
+  return { frame: Buffer.from(mem.buffer, mem.byteOffset + at, total), release: ringRelease };
+}
 
 /** The key bytes from `phase` on, as a little-endian 32-bit word (WebAssembly's byte order). */
 function keyWord(key: Uint8Array, phase: number): number {

@@ -102,8 +102,14 @@ function xorBody(): number[] {
   return [...uleb(body.length), ...body];
 }
 
-/** Bytes of memory the module has (one page); callers mask in blocks no larger. */
-export const SIMD_MEMORY = 64 * 1024;
+/**
+ * Bytes of memory the module has, fixed (it never grows, so views of it stay valid): the
+ * first 64 KiB are scratch for masking in blocks, the rest a ring where outgoing masked
+ * frames are built and written from (see `mask.ts`).
+ */
+export const SIMD_MEMORY = 64 * 1024 + 4 * 1024 * 1024;
+/** Where the ring of outgoing frames starts in the module's memory. */
+export const SIMD_RING_START = 64 * 1024;
 
 /** The module's bytes. */
 export function simdModuleBytes(): Uint8Array {
