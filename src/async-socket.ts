@@ -103,6 +103,11 @@ function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (
   s.uncork();
 }
 
+/** @internal The error for a read started while another is pending. */
+export function concurrentRead(): ConcurrencyError {
+  return new ConcurrencyError('another read is pending on this socket: reads must be serialized');
+}
+
 function ioErrorFrom(err: unknown): IOError {
   if (err instanceof IOError) return err;
   const code = (err as { code?: string } | null)?.code;
@@ -308,7 +313,7 @@ export class AsyncSocket {
     if (this.readClosed !== null) return onFail(this.readClosed, this);
     if (this.avail >= wakeAt) return onReady(this);
     if (this.resolveWait !== null) {
-      return onFail(new ConcurrencyError('another read is pending on this socket: reads must be serialized'), this);
+      return onFail(concurrentRead(), this);
     }
     if (this.ended !== null) return onFail(this.cutShort(n), this);
     this.need = wakeAt;

@@ -6,10 +6,10 @@
  * buffered they are parsed synchronously, and only a missing byte makes a call wait.
  * @module
  */
-import { AsyncSocket } from './async-socket';
+import { AsyncSocket, concurrentRead } from './async-socket';
 import { decodeClosePayload, encodeClosePayload } from './core/close';
 import { CloseCode, Opcode, isControlOpcode } from './core/constants';
-import { ConcurrencyError, IOError, ProtocolError } from './core/errors';
+import { IOError, ProtocolError } from './core/errors';
 import { protocolErrorChannel } from './diagnostics';
 import { applyMask } from './core/mask';
 import { Frame, FrameHeader, HeaderRules, newFrameHeader, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
@@ -289,9 +289,6 @@ function clearRead(ws: AsyncSocket): void {
   ws.readReject = null;
 }
 
-function concurrentRead(): ConcurrencyError {
-  return new ConcurrencyError('another read is pending on this socket: reads must be serialized');
-}
 
 /**
  * Reads one frame, as Nim's `recvFrame`: the header is validated (RSV bits, opcode, control
