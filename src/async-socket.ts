@@ -13,6 +13,7 @@ import { MessageAssembler } from './core/message';
 
 import { applyMask, unmaskSmall } from './core/mask';
 import { closeChannel, openChannel } from './diagnostics';
+import { DeflateSettings, PerMessageDeflate } from './deflate';
 
 /** Which end of the connection this is: clients mask what they send, servers must not. */
 export type Role = 'client' | 'server';
@@ -42,6 +43,12 @@ export interface AsyncSocketOptions {
    * read whole. Default 256 KiB.
    */
   readBufferSize?: number;
+  /**
+   * permessage-deflate parameters agreed in the handshake (RFC 7692), with the compression
+   * tuning. `connect`, `upgrade` and `listen` set this from their `perMessageDeflate`
+   * option; set it yourself only after your own handshake agreed on them.
+   */
+  deflate?: DeflateSettings;
 }
 
 /** The default limits, documented in README. */
@@ -137,6 +144,8 @@ export class AsyncSocket {
   readonly maxFragments: number;
   readonly closeTimeout: number;
 
+  /** permessage-deflate state when the handshake agreed on it (RFC 7692), else null. */
+  readonly deflate: PerMessageDeflate | null;
   /** @internal The message being received (frame layer state). */
   readonly assembler: MessageAssembler;
   /** True once a Close frame was sent or queued behind other sends: no new message may be sent. */
@@ -200,6 +209,7 @@ export class AsyncSocket {
     this.maxFragments = options.maxFragments ?? DEFAULTS.maxFragments;
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout;
     this.readBufferSize = options.readBufferSize ?? DEFAULTS.readBufferSize;
+    this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, this.isClient) : null;
     this.assembler = new MessageAssembler({ maxMessageSize: this.maxMessageSize, maxFragments: this.maxFragments });
     if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
 
@@ -638,6 +648,7 @@ export class AsyncSocket {
   /** @internal */
   onClose(): void {
     this.failRead(new IOError('reset', 'socket closed'));
+    this.deflate?.close(this.readClosed ?? this.ended!);
     this.failPongWaiters(this.readClosed ?? this.ended!);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     if (closeChannel.hasSubscribers) {

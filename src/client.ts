@@ -11,10 +11,17 @@ import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
 import { handshakeRejectedChannel } from './diagnostics';
 import { KeepaliveOptions, keepalive } from './keepalive';
-import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
+import { checkServerResponse, generateKey, headerValue, normalizeProtocols } from './core/handshake';
+import { DeflateParams, checkDeflateResponse, deflateOffer } from './core/extensions';
+import type { DeflateOptions } from './deflate';
 
 /** Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}. */
-export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol'> {
+export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
+  /**
+   * Offer permessage-deflate (RFC 7692): `true` for the defaults, or the parameters to ask
+   * for and the compression tuning. Used only if the server accepts. Default: off.
+   */
+  perMessageDeflate?: boolean | DeflateOptions;
   /** Subprotocols to offer, in order of preference. */
   protocols?: string | readonly string[];
   /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
@@ -55,6 +62,15 @@ function target(url: URL): { secure: boolean; host: string; port: number; path: 
   return { secure, host, port, path: (url.pathname || '/') + search };
 }
 
+// The server's answer to our permessage-deflate offer (RFC 7692 §7.1), as a HandshakeError.
+function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | null): DeflateParams | null {
+  try {
+    return checkDeflateResponse(headerValue(res.headers, 'sec-websocket-extensions'), offered);
+  } catch (err) {
+    throw new HandshakeError((err as Error).message, res.statusCode, res.headers, { cause: err });
+  }
+}
+
 /**
  * Opens a WebSocket connection: the client handshake of RFC 6455 §4.1 for `ws://` and
  * `wss://` URLs. The response is checked strictly (status 101, `Upgrade`, `Connection`, the
@@ -73,10 +89,16 @@ function target(url: URL): { secure: boolean; host: string; port: number; path: 
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<AsyncSocket> {
   let protocols: string[];
   let first: URL;
+  let deflate: DeflateOptions | null = null;
+  let offer: string | undefined;
   try {
     first = new URL(url);
     target(first);
     protocols = normalizeProtocols(options.protocols);
+    if (options.perMessageDeflate) {
+      deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate;
+      offer = deflateOffer(deflate);
+    }
   } catch (err) {
     return Promise.reject(err);
   }
@@ -127,6 +149,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         'Sec-WebSocket-Version': '13'
       };
       if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
+      if (offer !== undefined) headers['Sec-WebSocket-Extensions'] = offer;
       if (options.origin !== undefined) headers.Origin = options.origin;
       const requestOptions: https.RequestOptions = {
         ...(secure ? options.tls : {}),
@@ -146,15 +169,18 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       r.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
         if (settled) return socket.destroy();
         let protocol: string;
+        let agreed: DeflateParams | null;
         try {
-          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols);
+          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, deflate !== null);
+          agreed = checkExtensions(res, deflate);
         } catch (err) {
           socket.destroy();
           return finish(err as Error);
         }
         socket.setNoDelay(true);
         socket.setTimeout(0);
-        const ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol });
+        const settings = agreed === null ? undefined : { ...deflate, ...agreed };
+        const ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
         if (options.keepalive) keepalive(ws, options.keepalive);
         finish(null, ws);
       });

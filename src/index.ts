@@ -37,6 +37,10 @@ export {
   buildRejectResponse
 } from './core/handshake';
 export type { UpgradeRequest, UpgradeRefusal } from './core/handshake';
+export { parseExtensions, deflateOffer, acceptDeflate, checkDeflateResponse, PERMESSAGE_DEFLATE } from './core/extensions';
+export type { ExtensionOffer, DeflateParams, DeflateNegotiation, DeflateAcceptance } from './core/extensions';
+export { PerMessageDeflate, DEFLATE_CONCURRENCY } from './deflate';
+export type { DeflateOptions, CompressionOptions, DeflateSettings } from './deflate';
 export { connect } from './client';
 export type { ConnectOptions } from './client';
 export { upgrade, rejectUpgrade } from './server';

@@ -45,6 +45,12 @@ const rules: HeaderRules = { expectMasked: true, maxFrameSize: 0 };
 let needed = 0;
 let wakeAt = 0;
 
+// parseNext returns INFLATE for a frame of a compressed message, with its payload here.
+const INFLATE: Message = { opcode: Opcode.Binary, data: Buffer.alloc(0) };
+let inflateData: Buffer = INFLATE.data;
+let inflateOpcode: Opcode = Opcode.Binary;
+let inflateFin = false;
+
 // Failure replies and pongs are written without waiting: if the socket broke, the reader
 // learns it from the read that follows, so there is nothing to report here.
 const ignore = (): void => {};
@@ -72,16 +78,19 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
     decodeHeader(bytes, off, off + size, h, keyBuffer);
     rules.expectMasked = !client;
     rules.maxFrameSize = ws.maxFrameSize;
+    rules.allowRsv1 = ws.deflate !== null;
     validateHeader(h, rules);
     const control = isControlOpcode(h.opcode);
-    if (!control && mode !== MODE_FRAME) ws.assembler.check(h.opcode, h.length, mode === MODE_FRAGMENT);
+    // RFC 7692 §6.1: only data frames may be compressed.
+    if (h.rsv1 && control) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame');
+    if (!control && mode !== MODE_FRAME) ws.assembler.check(h.opcode, h.length, mode === MODE_FRAGMENT, h.rsv1);
     const total = size + h.length;
     if (avail < total) {
       needed = total;
       wakeAt = total;
       // Text that arrives slowly is checked as it comes, so invalid UTF-8 fails the
       // connection at once, not when the whole frame is in (fail fast, RFC 6455 §8.1).
-      if (!control && mode !== MODE_FRAME && ws.assembler.isText(h.opcode)) {
+      if (!control && mode !== MODE_FRAME && ws.assembler.checksAhead(h.opcode)) {
         validateAhead(ws, h, size, avail - size);
         wakeAt = avail + 1;
       }
@@ -107,6 +116,13 @@ function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Messag
     if (control) {
       answerControl(ws, opcode, data, client);
       return mode === MODE_MESSAGE ? { opcode, data } : { opcode, data, fin: true };
+    }
+    if (ws.assembler.compressed) {
+      // The caller gets inflated bytes: the read goes on once zlib has them (startInflate).
+      inflateData = data;
+      inflateOpcode = opcode;
+      inflateFin = h.fin;
+      return INFLATE;
     }
     if (mode === MODE_FRAGMENT) {
       return { opcode: ws.assembler.pushPart(opcode, h.fin, data, validated), data, fin: h.fin };
@@ -245,21 +261,64 @@ function read(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Mes
   } catch (err) {
     return Promise.reject(fail(ws, err, client));
   }
-  if (result !== null) return Promise.resolve(result);
-  return readSlow(ws, mode, client);
+  if (result === null) return readSlow(ws, mode, client, waitForBytes);
+  if (result === INFLATE) return readSlow(ws, mode, client, startInflate);
+  return Promise.resolve(result);
+}
+
+function waitForBytes(ws: AsyncSocket): void {
+  ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
+}
+
+/**
+ * Inflates the frame parseNext left in `inflateData`, then hands out the message or
+ * fragment, or goes on reading. Text is checked as UTF-8 once inflated.
+ */
+function startInflate(ws: AsyncSocket): void {
+  const data = inflateData;
+  const opcode = inflateOpcode;
+  const fin = inflateFin;
+  inflateData = INFLATE.data;
+  const assembler = ws.assembler;
+  const streaming = ws.readMode === MODE_FRAGMENT;
+  // A piece handed out as it comes is bounded like a frame; a whole message by what is left of its limit.
+  const limit = streaming ? ws.maxFrameSize : ws.maxMessageSize - assembler.size;
+  ws.deflate!.inflate(data, opcode !== Opcode.Cont, fin, limit).then((out) => {
+    let result: Message | Fragment | null;
+    try {
+      if (streaming) {
+        result = { opcode: assembler.pushPart(opcode, fin, out), data: out, fin };
+      } else {
+        const messageOpcode = (opcode === Opcode.Cont ? assembler.opcode : opcode) as Opcode;
+        const message = assembler.push(opcode, fin, out);
+        result = message === null ? null : { opcode: messageOpcode, data: message };
+      }
+    } catch (err) {
+      return onReadFailed(err, ws);
+    }
+    if (result === null) return onReadable(ws);
+    const resolve = ws.readResolve!;
+    clearRead(ws);
+    resolve(result);
+  }, (err: unknown) => onReadFailed(err, ws));
 }
 
 // The slow path: one promise for the caller, settled from the socket's 'data' event through
 // shared functions (no async frame, no closures per read), so an idle connection waiting
 // in readData holds little more than that promise.
-function readSlow(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Message | Fragment> {
+function readSlow(
+  ws: AsyncSocket,
+  mode: Mode,
+  client: boolean,
+  start: (ws: AsyncSocket) => void
+): Promise<Frame | Message | Fragment> {
   return new Promise((resolve, reject) => {
     ws.reading = true;
     ws.readMode = mode;
     ws.readClient = client;
     ws.readResolve = resolve as (value: unknown) => void;
     ws.readReject = reject;
-    ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
+    start(ws);
   });
 }
 
@@ -271,12 +330,14 @@ function onReadable(ws: AsyncSocket): void {
     return onReadFailed(err, ws);
   }
   if (result === null) return ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
+  if (result === INFLATE) return startInflate(ws);
   const resolve = ws.readResolve!;
   clearRead(ws);
   resolve(result);
 }
 
 function onReadFailed(err: unknown, ws: AsyncSocket): void {
+  if (ws.readReject === null) return; // settled already
   const reject = ws.readReject!;
   const client = ws.readClient;
   clearRead(ws);

@@ -73,6 +73,23 @@ async function exclusive(ws: AsyncSocket, body: () => Promise<void>): Promise<vo
   }
 }
 
+// A whole message compressed (RFC 7692 §7.2.1) and sent as one frame with RSV1. It waits
+// its turn in the send queue, so messages go out in the order they were sent even though
+// zlib works in the background.
+function sendCompressed(ws: AsyncSocket, opcode: number, data: Uint8Array, masked: boolean): Promise<void> {
+  const deflate = ws.deflate!;
+  return exclusive(ws, async () => {
+    const compressed = await deflate.deflate(data);
+    if (ws.closeSent) return closedForSending();
+    return writeFrame(ws, firstByte(true, opcode, true), compressed, masked);
+  });
+}
+
+// True when a whole message of this size goes out compressed.
+function compresses(ws: AsyncSocket, size: number): boolean {
+  return ws.deflate !== null && size >= ws.deflate.threshold;
+}
+
 // A data frame: written at once unless a fragmented message is being sent.
 function sendData(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
   if (ws.closeQueued) return closedForSending();
@@ -114,6 +131,7 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
   if (ws.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   const n = Buffer.byteLength(text, 'utf8');
+  if (compresses(ws, n)) return sendCompressed(ws, Opcode.Text, Buffer.from(text, 'utf8'), m);
   const frame = Buffer.allocUnsafe(encodedHeaderSize(n, m) + n);
   const key = m ? nextKey() : undefined;
   const start = encodeHeader(frame, 0, firstByte(true, Opcode.Text), n, m, key);
@@ -129,6 +147,9 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
 export function sendBinary(ws: AsyncSocket, data: Uint8Array, masked?: boolean): Promise<void> {
+  if (compresses(ws, data.length)) {
+    return ws.closeQueued ? closedForSending() : sendCompressed(ws, Opcode.Binary, data, masked ?? ws.isClient);
+  }
   return sendData(ws, firstByte(true, Opcode.Binary), data, masked ?? ws.isClient);
 }
 

@@ -16,9 +16,16 @@ import {
   isRefusal,
   isToken
 } from './core/handshake';
+import { DeflateAcceptance, acceptDeflate, checkNegotiation } from './core/extensions';
+import type { DeflateOptions } from './deflate';
 
 /** Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}. */
-export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol'> {
+export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
+  /**
+   * Accept permessage-deflate (RFC 7692) when the client offers it: `true` for the
+   * defaults, or the limits to impose and the compression tuning. Default: off.
+   */
+  perMessageDeflate?: boolean | DeflateOptions;
   /** Subprotocols this server speaks, in order of preference: the first one the client offered is chosen. */
   protocols?: readonly string[];
   /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
@@ -113,7 +120,9 @@ export function upgrade(
     return Promise.reject(new HandshakeError(checked.message, checked.status, req.headers));
   }
   let protocol: string | undefined;
+  const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
   try {
+    if (deflate !== null) checkNegotiation(deflate);
     if (options.selectProtocol !== undefined) {
       protocol = options.selectProtocol(checked.protocols, req);
       if (protocol !== undefined && !checked.protocols.includes(protocol)) {
@@ -128,12 +137,23 @@ export function upgrade(
   } catch (err) {
     return refuse500(socket, req, 'choosing the subprotocol failed', err);
   }
+  let accepted: DeflateAcceptance | null = null;
+  if (deflate !== null) {
+    try {
+      accepted = acceptDeflate(checked.extensions, deflate);
+    } catch (err) {
+      const message = (err as Error).message;
+      rejectUpgrade(socket, 400, {}, message);
+      return Promise.reject(new HandshakeError(message, 400, req.headers, { cause: err }));
+    }
+  }
   if (socket.destroyed || !socket.writable) {
     return Promise.reject(new HandshakeError('the client went away before the handshake completed', undefined, req.headers));
   }
   let response: string;
   try {
-    response = buildServerResponse(checked.key, protocol, options.headers);
+    const headers = accepted === null ? options.headers : { ...options.headers, 'Sec-WebSocket-Extensions': accepted.response };
+    response = buildServerResponse(checked.key, protocol, headers);
   } catch (err) {
     return refuse500(socket, req, 'building the 101 response failed', err);
   }
@@ -141,7 +161,8 @@ export function upgrade(
   s.setNoDelay?.(true);
   s.setTimeout?.(0); // node:http's request timeouts no longer apply to this connection
   socket.write(response);
-  const ws = new AsyncSocket(socket, { ...options, role: 'server', head, protocol });
+  const settings = accepted === null ? undefined : { ...deflate, ...accepted.params };
+  const ws = new AsyncSocket(socket, { ...options, role: 'server', head, protocol, deflate: settings });
   socket.off('error', destroyOnError); // the AsyncSocket's own listener takes over
   if (options.keepalive) keepalive(ws, options.keepalive);
   return Promise.resolve(ws);

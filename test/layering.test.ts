@@ -9,6 +9,7 @@ const SRC = join(__dirname, '..', 'src');
 const LAYER: Record<string, number> = {
   'async-socket': 1,
   diagnostics: 1,
+  deflate: 1,
   recv: 2,
   send: 2,
   closing: 2,

@@ -34,7 +34,8 @@ export type ProtocolErrorCode =
   | 'WS_ERR_INVALID_CLOSE_PAYLOAD'
   | 'WS_ERR_FRAME_TOO_BIG'
   | 'WS_ERR_MESSAGE_TOO_BIG'
-  | 'WS_ERR_TOO_MANY_FRAGMENTS';
+  | 'WS_ERR_TOO_MANY_FRAGMENTS'
+  | 'WS_ERR_INVALID_COMPRESSED_DATA';
 
 /** The root of every error wsframe raises for protocol, I/O and handshake failures. */
 export class WebSocketError extends Error {

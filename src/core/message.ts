@@ -25,7 +25,10 @@ export class MessageAssembler {
   opcode: 0 | 1 | 2 = 0;
   /** True when the message in progress is handed out fragment by fragment. */
   streaming = false;
-  private size = 0;
+  /** True when the message in progress is compressed (RSV1 on its first frame, RFC 7692). */
+  compressed = false;
+  /** Bytes of the message in progress kept so far. */
+  size = 0;
   private fragments = 0;
   private buf: Buffer | null = null;
   private readonly utf8 = new Utf8Validator();
@@ -36,12 +39,16 @@ export class MessageAssembler {
    * Checks a data frame's header against the message state before its payload is read.
    * @param streaming whether the caller takes fragments as they come (no size limit on the
    * whole message then, since nothing is buffered)
+   * @param rsv1 the frame's RSV1 bit, when permessage-deflate is in force: set on the first
+   * frame of a compressed message (whose size is then checked as it inflates), and on no
+   * other frame (RFC 7692 §6.1)
    * @throws {ProtocolError} 1002 for a continuation with no message, or a new message inside
    * one; 1008 for too many fragments; {@link PayloadTooBigError} 1009 when the message
    * would outgrow `maxMessageSize`
    */
-  check(opcode: number, length: number, streaming: boolean): void {
+  check(opcode: number, length: number, streaming: boolean, rsv1 = false): void {
     if (opcode === Opcode.Cont) {
+      if (rsv1) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a continuation frame');
       if (this.opcode === 0) {
         throw new ProtocolError('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame without a message to continue');
       }
@@ -52,14 +59,15 @@ export class MessageAssembler {
           CloseCode.PolicyViolation
         );
       }
-      if (!this.streaming && this.size + length > this.limits.maxMessageSize) {
+      if (!this.streaming && !this.compressed && this.size + length > this.limits.maxMessageSize) {
         throw new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', this.size + length, this.limits.maxMessageSize);
       }
     } else {
       if (this.opcode !== 0) {
         throw new ProtocolError('WS_ERR_EXPECTED_CONTINUATION', 'new data frame inside a fragmented message');
       }
-      if (!streaming && length > this.limits.maxMessageSize) {
+      this.compressed = rsv1;
+      if (!streaming && !rsv1 && length > this.limits.maxMessageSize) {
         throw new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', length, this.limits.maxMessageSize);
       }
     }
@@ -70,6 +78,14 @@ export class MessageAssembler {
    */
   isText(opcode: number): boolean {
     return opcode === Opcode.Text || (opcode === Opcode.Cont && this.opcode === Opcode.Text);
+  }
+
+  /**
+   * True when a data frame that passed {@link check} carries text to check as it arrives:
+   * not for compressed messages, whose inflated bytes are checked instead.
+   */
+  checksAhead(opcode: number): boolean {
+    return !this.compressed && this.isText(opcode);
   }
 
   /**
@@ -159,6 +175,7 @@ export class MessageAssembler {
   reset(): void {
     this.opcode = 0;
     this.streaming = false;
+    this.compressed = false;
     this.size = 0;
     this.fragments = 0;
     this.buf = null;

@@ -1,0 +1,319 @@
+/**
+ * permessage-deflate (RFC 7692) for one connection: `node:zlib` raw deflate streams, made
+ * only when a compressed message is first sent or received, reset after each message when
+ * the peer or we agreed to no context takeover, and freed when the socket closes.
+ *
+ * Memory stays bounded: inflated output is counted as it comes out of zlib and inflation
+ * stops once a message passes its limit (a small message that would inflate to gigabytes
+ * costs at most the limit plus one zlib chunk); and at most {@link DEFLATE_CONCURRENCY}
+ * zlib jobs run at once in the process (zlib works on the libuv thread pool, and a flood
+ * of jobs from many connections would otherwise queue without bound there).
+ * @module
+ */
+import zlib from 'node:zlib';
+import { DeflateNegotiation, DeflateParams } from './core/extensions';
+import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
+
+/** How messages are compressed once permessage-deflate is agreed. */
+export interface CompressionOptions {
+  /** Messages smaller than this many bytes are sent uncompressed. Default 1024. */
+  threshold?: number;
+  /** zlib compression level, 0–9. Default 6 (zlib's default). */
+  level?: number;
+  /**
+   * zlib memory level, 1–9: the compressor's hash table costs 2^(memLevel+9) bytes. Default 8.
+   */
+  memLevel?: number;
+}
+
+/** The `perMessageDeflate` option of `connect`, `upgrade` and `listen`. */
+export interface DeflateOptions extends DeflateNegotiation, CompressionOptions {}
+
+/** What an `AsyncSocket` needs to compress: the agreed parameters and the tuning. */
+export type DeflateSettings = DeflateParams & CompressionOptions;
+
+/** Most zlib jobs (one message or frame each) running at once in the process. */
+export const DEFLATE_CONCURRENCY = 10;
+
+/** Default of {@link CompressionOptions.threshold}. */
+export const DEFAULT_THRESHOLD = 1024;
+
+// The empty stored block a sync flush ends with (§7.2.1 removes it, §7.2.2 appends it).
+const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const EMPTY = Buffer.alloc(0);
+
+let running = 0;
+const waiting: Array<() => void> = [];
+
+// Runs `job` when fewer than DEFLATE_CONCURRENCY jobs are running; jobs wait in order.
+function limited<T>(job: () => Promise<T>): Promise<T> {
+  const run = (): Promise<T> => {
+    const done = (): void => {
+      const next = waiting.shift();
+      if (next !== undefined) next();
+      else running--;
+    };
+    const p = job();
+    p.then(done, done);
+    return p;
+  };
+  if (running < DEFLATE_CONCURRENCY) {
+    running++;
+    return run();
+  }
+  return new Promise<void>((resolve) => waiting.push(resolve)).then(run);
+}
+
+/** @internal How many zlib jobs run and wait now (for tests). */
+export function deflateLoad(): { running: number; waiting: number } {
+  return { running, waiting: waiting.length };
+}
+
+const ignore = (): void => {};
+
+// Frees a zlib stream we no longer use: its late events reach nobody, and an error it may
+// still emit (closing with work in flight) is swallowed rather than crashing the process.
+function retire(stream: zlib.InflateRaw | zlib.DeflateRaw): void {
+  stream.removeAllListeners('data');
+  stream.removeAllListeners('end');
+  stream.removeAllListeners('error');
+  stream.on('error', ignore);
+  stream.close();
+}
+
+interface Job {
+  chunks: Buffer[];
+  size: number;
+  limit: number;
+  resolve: (out: Buffer) => void;
+  reject: (err: Error) => void;
+}
+
+function joined(job: Job): Buffer {
+  return job.chunks.length === 1 ? job.chunks[0]! : Buffer.concat(job.chunks, job.size);
+}
+
+// zlib streams find their PerMessageDeflate here, so the listeners are shared functions.
+const kOwner = Symbol('wsframe.PerMessageDeflate');
+type Owned<T> = T & { [kOwner]: PerMessageDeflate };
+
+function onInflateData(this: Owned<zlib.InflateRaw>, chunk: Buffer): void {
+  this[kOwner].inflated(chunk);
+}
+function onInflateError(this: Owned<zlib.InflateRaw>, err: Error): void {
+  this[kOwner].inflateFailed(err);
+}
+function onInflateEnd(this: Owned<zlib.InflateRaw>): void {
+  this[kOwner].inflateEnded();
+}
+function onDeflateData(this: Owned<zlib.DeflateRaw>, chunk: Buffer): void {
+  this[kOwner].deflated(chunk);
+}
+function onDeflateError(this: Owned<zlib.DeflateRaw>, err: Error): void {
+  this[kOwner].deflateFailed(err);
+}
+
+/**
+ * The compression state of one connection. `AsyncSocket` owns one when permessage-deflate
+ * was agreed; `readData` inflates through it and the send functions deflate through it.
+ */
+export class PerMessageDeflate {
+  /** The parameters in force. */
+  readonly params: DeflateParams;
+  /** Messages below this size go out uncompressed. */
+  readonly threshold: number;
+  private readonly level: number;
+  private readonly memLevel: number;
+  private readonly isClient: boolean;
+  private inflater: Owned<zlib.InflateRaw> | null = null;
+  private inflaterEnded = false;
+  private deflater: Owned<zlib.DeflateRaw> | null = null;
+  private inflateJob: Job | null = null;
+  private deflateJob: Job | null = null;
+  private closed: IOError | null = null;
+
+  constructor(settings: DeflateSettings, isClient: boolean) {
+    this.params = {
+      serverNoContextTakeover: settings.serverNoContextTakeover,
+      clientNoContextTakeover: settings.clientNoContextTakeover,
+      serverMaxWindowBits: settings.serverMaxWindowBits,
+      clientMaxWindowBits: settings.clientMaxWindowBits
+    };
+    this.threshold = settings.threshold ?? DEFAULT_THRESHOLD;
+    this.level = settings.level ?? zlib.constants.Z_DEFAULT_COMPRESSION;
+    this.memLevel = settings.memLevel ?? 8;
+    this.isClient = isClient;
+  }
+
+  // Our context and window are the client's parameters when we are the client.
+  private get ownNoTakeover(): boolean {
+    return this.isClient ? this.params.clientNoContextTakeover : this.params.serverNoContextTakeover;
+  }
+  private get peerNoTakeover(): boolean {
+    return this.isClient ? this.params.serverNoContextTakeover : this.params.clientNoContextTakeover;
+  }
+
+  /**
+   * Inflates the payload of one frame of a compressed message (the tail of §7.2.2 is added
+   * after the last one).
+   * @param first true for the message's first frame
+   * @param limit most bytes this frame may inflate to
+   * @throws {PayloadTooBigError} 1009 once the output passes `limit` (inflation stops there)
+   * @throws {ProtocolError} 1007 for data that is not valid deflate
+   * @throws {IOError} once the connection is closed
+   */
+  inflate(data: Buffer, first: boolean, fin: boolean, limit: number): Promise<Buffer> {
+    return limited(
+      () =>
+        new Promise<Buffer>((resolve, reject) => {
+          if (this.closed !== null) return reject(this.closed);
+          if (this.inflaterEnded) {
+            // The peer ended its deflate stream (BFINAL, §7.2.3.4). A new message starts a new
+            // stream; more data in the same message cannot be inflated.
+            this.dropInflater();
+            if (!first && data.length > 0) {
+              return reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', 'data after the final deflate block', 1007));
+            }
+          }
+          const inf = this.inflater ?? this.makeInflater();
+          this.inflateJob = { chunks: [], size: 0, limit, resolve, reject };
+          inf.write(data);
+          if (fin) inf.write(TAIL);
+          inf.flush(() => this.inflateFlushed(inf, fin));
+        })
+    );
+  }
+
+  private makeInflater(): Owned<zlib.InflateRaw> {
+    const windowBits = this.isClient ? this.params.serverMaxWindowBits : this.params.clientMaxWindowBits;
+    const inf = zlib.createInflateRaw({ windowBits }) as Owned<zlib.InflateRaw>;
+    inf[kOwner] = this;
+    inf.on('data', onInflateData);
+    inf.on('error', onInflateError);
+    inf.on('end', onInflateEnd);
+    this.inflater = inf;
+    this.inflaterEnded = false;
+    return inf;
+  }
+
+  private dropInflater(): void {
+    const inf = this.inflater;
+    this.inflater = null;
+    this.inflaterEnded = false;
+    if (inf !== null) retire(inf);
+  }
+
+  /** @internal */
+  inflated(chunk: Buffer): void {
+    const job = this.inflateJob;
+    if (job === null) return;
+    job.size += chunk.length;
+    if (job.size > job.limit) {
+      // Stop at once: the rest of the input is never inflated.
+      this.inflateJob = null;
+      this.dropInflater();
+      job.reject(new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit));
+      return;
+    }
+    job.chunks.push(chunk);
+  }
+
+  /** @internal */
+  inflateFailed(err: Error): void {
+    const job = this.inflateJob;
+    this.inflateJob = null;
+    this.inflater = null;
+    this.inflaterEnded = false;
+    job?.reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', `invalid compressed data: ${err.message}`, 1007));
+  }
+
+  /** @internal The stream ended (a final block): the flush callback will not come. */
+  inflateEnded(): void {
+    this.inflaterEnded = true;
+    const job = this.inflateJob;
+    if (job === null) return;
+    this.inflateJob = null;
+    job.resolve(joined(job));
+  }
+
+  private inflateFlushed(inf: zlib.InflateRaw, fin: boolean): void {
+    const job = this.inflateJob;
+    if (job === null || inf !== this.inflater) return;
+    this.inflateJob = null;
+    if (fin && this.peerNoTakeover) inf.reset();
+    job.resolve(job.chunks.length === 0 ? EMPTY : joined(job));
+  }
+
+  /**
+   * Compresses one whole message (§7.2.1): a sync flush, without its 4-byte tail.
+   * @throws {IOError} once the connection is closed
+   */
+  deflate(data: Uint8Array): Promise<Buffer> {
+    return limited(
+      () =>
+        new Promise<Buffer>((resolve, reject) => {
+          if (this.closed !== null) return reject(this.closed);
+          const def = this.deflater ?? this.makeDeflater();
+          this.deflateJob = { chunks: [], size: 0, limit: Infinity, resolve, reject };
+          def.write(data);
+          def.flush(zlib.constants.Z_SYNC_FLUSH, () => this.deflateFlushed(def));
+        })
+    );
+  }
+
+  private makeDeflater(): Owned<zlib.DeflateRaw> {
+    const windowBits = this.isClient ? this.params.clientMaxWindowBits : this.params.serverMaxWindowBits;
+    const def = zlib.createDeflateRaw({ windowBits, level: this.level, memLevel: this.memLevel }) as Owned<zlib.DeflateRaw>;
+    def[kOwner] = this;
+    def.on('data', onDeflateData);
+    def.on('error', onDeflateError);
+    this.deflater = def;
+    return def;
+  }
+
+  /** @internal */
+  deflated(chunk: Buffer): void {
+    const job = this.deflateJob;
+    if (job === null) return;
+    job.chunks.push(chunk);
+    job.size += chunk.length;
+  }
+
+  /** @internal */
+  deflateFailed(err: Error): void {
+    const job = this.deflateJob;
+    this.deflateJob = null;
+    this.deflater = null;
+    job?.reject(err);
+  }
+
+  private deflateFlushed(def: zlib.DeflateRaw): void {
+    const job = this.deflateJob;
+    if (job === null || def !== this.deflater) return;
+    this.deflateJob = null;
+    if (this.ownNoTakeover) def.reset();
+    const out = joined(job);
+    // A sync flush always ends with the empty stored block; anything else is a zlib bug.
+    if (out.length < 4 || !out.subarray(out.length - 4).equals(TAIL)) {
+      job.reject(new Error('zlib sync flush did not end with 00 00 ff ff'));
+      return;
+    }
+    job.resolve(out.subarray(0, out.length - 4));
+  }
+
+  /** Frees both zlib contexts; pending and later work rejects with `err`. */
+  close(err: IOError = new IOError('closed', 'the WebSocket connection is closed')): void {
+    if (this.closed !== null) return;
+    this.closed = err;
+    const inflating = this.inflateJob;
+    const deflating = this.deflateJob;
+    this.inflateJob = null;
+    this.deflateJob = null;
+    this.dropInflater();
+    const def = this.deflater;
+    this.deflater = null;
+    if (def !== null) retire(def);
+    inflating?.reject(err);
+    deflating?.reject(err);
+  }
+}
