@@ -13,7 +13,7 @@ import { handshakeRejectedChannel } from './diagnostics';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import { checkServerResponse, generateKey, headerValue, normalizeProtocols } from './core/handshake';
 import { DeflateParams, checkDeflateResponse, deflateOffer } from './core/extensions';
-import type { DeflateOptions } from './deflate';
+import { DeflateOptions, checkDeflateOptions } from './deflate';
 
 /** Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}. */
 export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -97,6 +97,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     protocols = normalizeProtocols(options.protocols);
     if (options.perMessageDeflate) {
       deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate;
+      checkDeflateOptions(deflate);
       offer = deflateOffer(deflate);
     }
   } catch (err) {

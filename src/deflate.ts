@@ -11,7 +11,7 @@
  * @module
  */
 import zlib from 'node:zlib';
-import { DeflateNegotiation, DeflateParams } from './core/extensions';
+import { DeflateNegotiation, DeflateParams, checkNegotiation } from './core/extensions';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
 
 /** How messages are compressed once permessage-deflate is agreed. */
@@ -31,6 +31,24 @@ export interface DeflateOptions extends DeflateNegotiation, CompressionOptions {
 
 /** What an `AsyncSocket` needs to compress: the agreed parameters and the tuning. */
 export type DeflateSettings = DeflateParams & CompressionOptions;
+
+/**
+ * Checks the tuning up front, so a bad value fails at `connect`/`upgrade`/`listen`, not
+ * inside the first compressed send.
+ * @throws {RangeError} for a window size outside 8–15, a negative threshold, a level
+ * outside -1–9 or a memLevel outside 1–9
+ */
+export function checkDeflateOptions(options: DeflateOptions): void {
+  checkNegotiation(options);
+  const { threshold, level, memLevel } = options;
+  if (threshold !== undefined && !(threshold >= 0)) throw new RangeError(`threshold must be 0 or more, not ${threshold}`);
+  if (level !== undefined && !(Number.isInteger(level) && level >= -1 && level <= 9)) {
+    throw new RangeError(`level must be an integer from -1 to 9, not ${level}`);
+  }
+  if (memLevel !== undefined && !(Number.isInteger(memLevel) && memLevel >= 1 && memLevel <= 9)) {
+    throw new RangeError(`memLevel must be an integer from 1 to 9, not ${memLevel}`);
+  }
+}
 
 /** Most zlib jobs (one message or frame each) running at once in the process. */
 export const DEFLATE_CONCURRENCY = 10;

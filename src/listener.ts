@@ -15,6 +15,7 @@ import { close, destroyAfter, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
 import { UpgradeOptions, rejectUpgrade, upgrade } from './server';
+import { checkDeflateOptions } from './deflate';
 
 /** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
 export interface ListenOptions extends UpgradeOptions {
@@ -83,6 +84,7 @@ function defaultOnError(err: unknown): void {
  * ```
  */
 export async function listen(options: ListenOptions, handler: ConnectionHandler): Promise<WsServer> {
+  if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
   const run =
     typeof handler === 'function'
       ? handler

@@ -16,8 +16,8 @@ import {
   isRefusal,
   isToken
 } from './core/handshake';
-import { DeflateAcceptance, acceptDeflate, checkNegotiation } from './core/extensions';
-import type { DeflateOptions } from './deflate';
+import { DeflateAcceptance, acceptDeflate } from './core/extensions';
+import { DeflateOptions, checkDeflateOptions } from './deflate';
 
 /** Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}. */
 export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -122,7 +122,7 @@ export function upgrade(
   let protocol: string | undefined;
   const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
   try {
-    if (deflate !== null) checkNegotiation(deflate);
+    if (deflate !== null) checkDeflateOptions(deflate);
     if (options.selectProtocol !== undefined) {
       protocol = options.selectProtocol(checked.protocols, req);
       if (protocol !== undefined && !checked.protocols.includes(protocol)) {
