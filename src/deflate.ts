@@ -1,7 +1,8 @@
 /**
  * permessage-deflate (RFC 7692) for one connection: `node:zlib` raw deflate streams, made
- * only when a compressed message is first sent or received, reset after each message when
- * the peer or we agreed to no context takeover, and freed when the socket closes.
+ * only when a compressed message is first sent or received, freed after each message when
+ * the peer or we agreed to no context takeover (so an idle connection holds no zlib memory),
+ * and freed when the socket closes.
  *
  * Memory stays bounded: inflated output is counted as it comes out of zlib and inflation
  * stops once a message passes its limit (a small message that would inflate to gigabytes
@@ -258,7 +259,9 @@ export class PerMessageDeflate {
     const job = this.inflateJob;
     if (job === null || inf !== this.inflater) return;
     this.inflateJob = null;
-    if (fin && this.peerNoTakeover) inf.reset();
+    // Without context takeover nothing carries over to the next message: free the context
+    // (an idle connection then holds no zlib memory) rather than keep it reset.
+    if (fin && this.peerNoTakeover) this.dropInflater();
     job.resolve(job.chunks.length === 0 ? EMPTY : joined(job));
   }
 
@@ -309,7 +312,10 @@ export class PerMessageDeflate {
     const job = this.deflateJob;
     if (job === null || def !== this.deflater) return;
     this.deflateJob = null;
-    if (this.ownNoTakeover) def.reset();
+    if (this.ownNoTakeover) {
+      this.deflater = null;
+      retire(def);
+    }
     const out = joined(job);
     // A sync flush always ends with the empty stored block; anything else is a zlib bug.
     if (out.length < 4 || !out.subarray(out.length - 4).equals(TAIL)) {
