@@ -123,7 +123,8 @@ function checkControl(length: number): void {
 
 /**
  * Sends a text message in one frame, as Nim's `sendText`. The string is encoded straight
- * into the frame buffer.
+ * into the frame buffer. With permessage-deflate agreed, a message of at least the
+ * `threshold` is compressed first (RSV1 set); it still goes out in the order sent.
  * @param masked default: true for a client socket
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
@@ -142,7 +143,8 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
 }
 
 /**
- * Sends a binary message in one frame, as Nim's `sendBinary`.
+ * Sends a binary message in one frame, as Nim's `sendBinary`, compressed as `sendText` is
+ * when permessage-deflate is agreed.
  * @param masked default: true for a client socket
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
@@ -206,6 +208,7 @@ export function sendClose(ws: AsyncSocket, code?: number, reason?: string, maske
  * Sends one message as several frames, one per part, as Nim's `sendChain`: useful to
  * stream a message whose size is not known up front. Parts may come from an async source.
  * No other data message is sent until this one is finished; control frames may go between.
+ * The frames are never compressed, even with permessage-deflate agreed.
  * @param opcode Text or Binary
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
