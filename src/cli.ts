@@ -3,6 +3,7 @@
  * The `wsframe` command: `echo-server`, `echo-client` and `connect` (interactive, like wscat).
  * @module
  */
+import type { IncomingMessage } from 'node:http';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AsyncSocket } from './async-socket';
@@ -11,14 +12,15 @@ import { destroyAfter, whenClosed } from './closing';
 import { decodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
+import { DeflateParams, PERMESSAGE_DEFLATE, parseExtensions } from './core/extensions';
 import { listen } from './listener';
 import { readData } from './recv';
 import { sendBinary, sendClose, sendText } from './send';
 
 const USAGE = `Usage:
-  wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b]
-  wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES]
-  wsframe connect URL [--protocol a,b]
+  wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b] [--deflate]
+  wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES] [--deflate]
+  wsframe connect URL [--protocol a,b] [--deflate]
 
   echo-server  echoes every text and binary message with its type, answers pings, and
                echoes the close code and reason. Prints the URL it listens on (--port 0
@@ -30,7 +32,13 @@ const USAGE = `Usage:
   connect      sends each line of standard input as a text message and prints what
                arrives as "< text"; the end of input closes the connection.
 
-  --max-message-size  larger messages (or frames) fail the connection with 1009.
+  --max-message-size  larger messages (or frames) fail the connection with 1009 (for
+                      compressed messages: their size once inflated).
+  --deflate           permessage-deflate (RFC 7692) with the default parameters: the
+                      server accepts it when a client offers it, the clients offer it;
+                      messages of 1024 bytes or more are sent compressed. The agreed
+                      parameters go to stderr: echo-server one line per connection,
+                      echo-client and connect one line after connecting.
   Exit codes: 0 success, 1 connection or protocol failure, 2 usage error.
 `;
 
@@ -46,6 +54,7 @@ function parse(args: string[]) {
         port: { type: 'string' },
         'max-message-size': { type: 'string' },
         protocol: { type: 'string' },
+        deflate: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       }
     });
@@ -58,9 +67,9 @@ type Values = ReturnType<typeof parse>['values'];
 
 // The options each command takes (--help goes with any).
 const OPTIONS: Record<string, readonly string[]> = {
-  'echo-server': ['host', 'port', 'max-message-size', 'protocol'],
-  'echo-client': ['protocol', 'max-message-size'],
-  connect: ['protocol']
+  'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate'],
+  'echo-client': ['protocol', 'max-message-size', 'deflate'],
+  connect: ['protocol', 'deflate']
 };
 
 function byteCount(name: string, value: string | undefined): number | undefined {
@@ -95,6 +104,34 @@ function wsUrl(command: string, url: string): string {
   return url;
 }
 
+/**
+ * The agreed permessage-deflate parameters in the syntax of the header (RFC 7692 §7.1), with
+ * both window sizes always written out, e.g. `permessage-deflate; server_max_window_bits=15;
+ * client_max_window_bits=15`.
+ */
+function describeDeflate(params: DeflateParams): string {
+  let text = PERMESSAGE_DEFLATE;
+  if (params.serverNoContextTakeover) text += '; server_no_context_takeover';
+  if (params.clientNoContextTakeover) text += '; client_no_context_takeover';
+  return `${text}; server_max_window_bits=${params.serverMaxWindowBits}; client_max_window_bits=${params.clientMaxWindowBits}`;
+}
+
+// What a client with --deflate prints once connected.
+function clientExtensionLine(ws: AsyncSocket): string {
+  return ws.deflate !== null
+    ? `extensions: ${describeDeflate(ws.deflate.params)}`
+    : 'extensions: none (the server did not accept permessage-deflate)';
+}
+
+// What echo-server --deflate prints for each connection.
+function serverExtensionLine(ws: AsyncSocket, req: IncomingMessage): string {
+  const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  if (ws.deflate !== null) return `connection from ${from}: ${describeDeflate(ws.deflate.params)}`;
+  // upgrade() answered 400 to a header that does not parse, so this one parses.
+  const offered = parseExtensions(req.headers['sec-websocket-extensions'] ?? '').some((e) => e.name === PERMESSAGE_DEFLATE);
+  return `connection from ${from}: no extensions (${offered ? 'its permessage-deflate offer was declined' : 'permessage-deflate not offered'})`;
+}
+
 /** Echoes messages until the close handshake (answered inside readData) completes. */
 async function echo(ws: AsyncSocket): Promise<{ code: number; reason: string }> {
   for (;;) {
@@ -114,20 +151,23 @@ async function echoServer(values: Values): Promise<void> {
   }
   const maxSize = byteCount('max-message-size', values['max-message-size']);
   const protocols = protocolList(values.protocol);
+  const deflate = values.deflate === true;
   const server = await listen(
     {
       host,
       port,
       protocols,
+      ...(deflate ? { perMessageDeflate: true } : {}),
       ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
     },
-    async (ws) => {
+    async (ws, req) => {
+      if (deflate) console.error(serverExtensionLine(ws, req));
       await echo(ws);
       await whenClosed(ws);
     }
   );
   const shown = host.includes(':') ? `[${host}]` : host;
-  console.log(`wsframe echo-server listening on ws://${shown}:${server.port}`);
+  console.log(`wsframe echo-server listening on ws://${shown}:${server.port}${deflate ? ' (permessage-deflate on)' : ''}`);
   const stop = (): void => {
     server.close().then(() => process.exit(0), () => process.exit(1));
   };
@@ -140,8 +180,10 @@ async function echoClient(url: string, values: Values): Promise<void> {
   const protocols = protocolList(values.protocol);
   const ws = await connect(url, {
     protocols,
+    ...(values.deflate === true ? { perMessageDeflate: true } : {}),
     ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
   });
+  if (values.deflate === true) console.error(clientExtensionLine(ws));
   let closed: { code: number; reason: string };
   try {
     closed = await echo(ws);
@@ -163,8 +205,9 @@ function lingerAfterFailure(ws: AsyncSocket): void {
 
 async function interactive(url: string, values: Values): Promise<void> {
   const protocols = protocolList(values.protocol);
-  const ws = await connect(url, { protocols });
+  const ws = await connect(url, { protocols, ...(values.deflate === true ? { perMessageDeflate: true } : {}) });
   console.error(`connected to ${url}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
+  if (values.deflate === true) console.error(clientExtensionLine(ws));
   const lines = createInterface({ input: process.stdin });
   // The end of input sends our Close; the loop below keeps reading (and printing) until the
   // server's Close answers it. Only this loop reads the socket.

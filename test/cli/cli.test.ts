@@ -9,7 +9,7 @@
 // the shared echo-server runs through ts-node exactly as a developer would.
 import test from 'ava';
 import { ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -113,9 +113,9 @@ async function echoServer(args: string[] = [], { tsNode = false } = {}): Promise
   return { cli, url };
 }
 
-/** A `ws` client, open. */
-function open(url: string, protocols?: string[]): Promise<WebSocket> {
-  const ws = new WebSocket(url, protocols);
+/** A `ws` client, open. (ws offers permessage-deflate unless told not to.) */
+function open(url: string, protocols?: string[], options?: WebSocket.ClientOptions): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols, options);
   return within(
     new Promise<WebSocket>((resolve, reject) => {
       ws.once('open', () => resolve(ws));
@@ -248,8 +248,11 @@ test('echo-server exits 0 on SIGTERM, closing open connections with 1001', async
 // ---------------------------------------------------------------- echo-client
 
 /** A `ws` server on 127.0.0.1:0; resolves once it listens. */
-async function wsServer(onConnection: (ws: WebSocket) => void): Promise<{ wss: WebSocketServer; url: string }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+async function wsServer(
+  onConnection: (ws: WebSocket) => void,
+  options: WebSocket.ServerOptions = {}
+): Promise<{ wss: WebSocketServer; url: string }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, ...options });
   servers.add(wss);
   await within(new Promise((resolve) => wss.once('listening', resolve)), 'the ws server to listen');
   wss.on('connection', onConnection);
@@ -443,6 +446,217 @@ test('connect exits 0 when the server closes, saying so', async (t) => {
   t.regex(cli.stderr(), /closed by the server: 1000 bye now/);
 });
 
+// ---------------------------------------------------------------- permessage-deflate (--deflate)
+
+// Payloads for the compressed echoes: JSON-like text that compresses well, random bytes that
+// do not, and sizes below and above the 1024-byte threshold.
+function jsonText(size: number): string {
+  let s = '[';
+  for (let i = 0; s.length < size; i++) s += `{"id":${i},"name":"item ${i % 97}","tags":["a","b"],"ok":${i % 3 === 0}},`;
+  return s.slice(0, size);
+}
+const DEFLATE_TEXTS = [jsonText(100), jsonText(64 * 1024), 'héllo wörld — 你好 🌍 '.repeat(4000)];
+const DEFLATE_BINARIES = [randomBytes(10), randomBytes(64 * 1024), Buffer.from(jsonText(1 << 20))];
+const COMPRESSIBLE = 256 * 1024; // bytes of JSON text sent to measure the bytes on the wire
+
+/** Bytes received so far by a `ws` socket's TCP connection (ws keeps the socket in `_socket`). */
+function bytesRead(ws: WebSocket): number {
+  return (ws as unknown as { _socket: net.Socket })._socket.bytesRead;
+}
+
+/** Sends each payload and checks that it comes back intact and with its type. */
+async function echoesIntact(t: import('ava').ExecutionContext, ws: WebSocket): Promise<void> {
+  for (const text of DEFLATE_TEXTS) {
+    ws.send(text);
+    const m = await nextMessage(ws);
+    t.false(m.isBinary);
+    t.true(m.data.toString('utf8') === text, `a ${text.length}-character text came back intact`);
+  }
+  for (const bytes of DEFLATE_BINARIES) {
+    ws.send(bytes);
+    const m = await nextMessage(ws);
+    t.true(m.isBinary);
+    t.true(m.data.equals(bytes), `a ${bytes.length}-byte binary message came back intact`);
+  }
+}
+
+test('echo-server --deflate agrees on permessage-deflate with a ws client, says so, and echoes compressed messages intact', async (t) => {
+  const { cli, url } = await echoServer(['--deflate']);
+  t.regex(cli.stdout(), /listening on ws:\/\/127\.0\.0\.1:\d+ \(permessage-deflate on\)\n/);
+  const ws = new WebSocket(url, { perMessageDeflate: { threshold: 0 } });
+  const response = new Promise<string>((resolve) => ws.once('upgrade', (res) => resolve(String(res.headers['sec-websocket-extensions']))));
+  await within(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 'the connection');
+  t.is(ws.extensions, 'permessage-deflate');
+  t.is(await response, 'permessage-deflate');
+  const port = (ws as unknown as { _socket: net.Socket })._socket.localPort;
+  await waitFor(cli, new RegExp(`connection from 127\\.0\\.0\\.1:${port}: permessage-deflate; server_max_window_bits=15; client_max_window_bits=15\\n`), 'stderr');
+
+  await echoesIntact(t, ws);
+
+  // The echo really is compressed: 256 KiB of JSON text comes back in far fewer bytes.
+  const before = bytesRead(ws);
+  const text = jsonText(COMPRESSIBLE);
+  ws.send(text);
+  t.true((await nextMessage(ws)).data.toString() === text);
+  const wire = bytesRead(ws) - before;
+  t.true(wire < COMPRESSIBLE / 4, `${wire} bytes on the wire for ${COMPRESSIBLE} bytes of text`);
+
+  const closed = closeEvent(ws);
+  ws.close(1000);
+  t.is((await closed).code, 1000);
+});
+
+test('echo-server --deflate reports the parameters a client asks for, and a client that offers nothing gets nothing', async (t) => {
+  const { cli, url } = await echoServer(['--deflate']);
+  const ws = await open(url, [], { perMessageDeflate: { clientNoContextTakeover: true, serverNoContextTakeover: true, serverMaxWindowBits: 10 } });
+  t.is(ws.extensions, 'permessage-deflate');
+  await waitFor(
+    cli,
+    /: permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=15\n/,
+    'stderr'
+  );
+  await echoesIntact(t, ws);
+  ws.terminate();
+
+  // A client that does not offer it gets none, and the line says so.
+  const plain = await open(url, [], { perMessageDeflate: false });
+  t.is(plain.extensions, '');
+  await waitFor(cli, /: no extensions \(permessage-deflate not offered\)\n/, 'stderr');
+  plain.send('plain');
+  t.is((await nextMessage(plain)).data.toString(), 'plain');
+  plain.terminate();
+});
+
+test('echo-server without --deflate declines the permessage-deflate that ws offers, and logs no connections', async (t) => {
+  const { cli, url } = await sharedEchoServer();
+  const ws = await open(url, [], { perMessageDeflate: { threshold: 0 } });
+  t.is(ws.extensions, '');
+  ws.send(jsonText(10_000));
+  t.is((await nextMessage(ws)).data.toString(), jsonText(10_000));
+  const closed = closeEvent(ws);
+  ws.close(1000);
+  await closed;
+  t.notRegex(cli.stdout(), /permessage-deflate/);
+  t.notRegex(cli.stderr(), /permessage-deflate|connection from/);
+});
+
+/**
+ * A ws server with permessage-deflate that sends the deflate payloads to the connecting
+ * echo-client, checks each echo, then closes 1000; resolves to what it saw.
+ */
+async function deflateWsServer(): Promise<{
+  wss: WebSocketServer;
+  url: string;
+  result: Promise<{ extensions: string; echoed: boolean[]; wire: number }>;
+}> {
+  let resolveResult: (r: { extensions: string; echoed: boolean[]; wire: number }) => void = () => undefined;
+  let rejectResult: (err: unknown) => void = () => undefined;
+  const result = new Promise<{ extensions: string; echoed: boolean[]; wire: number }>((resolve, reject) => {
+    resolveResult = resolve;
+    rejectResult = reject;
+  });
+  const { wss, url } = await wsServer(
+    (ws) => {
+      (async () => {
+        const echoed: boolean[] = [];
+        for (const payload of [...DEFLATE_TEXTS, ...DEFLATE_BINARIES]) {
+          ws.send(payload);
+          const m = await nextMessage(ws);
+          echoed.push(m.isBinary === Buffer.isBuffer(payload) && m.data.equals(Buffer.from(payload)));
+        }
+        const before = bytesRead(ws);
+        ws.send(jsonText(COMPRESSIBLE));
+        const m = await nextMessage(ws);
+        echoed.push(m.data.toString() === jsonText(COMPRESSIBLE));
+        const wire = bytesRead(ws) - before;
+        const closed = closeEvent(ws);
+        ws.close(1000, 'done');
+        await closed;
+        resolveResult({ extensions: ws.extensions, echoed, wire });
+      })().catch(rejectResult);
+    },
+    { perMessageDeflate: { threshold: 0 } }
+  );
+  return { wss, url, result: within(result, 'the ws server to finish') };
+}
+
+test('echo-client --deflate agrees on permessage-deflate with a ws server, says so, and echoes compressed messages intact', async (t) => {
+  const { url, result } = await deflateWsServer();
+  const cli = run(['echo-client', url, '--deflate']);
+  const r = await result;
+  t.is(r.extensions, 'permessage-deflate');
+  t.deepEqual(r.echoed, new Array(DEFLATE_TEXTS.length + DEFLATE_BINARIES.length + 1).fill(true));
+  t.true(r.wire < COMPRESSIBLE / 4, `${r.wire} bytes on the wire for ${COMPRESSIBLE} bytes of text: the echo-client compressed`);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(
+    cli.stderr(),
+    'extensions: permessage-deflate; server_max_window_bits=15; client_max_window_bits=15\nclosed cleanly: 1000 done\n'
+  );
+});
+
+test('echo-client without --deflate does not offer permessage-deflate, and echoes uncompressed', async (t) => {
+  const { wss, url, result } = await deflateWsServer();
+  const offered = new Promise<string | undefined>((resolve) => wss.once('headers', (_headers, req) => resolve(req.headers['sec-websocket-extensions'])));
+  const cli = run(['echo-client', url]);
+  const r = await result;
+  t.is(await offered, undefined);
+  t.is(r.extensions, '');
+  t.true(r.echoed.every(Boolean));
+  t.true(r.wire > COMPRESSIBLE, `${r.wire} bytes on the wire: uncompressed`);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(cli.stderr(), 'closed cleanly: 1000 done\n');
+});
+
+test('echo-client --deflate says so when the server does not accept permessage-deflate', async (t) => {
+  const { url } = await wsServer((ws) => {
+    ws.send('no compression here');
+    ws.once('message', () => ws.close(1000));
+  });
+  const cli = run(['echo-client', url, '--deflate']);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(cli.stderr(), 'extensions: none (the server did not accept permessage-deflate)\nclosed cleanly: 1000\n');
+});
+
+test('echo-client --deflate --max-message-size bounds the inflated size: a small frame of 1 MiB of zeros fails with 1009', async (t) => {
+  let wire = 0;
+  const { url } = await wsServer(
+    (ws) => {
+      const sock = (ws as unknown as { _socket: net.Socket })._socket;
+      const before = sock.bytesWritten;
+      ws.send(Buffer.alloc(1 << 20), () => (wire = sock.bytesWritten - before));
+    },
+    { perMessageDeflate: { threshold: 0 } }
+  );
+  const cli = run(['echo-client', url, '--deflate', '--max-message-size', '100000']);
+  t.is((await exitOf(cli)).code, 1);
+  t.true(wire > 0 && wire < 100_000, `the compressed message was ${wire} bytes`);
+  t.regex(cli.stderr(), /^extensions: permessage-deflate;.*\nwsframe: \w+Error: .*\(close code 1009\)\n$/);
+});
+
+test('connect --deflate prints the agreed extension and exchanges compressed lines', async (t) => {
+  let negotiated = '';
+  const long = jsonText(5000);
+  const { url } = await wsServer(
+    (ws) => {
+      negotiated = ws.extensions;
+      ws.on('message', (data: Buffer) => ws.send(`got ${data.length} bytes: ${data.toString().slice(0, 20)}`));
+    },
+    { perMessageDeflate: { threshold: 0 } }
+  );
+  const cli = run(['connect', url, '--deflate']);
+  // One line at a time, each answer awaited: with piped input the Close can overtake the
+  // server's last compressed answer while it is inflated (a library bug, not the CLI's).
+  cli.child.stdin!.write('short\n');
+  await waitFor(cli, /< got 5 bytes: short\n/);
+  cli.child.stdin!.write(`${long}\n`);
+  await waitFor(cli, /< got 5000 bytes/);
+  cli.child.stdin!.end();
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(negotiated, 'permessage-deflate');
+  t.is(cli.stdout(), `< got 5 bytes: short\n< got 5000 bytes: ${long.slice(0, 20)}\n`);
+  t.regex(cli.stderr(), /^connected to ws:\/\/127\.0\.0\.1:\d+\/path\?q=1; .*\nextensions: permessage-deflate; server_max_window_bits=15; client_max_window_bits=15\nclosed: 1000\n$/);
+});
+
 // ---------------------------------------------------------------- usage
 
 for (const [what, args, message] of [
@@ -463,7 +677,8 @@ for (const [what, args, message] of [
   ['a bad --protocol', ['echo-server', '--protocol', 'a b'], /--protocol/],
   ['an option of another command', ['connect', 'ws://127.0.0.1:1/', '--port', '1'], /connect takes no --port/],
   ['a URL for echo-server', ['echo-server', 'ws://127.0.0.1:1/'], /echo-server takes no URL/],
-  ['an inherited property name as command', ['constructor'], /unknown command constructor/]
+  ['an inherited property name as command', ['constructor'], /unknown command constructor/],
+  ['a value for --deflate', ['echo-server', '--deflate=yes'], /--deflate/]
 ] as const) {
   test(`usage: ${what} exits 2 with the usage text on stderr`, async (t) => {
     const cli = run([...args]);
