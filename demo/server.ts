@@ -1,5 +1,7 @@
 // The demo behind `npm start`: one node:http server that serves demo/index.html and speaks
-// WebSocket (through wsframe's upgrade()) on the same port.
+// WebSocket (through wsframe's upgrade()) on the same port, with permessage-deflate (RFC 7692)
+// accepted when the browser offers it (Chromium and Firefox offer it on every connection; the
+// page shows what was agreed).
 //   /chat  a chat room: each text message (JSON {from, text}) goes to everyone; binary is echoed
 //   /echo  echoes every text and binary message, and the close code and reason
 // Usage: npm start [-- --port 8080 --host 127.0.0.1]
@@ -57,7 +59,8 @@ export async function startDemo(port: number, host = '127.0.0.1'): Promise<http.
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const serve = path === '/chat' ? (ws: AsyncSocket) => chat(ws, room) : path === '/echo' ? echo : null;
     if (serve === null) return rejectUpgrade(socket, 404);
-    upgrade(req, socket, head, { protocols: ['chat.v1'], maxMessageSize: 4 << 20, maxFrameSize: 4 << 20 })
+    // maxMessageSize bounds messages once inflated, so a small compressed frame cannot grow past it.
+    upgrade(req, socket, head, { protocols: ['chat.v1'], perMessageDeflate: true, maxMessageSize: 4 << 20, maxFrameSize: 4 << 20 })
       .then(serve)
       .catch((err: Error) => console.error(`demo: ${path}: ${err.name}: ${err.message}`));
   });

@@ -1,6 +1,9 @@
 // A real headless Chromium against the demo (demo/server.ts, what `npm start` serves): the chat
 // page between two browser pages, and the browser's own WebSocket against /echo for text,
-// binary, a 1 MiB message and a close with code and reason.
+// binary, a 1 MiB message and a close with code and reason. Chromium offers permessage-deflate
+// on every connection and the demo accepts it, so all of this runs compressed; one test checks
+// that it was agreed and that compressible and random messages of 1 KiB to 1 MiB come back
+// intact, in fewer bytes on the wire.
 //
 // Chromium comes from Debian (`apt-get install chromium`, done by .ci/run) at /usr/bin/chromium,
 // or CHROMIUM_PATH. Without it the tests are skipped on a developer machine and fail in CI
@@ -10,7 +13,7 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startDemo } from '../../demo/server';
 
@@ -110,7 +113,7 @@ browserTest('the chat page: messages come back in #log, and two pages see each o
   const bob = await openChat('bob');
   try {
     t.is(await alice.page.title(), 'wsframe demo');
-    t.is(await alice.page.textContent('#state'), 'connected (protocol chat.v1)');
+    t.regex((await alice.page.textContent('#state')) ?? '', /^connected \(protocol chat\.v1, permessage-deflate(; [a-z_]+(=\d+)?)*\)$/);
 
     await say(alice.page, 'hello from alice ✓');
     for (const { page } of [alice, bob]) {
@@ -148,6 +151,7 @@ browserTest('the chat page: messages come back in #log, and two pages see each o
 
 interface EchoResult {
   protocol: string;
+  extensions: string;
   texts: string[];
   binaries: number[][];
   big: { length: number; mismatches: number; sha256: string };
@@ -220,7 +224,7 @@ async function echoInBrowser(args: { url: string; texts: string[]; binary: numbe
 
   ws.close(4000, args.reason);
   await until(() => closed !== null, 'close');
-  return { protocol: ws.protocol, texts, binaries, big: { length: bytes.length, mismatches, sha256 }, close: closed! };
+  return { protocol: ws.protocol, extensions: ws.extensions, texts, binaries, big: { length: bytes.length, mismatches, sha256 }, close: closed! };
 }
 
 browserTest('the browser WebSocket against /echo: text, binary, 1 MiB and a close with 4000 and a reason', async (t) => {
@@ -237,6 +241,7 @@ browserTest('the browser WebSocket against /echo: text, binary, 1 MiB and a clos
       waitMs: WAIT_MS
     });
     t.is(result.protocol, 'chat.v1');
+    t.regex(result.extensions, /^permessage-deflate\b/);
     t.deepEqual(result.texts, TEXTS);
     t.deepEqual(result.binaries, [BINARY]);
 
@@ -248,6 +253,149 @@ browserTest('the browser WebSocket against /echo: text, binary, 1 MiB and a clos
 
     t.deepEqual(result.close, { code: 4000, reason: CLOSE_REASON, wasClean: true });
   } finally {
+    await context.close();
+  }
+});
+
+interface DeflateResult {
+  extensions: string;
+  /** One entry per message sent, in order: what it was and whether it came back intact. */
+  messages: Array<{ kind: string; bytes: number; intact: boolean }>;
+  close: { code: number; reason: string; wasClean: boolean };
+}
+
+const DEFLATE_SIZES = [1 << 10, 64 << 10, 1 << 20];
+
+/**
+ * Runs in the browser: text and binary messages, compressible and random, of each size,
+ * through /echo; each echo is compared with what was sent. Self-contained (page.evaluate
+ * sends only this function's source). Every wait is bounded.
+ */
+async function deflateInBrowser(args: { url: string; sizes: number[]; waitMs: number }): Promise<DeflateResult> {
+  // xorshift32: the random payloads need not be secure, only varied.
+  let seed = 0x9e3779b9;
+  const rand = (): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const utf8 = new TextEncoder();
+  // JSON-like records, as an application would send: compresses well. ASCII, so `size` bytes.
+  const compressibleText = (size: number): string => {
+    let s = '[';
+    for (let i = 0; s.length < size; i++) s += `{"id":${i},"user":"user${i % 50}","text":"hello number ${i}","ok":${i % 3 === 0}},`;
+    return s.slice(0, size);
+  };
+  // Random code points from ASCII, Latin-1, CJK and the astral planes (surrogate pairs), about
+  // `size` bytes of UTF-8.
+  const randomText = (size: number): string => {
+    const parts: string[] = [];
+    let bytes = 0;
+    while (bytes < size - 4) {
+      const r = rand();
+      const range = r & 3;
+      const cp =
+        range === 0 ? 0x20 + ((r >>> 2) % 0x5f) : range === 1 ? 0xa0 + ((r >>> 2) % 0x700) : range === 2 ? 0x4e00 + ((r >>> 2) % 0x5000) : 0x1f300 + ((r >>> 2) % 0x300);
+      parts.push(String.fromCodePoint(cp));
+      bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    }
+    return parts.join('');
+  };
+  const randomBytes = (size: number): Uint8Array => {
+    const b = new Uint8Array(size);
+    for (let i = 0; i < size; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(size, i + 65536)));
+    return b;
+  };
+
+  const ws = new WebSocket(args.url, ['chat.v1']);
+  ws.binaryType = 'arraybuffer';
+  const inbox: Array<string | ArrayBuffer> = [];
+  let wake: (() => void) | null = null;
+  let closed: { code: number; reason: string; wasClean: boolean } | null = null;
+  ws.onopen = () => wake?.();
+  ws.onmessage = (e) => {
+    inbox.push(e.data as string | ArrayBuffer);
+    wake?.();
+  };
+  ws.onclose = (e) => {
+    closed = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+    wake?.();
+  };
+  const until = async (done: () => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + args.waitMs;
+    while (!done()) {
+      if (closed !== null && what !== 'close') throw new Error(`closed (${JSON.stringify(closed)}) while waiting for ${what}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      wake = null;
+    }
+  };
+
+  await until(() => ws.readyState === WebSocket.OPEN, 'open');
+  const messages: DeflateResult['messages'] = [];
+  for (const size of args.sizes) {
+    for (const [kind, payload] of [
+      ['compressible text', compressibleText(size)],
+      ['random text', randomText(size)],
+      ['compressible binary', utf8.encode(compressibleText(size))],
+      ['random binary', randomBytes(size)]
+    ] as Array<[string, string | Uint8Array]>) {
+      ws.send(payload);
+      await until(() => inbox.length > 0, `the echo of ${kind} of ${size} bytes`);
+      const back = inbox.shift()!;
+      let intact: boolean;
+      if (typeof payload === 'string') intact = back === payload;
+      else if (typeof back === 'string' || back.byteLength !== payload.length) intact = false;
+      else {
+        const b = new Uint8Array(back);
+        intact = true;
+        for (let i = 0; i < b.length && intact; i++) intact = b[i] === payload[i];
+      }
+      messages.push({ kind, bytes: typeof payload === 'string' ? utf8.encode(payload).length : payload.length, intact });
+    }
+  }
+  ws.close(1000, 'deflate done');
+  await until(() => closed !== null, 'close');
+  return { extensions: ws.extensions, messages, close: closed! };
+}
+
+browserTest('the browser WebSocket against /echo with permessage-deflate: agreed, and text and binary of 1 KiB to 1 MiB come back intact and compressed', async (t) => {
+  t.timeout(60_000);
+  // The demo's socket for this connection, to count the bytes on the wire.
+  let socket: Socket | undefined;
+  const grab = (req: { url?: string }, s: Socket): void => {
+    if (req.url === '/echo?deflate') socket = s;
+  };
+  server!.on('upgrade', grab);
+  const { context, page } = await newPage();
+  try {
+    await page.goto(`${origin}/`);
+    const result = await page.evaluate(deflateInBrowser, { url: `${origin.replace('http:', 'ws:')}/echo?deflate`, sizes: DEFLATE_SIZES, waitMs: WAIT_MS });
+    t.regex(result.extensions, /^permessage-deflate\b/, 'Chromium offered permessage-deflate and the demo accepted it');
+    t.is(result.messages.length, DEFLATE_SIZES.length * 4);
+    for (const m of result.messages) t.true(m.intact, `${m.kind} of ${m.bytes} bytes came back intact`);
+    for (const [i, size] of DEFLATE_SIZES.entries()) {
+      const row = result.messages.slice(i * 4, i * 4 + 4);
+      t.true(row.every((m) => Math.abs(m.bytes - size) <= 4), `sizes near ${size}: ${row.map((m) => m.bytes).join(', ')}`);
+    }
+    t.deepEqual(result.close, { code: 1000, reason: 'deflate done', wasClean: true });
+
+    // Both directions were compressed: the compressible half crossed the wire in far fewer
+    // bytes (random bytes do not shrink; random text a little).
+    t.truthy(socket, 'the demo saw the upgrade');
+    const total = (kinds: RegExp): number => result.messages.filter((m) => kinds.test(m.kind)).reduce((n, m) => n + m.bytes, 0);
+    const bound = total(/^random/) + total(/^compressible/) / 4;
+    t.true(socket!.bytesRead < bound, `${socket!.bytesRead} bytes from the browser, bound ${bound}`);
+    t.true(socket!.bytesWritten < bound, `${socket!.bytesWritten} bytes to the browser, bound ${bound}`);
+  } finally {
+    server!.off('upgrade', grab);
     await context.close();
   }
 });
