@@ -80,7 +80,7 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
-/** Starts `peer.js` with `args` ('server wsframe', 'client', 'connector'); resolves when it is ready. */
+/** Starts `peer.js` with `args` ('server wsframe [deflate]', 'client', 'connector'); resolves when it is ready. */
 export function startPeer(args: string[], startTimeoutMs = 15_000): Promise<Peer> {
   const script = transpile();
   const name = `${args.join('-')}-${++spawned}`;
@@ -169,10 +169,12 @@ export interface EchoPair {
   client: Peer;
 }
 
-export async function startEchoPair(impl: PeerImpl): Promise<EchoPair> {
-  const [server, client] = await Promise.all([startPeer(['server', impl]), startPeer(['client'])]);
+/** Starts an echo server and a client for `impl`, both with permessage-deflate when `deflate`. */
+export async function startEchoPair(impl: PeerImpl, deflate = false): Promise<EchoPair> {
+  const serverArgs = ['server', impl, ...(deflate ? ['deflate'] : [])];
+  const [server, client] = await Promise.all([startPeer(serverArgs), startPeer(['client'])]);
   try {
-    await client.call({ cmd: 'open', impl, port: server.ready.port! }, 15_000);
+    await client.call({ cmd: 'open', impl, port: server.ready.port!, deflate }, 15_000);
   } catch (err) {
     await Promise.all([server.stop(), client.stop()]);
     throw err;

@@ -73,6 +73,11 @@ export interface Row {
   size: number;
   masked: boolean;
   impls: Impl[];
+  /**
+   * Runs this row's warm-up and timed repeats this many times longer than `--warmup` and
+   * `--duration` (for rows with few, slow messages, e.g. compressed 64 KiB echoes). Default 1.
+   */
+  durationScale?: number;
 }
 
 export interface Options {
@@ -267,15 +272,16 @@ function medianMetrics(samples: Sample[]): Record<string, number> | undefined {
 /** Warms up every implementation of the row, then times `repeats` rounds, alternating order. */
 export async function runRow(row: Row, opts: Options): Promise<RowResult> {
   const impls = row.impls;
+  const scale = row.durationScale ?? 1;
   // Warm-up: long enough for the optimizing compiler, and several passes whatever their size.
-  for (const impl of impls) await timeImpl(impl, opts.warmup, 'warmup');
+  for (const impl of impls) await timeImpl(impl, opts.warmup * scale, 'warmup');
   const samples: Sample[][] = impls.map(() => []);
   for (let r = 0; r < opts.repeats; r++) {
     // Forward on even repeats, backward on odd ones: neither side always goes first.
     const order = impls.map((_, i) => i);
     if (r % 2 === 1) order.reverse();
     for (const i of order) {
-      const t = await timeImpl(impls[i]!, opts.duration, 'timed');
+      const t = await timeImpl(impls[i]!, opts.duration * scale, 'timed');
       samples[i]!.push({ msgsPerSec: (t.messages * 1e9) / t.ns, mbPerSec: (t.bytes * 1e3) / t.ns, metrics: t.metrics });
     }
   }

@@ -16,6 +16,8 @@ import type { PeerImpl } from './peer';
 import { bufferutilStatus } from './ws-lib';
 
 const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
+// The compressed echo rows (permessage-deflate, JSON-like payloads).
+const DEFLATE_SIZES = [1024, 64 * 1024];
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
@@ -34,7 +36,7 @@ async function main(): Promise<void> {
   const want = (id: string): boolean => opts.only.length === 0 || opts.only.some((s) => id.includes(s));
   // 'wsframe' selects 'wsframe' and its variants ('wsframe hdr-only'); 'ws' only 'ws' and 'ws …'.
   const keep = (name: string): boolean => opts.impl.length === 0 || opts.impl.some((s) => name === s || name.startsWith(`${s} `));
-  const echo = echoRows(SIZES, want, opts);
+  const echo = echoRows(SIZES, DEFLATE_SIZES, want, opts);
   let rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want)), ...kernelRows(want), ...echo.rows];
   for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
   rows = rows.filter((row) => row.impls.length > 0);
@@ -79,6 +81,14 @@ async function main(): Promise<void> {
   if (results.some((r) => r.group.startsWith('echo'))) {
     console.log('echo: client and server in separate processes on 127.0.0.1; msgs/s = messages echoed back per second,');
     console.log('MB/s = their payload (each byte crosses loopback twice); p50/p99 µs: round-trip latency (rtt rows).');
+  }
+  const compressed = results.filter((r) => r.group.startsWith('echo-deflate'));
+  if (compressed.length > 0) {
+    console.log('echo-deflate: permessage-deflate on both ends (threshold 1024, zlib level 6, memLevel 8, 15-bit windows,');
+    console.log('context takeover), JSON-like payloads; bytes on the wire per payload byte (both directions, headers in):');
+    for (const r of compressed) {
+      console.log(`  ${r.id}: ${r.impls.map((i) => `${i.name} ${i.metrics?.wire?.toFixed(3) ?? '?'}`).join(', ')}`);
+    }
   }
   if (memory !== null) {
     console.log('');

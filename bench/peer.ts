@@ -5,12 +5,14 @@
  * the parent over the IPC channel only: a request `{ id, cmd, … }` gets one reply
  * `{ id, ok, result | error }`. Roles (argv):
  *
- * - `server wsframe|ws`: an echo server on 127.0.0.1 (port chosen by the system, sent in the
- *   ready message). wsframe: `listen()` with a `readData` / `sendBinary` loop per connection;
- *   ws: `WebSocketServer` echoing each 'message' with `send`. Answers `mem` (heap and RSS
- *   after full GCs, and the number of open connections).
- * - `client`: `open` makes one connection (`connect()` or `new WebSocket`) and `job` runs an
- *   echo job on it: one message in flight (`rtt`, with latencies) or a window of them (`pipe`).
+ * - `server wsframe|ws [deflate]`: an echo server on 127.0.0.1 (port chosen by the system, sent
+ *   in the ready message). wsframe: `listen()` with a `readData` / `sendBinary` loop per
+ *   connection; ws: `WebSocketServer` echoing each 'message' with `send`. With `deflate`, both
+ *   accept permessage-deflate with {@link DEFLATE} (else neither does). Answers `mem` (heap and
+ *   RSS after full GCs, and the number of open connections).
+ * - `client`: `open` makes one connection (`connect()` or `new WebSocket`, offering
+ *   permessage-deflate when asked) and `job` runs an echo job on it: one message in flight
+ *   (`rtt`, with latencies) or a window of them (`pipe`).
  * - `connector`: `connect-idle` opens many WebSocket connections with a raw handshake and
  *   keeps them idle; `close-idle` drops them. Used for the memory row, for both servers.
  *
@@ -25,6 +27,14 @@ import { connect, listen, readData, sendBinary, sendText, Opcode, type AsyncSock
 
 export type PeerImpl = 'wsframe' | 'ws';
 
+/**
+ * permessage-deflate settings of the compressed rows, the same on both implementations and
+ * both ends: compress from 1024 bytes (both libraries' default threshold), zlib's default
+ * level (6) and memLevel (8), 15-bit windows, context takeover (neither library's defaults
+ * are changed, only written down here).
+ */
+export const DEFLATE = { threshold: 1024 } as const;
+
 /** An echo job run by a client. */
 export interface Job {
   /** `rtt`: send one, wait for its echo, repeat. `pipe`: keep up to `window` messages in flight. */
@@ -37,6 +47,8 @@ export interface Job {
   window: number;
   /** Distinct payloads (sequence number in the first 4 bytes) and SHA-1 of all bytes both ways. */
   verify: boolean;
+  /** `random` bytes (default), or `json`: JSON-like text (as bytes) that compresses well. */
+  payload?: 'random' | 'json';
 }
 
 export interface JobResult {
@@ -48,6 +60,9 @@ export interface JobResult {
   p99Us?: number;
   digestSent?: string;
   digestReceived?: string;
+  /** Bytes the client's TCP socket read and wrote during the job (headers and all). */
+  wireRead: number;
+  wireWritten: number;
 }
 
 export interface MemResult {
@@ -61,7 +76,7 @@ export interface MemResult {
 /** What the parent asks; sent with an `id` that the reply carries back. */
 export type RequestBody =
   | { cmd: 'mem' }
-  | { cmd: 'open'; impl: PeerImpl; port: number }
+  | { cmd: 'open'; impl: PeerImpl; port: number; deflate: boolean }
   | { cmd: 'job'; job: Job }
   | { cmd: 'connect-idle'; port: number; count: number; concurrency: number }
   | { cmd: 'close-idle' }
@@ -86,13 +101,38 @@ function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-/** The payloads of a job: one reused buffer, or (verify) one distinct buffer per message. */
+// Distinct JSON-like payloads that a `json` job cycles through: with context takeover a
+// message repeated verbatim would compress to a few back-references, which real traffic
+// does not.
+const JSON_POOL = 32;
+
+/**
+ * `size` bytes of JSON-like records with varied values (ids, names, timestamps, numbers,
+ * words): compresses about 3-4x with zlib level 6, as chat or API messages do.
+ */
+function jsonPayload(size: number): Buffer {
+  const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima'];
+  const pick = (): string => words[Math.floor(Math.random() * words.length)]!;
+  let s = '[';
+  while (s.length < size) {
+    const id = Math.floor(Math.random() * 1e6);
+    s +=
+      `{"id":${id},"user":"user${id % 997}","ts":${1.7e12 + Math.floor(Math.random() * 1e9)},` +
+      `"text":"${pick()} ${pick()} ${pick()} ${pick()}","score":${Math.random().toFixed(4)},"tags":["${pick()}","${pick()}"],"ok":${id % 2 === 0}},`;
+  }
+  return Buffer.from(s.slice(0, size), 'latin1');
+}
+
+/**
+ * The payloads of a job: one reused buffer (random) or a pool of distinct ones (json), or
+ * (verify) one distinct buffer per message.
+ */
 function payloadsFor(job: Job): Buffer[] {
-  const base = randomBytes(job.size);
-  if (!job.verify) return [base];
+  const pool = job.payload === 'json' ? Array.from({ length: JSON_POOL }, () => jsonPayload(job.size)) : [randomBytes(job.size)];
+  if (!job.verify) return pool;
   const out: Buffer[] = [];
   for (let i = 0; i < job.count; i++) {
-    const p = Buffer.from(base);
+    const p = Buffer.from(pool[i % pool.length]!);
     p.writeUInt32BE(i >>> 0, 0);
     out.push(p);
   }
@@ -104,15 +144,19 @@ class Checker {
   bytes = 0;
   readonly sent: Hash | null;
   readonly received: Hash | null;
-  private readonly last: number;
+  private receivedCount = 0;
+  private readonly read0: number;
+  private readonly written0: number;
 
   constructor(
     private readonly job: Job,
-    private readonly payloads: Buffer[]
+    private readonly payloads: Buffer[],
+    private readonly socket: net.Socket
   ) {
     this.sent = job.verify ? createHash('sha1') : null;
     this.received = job.verify ? createHash('sha1') : null;
-    this.last = payloads[0]![job.size - 1]!;
+    this.read0 = socket.bytesRead;
+    this.written0 = socket.bytesWritten;
   }
 
   onSend(p: Buffer): void {
@@ -122,13 +166,22 @@ class Checker {
   onMessage(binary: boolean, data: Buffer): void {
     if (!binary) throw new Error('echo: not a binary message');
     if (data.length !== this.job.size) throw new Error(`echo: ${data.length} bytes, want ${this.job.size}`);
+    // Echoes come back in order, so message n is payload n (mod the pool).
+    const sent = this.payloads[this.receivedCount++ % this.payloads.length]!;
     if (this.received) this.received.update(data);
-    else if (data[this.job.size - 1] !== this.last) throw new Error('echo: payload differs');
+    else if (data[this.job.size - 1] !== sent[this.job.size - 1]) throw new Error('echo: payload differs');
     this.bytes += data.length;
   }
 
   result(messages: number, t0: number, lat: Float64Array | null): JobResult {
-    const r: JobResult = { messages, bytes: this.bytes, ns: Math.round((performance.now() - t0) * 1e6) };
+    const ns = Math.round((performance.now() - t0) * 1e6);
+    const r: JobResult = {
+      messages,
+      bytes: this.bytes,
+      ns,
+      wireRead: this.socket.bytesRead - this.read0,
+      wireWritten: this.socket.bytesWritten - this.written0
+    };
     if (lat) {
       const s = lat.subarray(0, messages).sort();
       r.p50Us = percentile(s, 0.5) * 1000;
@@ -145,7 +198,7 @@ class Checker {
 async function wsframeJob(ws: AsyncSocket, job: Job): Promise<JobResult> {
   const payloads = payloadsFor(job);
   const np = payloads.length;
-  const check = new Checker(job, payloads);
+  const check = new Checker(job, payloads, ws.socket as net.Socket);
   const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
   const t0 = performance.now();
   const deadline = t0 + job.ms;
@@ -226,7 +279,7 @@ class WsClient {
     const ws = this.ws;
     const payloads = payloadsFor(job);
     const np = payloads.length;
-    const check = new Checker(job, payloads);
+    const check = new Checker(job, payloads, (ws as unknown as { _socket: net.Socket })._socket);
     const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
     const opts = { binary: true };
     return new Promise<JobResult>((resolve, reject) => {
@@ -279,11 +332,12 @@ class WsClient {
   }
 }
 
-function openWs(port: number): Promise<WsClient> {
+function openWs(port: number, deflate: boolean): Promise<WsClient> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: deflate ? DEFLATE : false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
     ws.once('open', () => {
       ws.removeListener('error', reject);
+      if ((ws.extensions !== '') !== deflate) return reject(new Error(`ws client: extensions ${JSON.stringify(ws.extensions)}, deflate ${deflate}`));
       resolve(new WsClient(ws));
     });
     ws.once('error', reject);
@@ -331,9 +385,10 @@ function memory(connections: number): MemResult {
   return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, connections };
 }
 
-async function server(impl: PeerImpl): Promise<(req: Request) => Promise<unknown>> {
+async function server(impl: PeerImpl, deflate: boolean): Promise<(req: Request) => Promise<unknown>> {
   if (impl === 'wsframe') {
-    const srv = await listen({ host: '127.0.0.1', port: 0, onError: () => {} }, async (ws) => {
+    const options = { host: '127.0.0.1', port: 0, onError: () => {}, ...(deflate ? { perMessageDeflate: DEFLATE } : {}) };
+    const srv = await listen(options, async (ws) => {
       for (;;) {
         const m = await readData(ws);
         if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
@@ -347,7 +402,7 @@ async function server(impl: PeerImpl): Promise<(req: Request) => Promise<unknown
       throw new Error(`server: unknown command ${req.cmd}`);
     };
   }
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: deflate ? DEFLATE : false });
   wss.on('connection', (ws) => {
     ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
     ws.on('error', () => {});
@@ -369,8 +424,11 @@ function client(): (req: Request) => Promise<unknown> {
   send({ ready: true });
   return async (req) => {
     if (req.cmd === 'open') {
-      if (req.impl === 'wsframe') wsframe = await connect(`ws://127.0.0.1:${req.port}/`, { timeout: HANDSHAKE_TIMEOUT_MS });
-      else ws = await openWs(req.port);
+      if (req.impl === 'wsframe') {
+        const url = `ws://127.0.0.1:${req.port}/`;
+        wsframe = await connect(url, { timeout: HANDSHAKE_TIMEOUT_MS, ...(req.deflate ? { perMessageDeflate: DEFLATE } : {}) });
+        if ((wsframe.deflate !== null) !== req.deflate) throw new Error(`wsframe client: permessage-deflate ${wsframe.deflate !== null}, want ${req.deflate}`);
+      } else ws = await openWs(req.port, req.deflate);
       return null;
     }
     if (req.cmd === 'job') {
@@ -413,7 +471,7 @@ async function main(): Promise<void> {
   const role = process.argv[2];
   const handle =
     role === 'server'
-      ? await server(process.argv[3] === 'ws' ? 'ws' : 'wsframe')
+      ? await server(process.argv[3] === 'ws' ? 'ws' : 'wsframe', process.argv[4] === 'deflate')
       : role === 'client'
         ? client()
         : role === 'connector'
