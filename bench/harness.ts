@@ -131,7 +131,7 @@ export function parseArgs(argv: string[]): Options {
           '                        [--duration ms] [--warmup ms] [--repeats n] [--gc]\n' +
           '                        [--connections n] [--prof-children dir]\n' +
           'row ids look like build-1KiB-masked, parse-64KiB-unmasked, mask-1MiB-inplace, utf8-1MiB,\n' +
-          'copy-1MiB, echo-rtt-16B, echo-pipe-1MiB, memory-idle'
+          'copy-1MiB, echo-rtt-16B, echo-pipe-1MiB, echo-deflate-rtt-1KiB, echo-deflate-pipe-64KiB, memory-idle'
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
