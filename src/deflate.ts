@@ -172,6 +172,11 @@ export class PerMessageDeflate {
     return this.isClient ? this.params.serverNoContextTakeover : this.params.clientNoContextTakeover;
   }
 
+  /** @internal How many zlib streams this connection holds now, 0–2 (for tests). */
+  get zlibStreams(): number {
+    return (this.inflater === null ? 0 : 1) + (this.deflater === null ? 0 : 1);
+  }
+
   /**
    * Inflates the payload of one frame of a compressed message (the tail of §7.2.2 is added
    * after the last one).
