@@ -51,17 +51,17 @@ export interface NativeMask {
   unmask(buffer: Uint8Array, mask: Uint8Array): void;
 }
 
-// Where bufferutil measured faster than the paths here (min of 60 interleaved timed loops per
-// size, Node 20, 2 × EPYC; an N-API call costs about 40 ns, `mask` with its five arguments 60):
-// - in place, `unmask` beats the byte loop from about 96 bytes (1.3× at 96, 1.7× at 128, 2.3× at
-//   192) and the SIMD kernel at every size (1.1–1.3× up to 4 KiB, 1.4× at 16 KiB, 1.7–2.0× at
-//   64 KiB and 1 MiB);
-// - into another buffer, `mask` beats the byte loop from about 112 bytes (1.35× at 128, 1.9× at
-//   192) but loses to the SIMD kernel from 256 bytes to 4 KiB (0.77–0.94×: the kernel's blocks
-//   stay in L1 and it XORs 64 bytes a step, bufferutil 8), ties at 8 KiB and wins from 16 KiB
-//   (1.2× at 16 KiB, 1.7–1.9× at 64 KiB and 1 MiB).
+// From 128 bytes bufferutil measured faster than the paths here (min of 36 interleaved timed
+// loops per size through applyMask, key phase 1, Node 20, 2 × EPYC, a loaded machine; an
+// N-API call costs about 40 ns, which is why the byte loop wins below):
+// - in place, its `unmask` against the byte loop 1.9× at 128 bytes, against the SIMD kernel
+//   1.1–1.2× from 256 bytes to 4 KiB, 1.2–1.4× at 8–16 KiB and 2.0× at 64 KiB and 1 MiB;
+// - into a freshly allocated buffer (what encodeFrame and a payload that spans chunks do), its
+//   `mask` 1.1–1.4× from 128 bytes to 4 KiB except at 256 bytes (0.94×), 0.9–1.0× at 8–16 KiB
+//   (the allocation dominates), 1.1–1.3× at 64 KiB. (Into a buffer reused hot in cache, the SIMD
+//   kernel is 5–15% faster from 256 bytes to 4 KiB; no send or read path does that.) The
+//   `makeFrame` masked 1 KiB bench row went from 0.80–0.90 to 0.87–1.12 of ws with it.
 const NATIVE_MIN = 128;
-const NATIVE_COPY_MIN = 16 * 1024;
 let native: NativeMask | null = null;
 // The key rotated to the phase of `src[0]`: bufferutil has no key-phase argument.
 const nativeKey = new Uint8Array(4);
@@ -187,8 +187,7 @@ export function unmaskSmall(buf: Uint8Array, key: Uint8Array): void {
 
 /**
  * Masks `src` into `dst` (or in place). With the native `bufferutil` loaded, payloads of 128
- * bytes and more masked in place go through it, and so do those masked into another buffer
- * below 256 bytes or from 16 KiB. Otherwise payloads of 256 bytes and more go through the
+ * bytes and more go through it. Otherwise payloads of 256 bytes and more go through the
  * WebAssembly SIMD kernel (or, where WebAssembly SIMD is missing, a 32-bit word loop when
  * `src` and `dst` can be viewed as aligned words together); shorter ones through an unrolled
  * byte loop, which is faster there than any set-up. Any alignment, length and key phase is
@@ -225,10 +224,10 @@ export function applyMask(
   if (i + 2 < n) dst[dstOffset + i + 2] = src[i + 2]! ^ k2;
 }
 
-// Masks through bufferutil where it measured faster (see NATIVE_MIN) and returns true; returns
-// false, having done nothing, where it did not or where the addon must not be called: a `src`
-// or `dst` that is not a Uint8Array (it would abort), or a `dst` too short (it would write past
-// the end). The other paths then run, as without the addon.
+// Masks through bufferutil and returns true; returns false, having done nothing, where the
+// addon must not be called: a `src` or `dst` that is not a Uint8Array (it would abort the
+// process), or a `dst` too short (it would write past the end). The other paths then run, as
+// without the addon.
 function applyMaskNative(
   impl: NativeMask,
   src: Uint8Array,
@@ -240,13 +239,14 @@ function applyMaskNative(
   const n = src.length;
   if (!(src instanceof Uint8Array) || !(dst instanceof Uint8Array)) return false;
   if (!Number.isInteger(dstOffset) || dstOffset < 0 || dstOffset + n > dst.length) return false;
-  const inPlace = dst.byteOffset + dstOffset === src.byteOffset && dst.buffer === src.buffer;
-  if (!inPlace && n >= SIMD_MIN && n < NATIVE_COPY_MIN && simd !== null) return false;
   nativeKey[0] = key[keyPhase & 3]!;
   nativeKey[1] = key[(keyPhase + 1) & 3]!;
   nativeKey[2] = key[(keyPhase + 2) & 3]!;
   nativeKey[3] = key[(keyPhase + 3) & 3]!;
-  if (inPlace) impl.unmask(src, nativeKey);
+  // `unmask` saves 20 ns of argument passing. The same bytes through two views (recvFrame's
+  // `applyMask(data.subarray(k), key, data, k)`) go to `mask`, which is right in place too: it
+  // reads each byte or word before it writes it. (Comparing `.buffer`s costs more: 18 ns each.)
+  if (dst === src && dstOffset === 0) impl.unmask(src, nativeKey);
   else impl.mask(src, nativeKey, dst, dstOffset, n);
   return true;
 }

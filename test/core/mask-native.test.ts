@@ -8,7 +8,6 @@ import {
   getNativeMask,
   nativeMaskFrom,
   setNativeMask,
-  simdAvailable,
   type NativeMask
 } from '../../src/core/mask';
 
@@ -85,28 +84,19 @@ test('in place: bufferutil from 128 bytes, the byte loop below; the key phase is
   }
 });
 
-test('in place through another view of the same bytes (dst the whole buffer, at an offset) is in place too', (t) => {
+test('in place through another view of the same bytes (dst the whole buffer, at an offset) goes to mask()', (t) => {
   const buf = pattern(3000);
   const expected = Buffer.from(buf);
-  applyMaskReference(expected.subarray(1000), key, expected, 1000, 2);
+  applyMaskReference(expected.subarray(1001), key, expected, 1001, 2);
   t.deepEqual(
-    calls(() => applyMask(buf.subarray(1000), key, buf, 1000, 2)),
-    ['unmask 2000']
+    calls(() => applyMask(buf.subarray(1001), key, buf, 1001, 2)),
+    ['mask 1999']
   );
   t.true(buf.equals(expected));
 });
 
-test('into another buffer: bufferutil from 128 bytes and from 16 KiB, the SIMD kernel between', (t) => {
-  const simd = simdAvailable;
-  for (const [n, native] of [
-    [127, false],
-    [128, true],
-    [255, true],
-    [256, !simd],
-    [16383, !simd],
-    [16384, true],
-    [(1 << 20) + 3, true]
-  ] as const) {
+test('into another buffer: bufferutil from 128 bytes, the byte loop below; the key phase is rotated in', (t) => {
+  for (const n of [127, 128, 255, 256, 16383, 16384, (1 << 20) + 3]) {
     for (const [dstOffset, phase] of [
       [0, 0],
       [5, 3]
@@ -117,7 +107,7 @@ test('into another buffer: bufferutil from 128 bytes and from 16 KiB, the SIMD k
       applyMaskReference(src, key, expected, dstOffset, phase);
       t.deepEqual(
         calls(() => applyMask(src, key, got, dstOffset, phase)),
-        native ? [`mask ${n}`] : [],
+        n >= 128 ? [`mask ${n}`] : [],
         `n ${n} dstOffset ${dstOffset}`
       );
       t.true(got.equals(expected), `n ${n} dstOffset ${dstOffset} phase ${phase}`);
@@ -133,7 +123,7 @@ test('a dst too short, a negative or fractional offset never reach bufferutil (i
       try {
         applyMask(pattern(n), key, dst, 0);
       } catch (e) {
-        t.true(e instanceof RangeError, String(e)); // the SIMD path's dst.set() refuses
+        t.true(e instanceof RangeError, String(e)); // the SIMD kernel's dst.set() refuses
       }
     });
     t.deepEqual(made, [], `n ${n}`);
