@@ -150,6 +150,8 @@ export class PerMessageDeflate {
   private inflateJob: Job | null = null;
   private deflateJob: Job | null = null;
   private closed: IOError | null = null;
+  // Compressed bytes of the message being inflated so far.
+  private messageBytes = 0;
 
   constructor(settings: DeflateSettings, isClient: boolean) {
     this.params = {
@@ -198,6 +200,15 @@ export class PerMessageDeflate {
             if (!first && data.length > 0) {
               return reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', 'data after the final deflate block', 1007));
             }
+          }
+          if (first) this.messageBytes = 0;
+          this.messageBytes += data.length;
+          if (fin && this.messageBytes === 0) {
+            // An empty payload plus the tail of §7.2.2 is not DEFLATE data (even an empty
+            // message is at least one block: the single 0x00 of §7.2.3.6). Fed to zlib it
+            // would return nothing and leave the stream inside a stored-block header, so the
+            // next message would fail or, worse, come out as that header's raw bytes.
+            return reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', 'a compressed message with no data', 1007));
           }
           const inf = this.inflater ?? this.makeInflater();
           this.inflateJob = { chunks: [], size: 0, limit, resolve, reject };

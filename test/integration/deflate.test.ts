@@ -24,7 +24,7 @@ import { makeFrame } from '../../src/core/frame';
 import { DEFLATE_CONCURRENCY, DeflateOptions, DeflateSettings, PerMessageDeflate, deflateLoad } from '../../src/deflate';
 import { Fragment, readData, readFragment, recvFrame } from '../../src/recv';
 import { sendBinary, sendFragmented, sendText } from '../../src/send';
-import { Collector, RawFrame, socketPair, until, within } from '../helpers/socket-pair';
+import { Collector, RawFrame, delay, socketPair, until, within } from '../helpers/socket-pair';
 import { readHttpHead } from '../helpers/upgrade';
 import { GOOD, rawServer, request, upgradeServer, write101 } from '../handshake/support';
 
@@ -185,27 +185,30 @@ for (const [role, open] of ROLES) {
   test(`${role}: reads each §7.2.3 example, then a message after it`, async (t) => {
     const p = await open(t, 'permessage-deflate');
     const m = p.peerMasks;
-    const examples: Array<[string, Buffer[]]> = [
-      ['7.2.3.1 one frame', [wire(0xc1, hex(HELLO), m)]],
-      ['7.2.3.2 window taken over', [wire(0xc1, hex(HELLO_AGAIN), m)]],
-      ['7.2.3.1 fragmented', [wire(0x41, hex('f2 48 cd'), m), wire(0x80, hex('c9 c9 07 00'), m)]],
-      ['7.2.3.3 no compression', [wire(0xc1, hex('00 05 00 fa ff 48 65 6c 6c 6f 00'), m)]],
-      ['7.2.3.4 BFINAL', [wire(0xc1, hex('f3 48 cd c9 c9 07 00 00'), m)]],
-      ['7.2.3.1 after BFINAL (a new deflate stream)', [wire(0xc1, hex(HELLO), m)]],
-      ['7.2.3.5 two DEFLATE blocks', [wire(0xc1, hex('f2 48 05 00 00 00 ff ff ca c9 c9 07 00'), m)]],
-      ['7.2.3.4 BFINAL again', [wire(0xc1, hex('f3 48 cd c9 c9 07 00 00'), m)]]
+    const examples: Array<[string, Buffer[], string]> = [
+      ['7.2.3.1 one frame', [wire(0xc1, hex(HELLO), m)], 'Hello'],
+      ['7.2.3.2 window taken over', [wire(0xc1, hex(HELLO_AGAIN), m)], 'Hello'],
+      ['7.2.3.1 fragmented', [wire(0x41, hex('f2 48 cd'), m), wire(0x80, hex('c9 c9 07 00'), m)], 'Hello'],
+      ['7.2.3.3 no compression', [wire(0xc1, hex('00 05 00 fa ff 48 65 6c 6c 6f 00'), m)], 'Hello'],
+      ['7.2.3.4 BFINAL', [wire(0xc1, hex('f3 48 cd c9 c9 07 00 00'), m)], 'Hello'],
+      ['7.2.3.1 after BFINAL (a new deflate stream)', [wire(0xc1, hex(HELLO), m)], 'Hello'],
+      ['7.2.3.5 two DEFLATE blocks', [wire(0xc1, hex('f2 48 05 00 00 00 ff ff ca c9 c9 07 00'), m)], 'Hello'],
+      ['7.2.3.6 an empty message: one 00 octet', [wire(0xc1, hex('00'), m)], ''],
+      ['7.2.3.6 an empty last fragment', [wire(0x41, hex(`${HELLO} 00 00 ff ff`), m), wire(0x80, hex('00'), m)], 'Hello'],
+      ['7.2.3.4 BFINAL again', [wire(0xc1, hex('f3 48 cd c9 c9 07 00 00'), m)], 'Hello'],
+      ['an empty first fragment with RSV1', [wire(0x41, Buffer.alloc(0), m), wire(0x80, hex(HELLO), m)], 'Hello']
     ];
     // One at a time, then all in one TCP write (each message's inflation must not leak into
     // the next one's, however the bytes arrive).
-    for (const [what, frames] of examples) {
+    for (const [what, frames, text] of examples) {
       for (const f of frames) p.socket.write(f);
       const got = await within(readData(p.ws), what);
-      t.deepEqual([got.opcode, got.data.toString()], [Opcode.Text, 'Hello'], what);
+      t.deepEqual([got.opcode, got.data.toString()], [Opcode.Text, text], what);
     }
     p.socket.write(Buffer.concat([...examples.flatMap(([, frames]) => frames), wire(0x81, Buffer.from('plain'), m)]));
-    for (const [what] of examples) {
+    for (const [what, , text] of examples) {
       const got = await within(readData(p.ws), what);
-      t.deepEqual([got.opcode, got.data.toString()], [Opcode.Text, 'Hello'], `${what}, all in one write`);
+      t.deepEqual([got.opcode, got.data.toString()], [Opcode.Text, text], `${what}, all in one write`);
     }
     const plain = await readData(p.ws);
     t.deepEqual([plain.opcode, plain.data.toString()], [Opcode.Text, 'plain']);
@@ -233,6 +236,22 @@ for (const [role, open] of ROLES) {
     t.is(err?.closeCode, 1007);
   });
 }
+
+// Known bug, kept as test.failing until it is fixed (then AVA fails this and it must become
+// test()): AsyncSocket.onClose closes the PerMessageDeflate as soon as TCP closes, while
+// frames received before the close are still buffered for the reader, so a compressed last
+// message (a server's goodbye before it closes TCP) is lost with IOError. The same bytes
+// uncompressed are read fine. (Our server's socket stays half-open after the client's FIN, so
+// this shows on the client.)
+test.failing('client: a compressed message received just before the server closed TCP is still read', async (t) => {
+  const p = await ourClient(t, 'permessage-deflate');
+  p.socket.end(Buffer.concat([wire(0xc1, hex(HELLO), false), wire(0x88, hex('03e8'), false)]));
+  await until(() => p.ws.socket.destroyed, 'our socket to close');
+  await delay(20);
+  const m = await within(readData(p.ws), 'the last message');
+  t.deepEqual([m.opcode, m.data.toString()], [Opcode.Text, 'Hello']);
+  t.is((await within(readData(p.ws), 'the Close')).opcode, Opcode.Close);
+});
 
 // ---------------------------------------------------------------------------------------
 // §6 frame rules, with a raw peer on one side of a socket pair and our end set up as if the
@@ -321,6 +340,20 @@ for (const role of ['server', 'client'] as const) {
     const euro = compress('price: 5€ each');
     s.socket.write(Buffer.concat([wire(0x41, euro.subarray(0, 5), s.masked), wire(0x80, euro.subarray(5), s.masked)]));
     t.is((await readData(s.ws)).data.toString(), 'price: 5€ each');
+  });
+
+  test(`${role}: a compressed message with no payload at all fails with 1007 (it is not DEFLATE data)`, async (t) => {
+    // Empty + 00 00 ff ff leaves zlib inside a stored-block header: taken as an empty message,
+    // the next message's first bytes would complete that header and the rest come out raw.
+    const p = await pair(t, role, { ...PARAMS });
+    p.socket.write(Buffer.concat([wire(0xc1, Buffer.alloc(0), p.masked), wire(0xc1, hex('00 05 00 fa ff 48 65 6c 6c 6f 00'), p.masked)]));
+    await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
+    // Fragments that are all empty, through readFragment.
+    const q = await pair(t, role, { ...PARAMS });
+    q.socket.write(Buffer.concat([wire(0x42, Buffer.alloc(0), q.masked), wire(0x00, Buffer.alloc(0), q.masked), wire(0x80, Buffer.alloc(0), q.masked)]));
+    const parts = [await readFragment(q.ws), await readFragment(q.ws)];
+    t.deepEqual(parts.map((f) => [f.opcode, f.data.length, f.fin]), [[Opcode.Binary, 0, false], [Opcode.Binary, 0, false]]);
+    await fails(t, readFragment(q.ws), q.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
   });
 
   test(`${role}: readFragment hands out the inflated pieces of a compressed fragmented message`, async (t) => {
