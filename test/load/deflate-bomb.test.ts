@@ -240,7 +240,8 @@ function checkOutcome(t: ExecutionContext, o: Outcome, payload: number, label: s
   t.is(o.consumedLater, o.consumed, `${label}: zlib went on after the failure`);
   t.true(o.streamsDestroyed, `${label}: an inflate stream was left open`);
   t.is(o.zlibStreams, 0, label);
-  t.true(o.ms < (FULL ? 3000 : 2000), `${label}: ${o.ms} ms`);
+  // Milliseconds when idle; generous for a loaded machine (what zlib consumed is the sharp check).
+  t.true(o.ms < 5000, `${label}: ${o.ms} ms`);
 }
 
 let bomb: Buffer;
