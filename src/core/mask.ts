@@ -59,8 +59,9 @@ export interface NativeMask {
 // - into a freshly allocated buffer (what encodeFrame and a payload that spans chunks do), its
 //   `mask` 1.1–1.4× from 128 bytes to 4 KiB except at 256 bytes (0.94×), 0.9–1.0× at 8–16 KiB
 //   (the allocation dominates), 1.1–1.3× at 64 KiB. (Into a buffer reused hot in cache, the SIMD
-//   kernel is 5–15% faster from 256 bytes to 4 KiB; no send or read path does that.) The
-//   `makeFrame` masked 1 KiB bench row went from 0.80–0.90 to 0.87–1.12 of ws with it.
+//   kernel is 5–15% faster from 256 bytes to 4 KiB; no send or read path does that.) In
+//   `npm run bench -- --quick` the masked `makeFrame` 1 KiB row went from 0.86–0.99 of ws to
+//   1.02–1.07 with it (five runs before, three after).
 const NATIVE_MIN = 128;
 let native: NativeMask | null = null;
 // The key rotated to the phase of `src[0]`: bufferutil has no key-phase argument.
