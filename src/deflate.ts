@@ -145,7 +145,11 @@ export class PerMessageDeflate {
   private readonly memLevel: number;
   private readonly isClient: boolean;
   private inflater: Owned<zlib.InflateRaw> | null = null;
-  private inflaterEnded = false;
+  // The payload being inflated, whether it ends the message, and the inflater's input count
+  // before it (to find what zlib left unconsumed when a stream ends).
+  private inflateInput: Buffer = EMPTY;
+  private inflateFin = false;
+  private inflateStart = 0;
   private deflater: Owned<zlib.DeflateRaw> | null = null;
   private inflateJob: Job | null = null;
   private deflateJob: Job | null = null;
@@ -193,14 +197,6 @@ export class PerMessageDeflate {
       () =>
         new Promise<Buffer>((resolve, reject) => {
           if (this.closed !== null) return reject(this.closed);
-          if (this.inflaterEnded) {
-            // The peer ended its deflate stream (BFINAL, §7.2.3.4). A new message starts a new
-            // stream; more data in the same message cannot be inflated.
-            this.dropInflater();
-            if (!first && data.length > 0) {
-              return reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', 'data after the final deflate block', 1007));
-            }
-          }
           if (first) this.messageBytes = 0;
           this.messageBytes += data.length;
           if (fin && this.messageBytes === 0) {
@@ -210,13 +206,24 @@ export class PerMessageDeflate {
             // next message would fail or, worse, come out as that header's raw bytes.
             return reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', 'a compressed message with no data', 1007));
           }
+          // No stream yet (or the last one ended at a BFINAL block) and nothing to start one
+          // with: the tail alone would leave a new stream inside a stored-block header.
+          if (this.inflater === null && data.length === 0) return resolve(EMPTY);
           const inf = this.inflater ?? this.makeInflater();
           this.inflateJob = { chunks: [], size: 0, limit, resolve, reject };
-          inf.write(data);
-          if (fin) inf.write(TAIL);
-          inf.flush(() => this.inflateFlushed(inf, fin));
+          this.feed(inf, data, fin);
         })
     );
+  }
+
+  // Writes one frame's payload (and the tail of §7.2.2 after the last one) and flushes.
+  private feed(inf: Owned<zlib.InflateRaw>, data: Buffer, fin: boolean): void {
+    this.inflateInput = data;
+    this.inflateFin = fin;
+    this.inflateStart = inf.bytesWritten;
+    inf.write(data);
+    if (fin) inf.write(TAIL);
+    inf.flush(() => this.inflateFlushed(inf, fin));
   }
 
   private makeInflater(): Owned<zlib.InflateRaw> {
@@ -227,14 +234,12 @@ export class PerMessageDeflate {
     inf.on('error', onInflateError);
     inf.on('end', onInflateEnd);
     this.inflater = inf;
-    this.inflaterEnded = false;
     return inf;
   }
 
   private dropInflater(): void {
     const inf = this.inflater;
     this.inflater = null;
-    this.inflaterEnded = false;
     if (inf !== null) retire(inf);
   }
 
@@ -258,23 +263,38 @@ export class PerMessageDeflate {
     const job = this.inflateJob;
     this.inflateJob = null;
     this.inflater = null;
-    this.inflaterEnded = false;
     job?.reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', `invalid compressed data: ${err.message}`, 1007));
   }
 
-  /** @internal The stream ended (a final block): the flush callback will not come. */
+  /**
+   * @internal The peer's deflate stream ended at a block with BFINAL set (§7.2.3.4): zlib takes
+   * no more input on it, so what follows starts a new stream.
+   */
   inflateEnded(): void {
-    this.inflaterEnded = true;
+    const ended = this.inflater;
+    if (ended === null) return;
+    const consumed = ended.bytesWritten - this.inflateStart;
+    this.dropInflater();
     const job = this.inflateJob;
     if (job === null) return;
-    this.inflateJob = null;
-    job.resolve(joined(job));
+    const rest = this.inflateInput.subarray(consumed);
+    if (rest.length === 0) {
+      this.inflateJob = null;
+      this.inflateInput = EMPTY;
+      job.resolve(joined(job));
+      return;
+    }
+    // §7.2.1: "The next DEFLATE block follows the padded data": the rest of the payload is more
+    // blocks of this message (from a sender that ended its stream and began another), not
+    // something to drop. (zlib had left it unconsumed.)
+    this.feed(this.makeInflater(), rest, this.inflateFin);
   }
 
   private inflateFlushed(inf: zlib.InflateRaw, fin: boolean): void {
     const job = this.inflateJob;
     if (job === null || inf !== this.inflater) return;
     this.inflateJob = null;
+    this.inflateInput = EMPTY; // no longer pins the receive buffer
     // Without context takeover nothing carries over to the next message: free the context
     // (an idle connection then holds no zlib memory) rather than keep it reset.
     if (fin && this.peerNoTakeover) this.dropInflater();

@@ -197,7 +197,14 @@ for (const [role, open] of ROLES) {
       ['7.2.3.6 an empty message: one 00 octet', [wire(0xc1, hex('00'), m)], ''],
       ['7.2.3.6 an empty last fragment', [wire(0x41, hex(`${HELLO} 00 00 ff ff`), m), wire(0x80, hex('00'), m)], 'Hello'],
       ['7.2.3.4 BFINAL again', [wire(0xc1, hex('f3 48 cd c9 c9 07 00 00'), m)], 'Hello'],
-      ['an empty first fragment with RSV1', [wire(0x41, Buffer.alloc(0), m), wire(0x80, hex(HELLO), m)], 'Hello']
+      ['an empty first fragment with RSV1', [wire(0x41, Buffer.alloc(0), m), wire(0x80, hex(HELLO), m)], 'Hello'],
+      // §7.2.1: "The next DEFLATE block follows the padded data": blocks after one with BFINAL
+      // (a sender that finishes its stream and resets it) are more of the same message.
+      ['§7.2.1 a block after a BFINAL block', [wire(0xc1, hex(`f3 48 cd c9 c9 07 00 ${HELLO}`), m)], 'HelloHello'],
+      ['§7.2.1 a block after a BFINAL block, next frame', [wire(0x41, hex('f3 48 cd c9 c9 07 00'), m), wire(0x80, hex(HELLO), m)], 'HelloHello'],
+      ['§7.2.3.4 BFINAL, then an empty last frame', [wire(0x41, hex('f3 48 cd c9 c9 07 00 00'), m), wire(0x80, Buffer.alloc(0), m)], 'Hello'],
+      ['a BFINAL block without the trailing 00', [wire(0xc1, hex('f3 48 cd c9 c9 07 00'), m)], 'Hello'],
+      ['7.2.3.1 after all that', [wire(0xc1, hex(HELLO), m)], 'Hello']
     ];
     // One at a time, then all in one TCP write (each message's inflation must not leak into
     // the next one's, however the bytes arrive).
@@ -425,6 +432,15 @@ for (const role of ['server', 'client'] as const) {
       ])
     );
     await fails(t, readData(r.ws), r.peer, ProtocolError, 'WS_ERR_MESSAGE_TOO_BIG', 1009);
+    // Blocks after a BFINAL block (a new zlib stream) count against the same limit.
+    const bfinal = hex('f3 48 cd c9 c9 07 00');
+    const u = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
+    u.socket.write(wire(0xc2, Buffer.concat([bfinal, compress(Buffer.alloc(limit - 5, 1))]), u.masked));
+    const exact = await readData(u.ws);
+    t.deepEqual([exact.data.length, exact.data.subarray(0, 6).toString()], [limit, 'Hello\x01']);
+    const v = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
+    v.socket.write(wire(0xc2, Buffer.concat([bfinal, compress(Buffer.alloc(limit - 4, 1))]), v.masked));
+    await fails(t, readData(v.ws), v.peer, ProtocolError, 'WS_ERR_MESSAGE_TOO_BIG', 1009);
   });
 }
 
