@@ -580,6 +580,7 @@ export class AsyncSocket {
   destroy(err?: Error): void {
     const ioErr = err ? ioErrorFrom(err) : new IOError('closed', 'socket destroyed');
     this.failRead(ioErr);
+    this.deflate?.close(ioErr);
     this.socket.destroy();
   }
 
@@ -596,6 +597,7 @@ export class AsyncSocket {
       this.readClosed = new IOError('closed', 'the WebSocket connection is closed');
       this.failPending(this.readClosed);
       this.failPongWaiters(this.readClosed);
+      this.deflate?.close(this.readClosed);
     }
     this.chunks.length = 0;
     this.first = 0;
@@ -648,7 +650,14 @@ export class AsyncSocket {
   /** @internal */
   onClose(): void {
     this.failRead(new IOError('reset', 'socket closed'));
-    this.deflate?.close(this.readClosed ?? this.ended!);
+    const deflate = this.deflate;
+    if (deflate !== null) {
+      // Frames that arrived before the close may still be read (and inflated): the
+      // decompressor goes when they are, through closeReads or the read that hits the end.
+      const err = this.readClosed ?? this.ended!;
+      if (this.avail === 0 && !this.reading) deflate.close(err);
+      else deflate.closeSending(err);
+    }
     this.failPongWaiters(this.readClosed ?? this.ended!);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     if (closeChannel.hasSubscribers) {

@@ -154,6 +154,7 @@ export class PerMessageDeflate {
   private inflateJob: Job | null = null;
   private deflateJob: Job | null = null;
   private closed: IOError | null = null;
+  private sendClosed: IOError | null = null;
   // Compressed bytes of the message being inflated so far.
   private messageBytes = 0;
 
@@ -309,7 +310,7 @@ export class PerMessageDeflate {
     return limited(
       () =>
         new Promise<Buffer>((resolve, reject) => {
-          if (this.closed !== null) return reject(this.closed);
+          if (this.sendClosed !== null) return reject(this.sendClosed);
           const def = this.deflater ?? this.makeDeflater();
           this.deflateJob = { chunks: [], size: 0, limit: Infinity, resolve, reject };
           def.write(data);
@@ -361,19 +362,29 @@ export class PerMessageDeflate {
     job.resolve(out.subarray(0, out.length - 4));
   }
 
-  /** Frees both zlib contexts; pending and later work rejects with `err`. */
-  close(err: IOError = new IOError('closed', 'the WebSocket connection is closed')): void {
-    if (this.closed !== null) return;
-    this.closed = err;
-    const inflating = this.inflateJob;
+  /**
+   * Frees the compressor: nothing more can be sent. Pending and later compression rejects
+   * with `err`; inflation goes on, for frames that arrived before the socket closed.
+   */
+  closeSending(err: IOError): void {
+    if (this.sendClosed !== null) return;
+    this.sendClosed = err;
     const deflating = this.deflateJob;
-    this.inflateJob = null;
     this.deflateJob = null;
-    this.dropInflater();
     const def = this.deflater;
     this.deflater = null;
     if (def !== null) retire(def);
-    inflating?.reject(err);
     deflating?.reject(err);
+  }
+
+  /** Frees both zlib contexts; pending and later work rejects with `err`. */
+  close(err: IOError = new IOError('closed', 'the WebSocket connection is closed')): void {
+    this.closeSending(err);
+    if (this.closed !== null) return;
+    this.closed = err;
+    const inflating = this.inflateJob;
+    this.inflateJob = null;
+    this.dropInflater();
+    inflating?.reject(err);
   }
 }

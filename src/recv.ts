@@ -245,6 +245,8 @@ function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
     ws.assembler.reset();
     ws.destroy(err);
   }
+  // Nothing more will be read: free the decompressor (the socket's close frees the rest).
+  if (err instanceof ProtocolError || err instanceof IOError) ws.deflate?.close();
   return err;
 }
 
