@@ -218,7 +218,7 @@ function rawHandshake(port: number, c: HandshakeCase, live: Set<net.Socket>): Pr
     socket.on('close', finish);
   });
   socket.on('connect', () => socket.write(c.request()));
-  return within(done, `${c.name}: the HTTP response`, 15_000);
+  return within(done, `${c.name}: the HTTP response`, 30_000);
 }
 
 test.serial(`bad frames, handshakes and floods end only their own connection while ${GOOD} good ones run`, async (t) => {
@@ -270,7 +270,9 @@ test.serial(`bad frames, handshakes and floods end only their own connection whi
     'each bad handshake: the right HTTP status'
   );
   const slow = statuses.find((s) => s.name === 'slowloris')!;
-  t.true(slow.ms >= HANDSHAKE_TIMEOUT - 100 && slow.ms < HANDSHAKE_TIMEOUT + 10_000, `408 after ${slow.ms} ms`);
+  // Not before the timeout; the upper bound only says it came (a starved 2-core machine has
+  // delivered it 13 s late), the response itself is bounded by rawHandshake's 30 s.
+  t.true(slow.ms >= HANDSHAKE_TIMEOUT - 100 && slow.ms < HANDSHAKE_TIMEOUT + 25_000, `408 after ${slow.ms} ms`);
 
   // The server's handler got a typed error with the code it sent, for each bad connection only.
   const errors = await server.errors();
