@@ -105,7 +105,8 @@ function nativeMasksRight(impl: NativeMask): boolean {
 
 /**
  * Makes {@link applyMask} use `impl` (from {@link nativeMaskFrom}) where it measured faster;
- * null goes back to the WebAssembly and JS paths alone. For tests.
+ * null goes back to the WebAssembly and JS paths alone. The module sets it on load (below);
+ * tests switch it.
  * @internal
  */
 export function setNativeMask(impl: NativeMask | null): void {
@@ -115,6 +116,17 @@ export function setNativeMask(impl: NativeMask | null): void {
 /** The native functions {@link applyMask} uses, or null. @internal */
 export function getNativeMask(): NativeMask | null {
   return native;
+}
+
+// bufferutil when the user has it installed (an optional peer dependency, as it is for ws) and
+// has not set WSFRAME_NO_BUFFERUTIL; otherwise the WebAssembly and JS paths alone.
+if (!process.env.WSFRAME_NO_BUFFERUTIL) {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    native = nativeMaskFrom(require('bufferutil'));
+  } catch {
+    // Not installed (or its addon failed to load): not an error, the paths here serve.
+  }
 }
 
 // Outgoing masked frames can be built inside the kernel's memory and written to the socket

@@ -2,6 +2,8 @@
 // process on a bad argument and writes past the end of a short dst), and which modules count
 // as the addon. mask.test.ts checks the results against the reference with and without it.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import {
   applyMask,
   applyMaskReference,
@@ -159,4 +161,21 @@ test('plain arrays never reach bufferutil (it would abort the process) and are m
   t.deepEqual(Buffer.from(inPlace as unknown as number[]), expected);
   t.deepEqual(out, expected);
   t.deepEqual(unmasked, pattern(150));
+});
+
+test('bufferutil is loaded when installed, unless WSFRAME_NO_BUFFERUTIL is set', (t) => {
+  const loaded = (noBufferutil: string | undefined): string => {
+    const env = { ...process.env };
+    delete env.WSFRAME_NO_BUFFERUTIL;
+    if (noBufferutil !== undefined) env.WSFRAME_NO_BUFFERUTIL = noBufferutil;
+    const script = "process.stdout.write(String(require('./src/core/mask').getNativeMask() !== null))";
+    return execFileSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], {
+      cwd: join(__dirname, '..', '..'),
+      env,
+      encoding: 'utf8'
+    });
+  };
+  t.is(loaded(undefined), 'true');
+  t.is(loaded(''), 'true');
+  t.is(loaded('1'), 'false');
 });
