@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { allCases } from './cases';
-import { Breakage, EchoClientHarness, clientConnector, launchBrokenEchoClient, startBrokenEchoServer } from './peers';
+import { Breakage, DeflateBreakage, EchoClientHarness, clientConnector, launchBrokenEchoClient, startBrokenDeflateEchoServer, startBrokenEchoServer } from './peers';
 import { details } from './report';
 import { runCases } from './run';
 
@@ -56,6 +56,62 @@ for (const v of variants) {
   });
 }
 
+// Sections 12 and 13 (rows 5: 60 messages of 4 KiB JSON, and 2: 500 of 64 B). Each case
+// listed under `failed` has a way to catch the bug; the `ok` ones run where it cannot show.
+const deflateVariants: Array<{ name: string; breakage: DeflateBreakage; failed: string[]; ok: string[] }> = [
+  {
+    name: 'keeps its compression context although it agreed server_no_context_takeover',
+    breakage: { keepsContext: true },
+    failed: ['13.1.5', '13.3.5', '13.8.5'],
+    ok: ['12.1.5', '13.2.5']
+  },
+  {
+    name: 'compresses with a 32 KiB window although it agreed server_max_window_bits=9',
+    breakage: { fullWindow: true },
+    failed: ['13.4.5', '13.8.5'],
+    ok: ['13.5.5', '12.1.5']
+  },
+  {
+    name: 'inflates each message with a fresh context although context takeover was agreed',
+    breakage: { dropsClientContext: true },
+    failed: ['12.1.2', '12.1.5', '12.6.2'],
+    ok: ['13.2.5', '13.3.5', '12.6.1']
+  },
+  {
+    name: 'sets RSV1 on the continuation frame of a compressed echo',
+    breakage: { rsv1OnEveryFrame: true },
+    failed: ['12.1.5', '13.1.5'],
+    ok: ['12.1.1', '12.6.1']
+  },
+  {
+    name: 'never compresses an echo',
+    breakage: { neverCompresses: true },
+    failed: ['12.1.5', '12.2.10'],
+    ok: ['12.1.1', '12.6.3']
+  }
+];
+
+for (const v of deflateVariants) {
+  test(`a broken permessage-deflate echo server that ${v.name} gets FAILED where it should`, async (t) => {
+    const server = await startBrokenDeflateEchoServer(v.breakage);
+    t.teardown(() => server.close());
+    // Cases without permessage-deflate never reach it: port 1 refuses them.
+    const results = await runCases(pick([...v.failed, ...v.ok]), clientConnector(1, server.port), 'broken-deflate-echo-server');
+    for (const line of details(results)) t.log(line);
+    const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
+    t.deepEqual(
+      v.failed.filter((id) => verdict(id) !== 'FAILED'),
+      [],
+      'cases that must catch the bug'
+    );
+    t.deepEqual(
+      v.ok.filter((id) => verdict(id) !== 'OK'),
+      [],
+      'cases the bug does not touch'
+    );
+  });
+}
+
 const clientVariants: Array<{ name: string; breakage: Breakage & { unmasked?: boolean }; failed: string[]; ok: string[] }> = [
   {
     name: 'forgets to mask its frames',
@@ -74,7 +130,7 @@ const clientVariants: Array<{ name: string; breakage: Breakage & { unmasked?: bo
 for (const v of clientVariants) {
   test(`a broken echo client that ${v.name} gets FAILED where it should`, async (t) => {
     // The harness never spawns the CLI here, so no transpiled copy is needed.
-    const harness = new EchoClientHarness('');
+    const harness = new EchoClientHarness({ cli: '', deflatePeer: '' });
     await harness.listen();
     t.teardown(() => harness.close());
     const results = await runCases(pick([...v.failed, ...v.ok]), harness.connector(launchBrokenEchoClient(v.breakage)), 'broken-echo-client');

@@ -6,9 +6,10 @@
  */
 import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
+import { DeflateCodec } from './compression';
 import { encodeFrame, FrameParser, WireFrame, closePayload, isSendableCloseCode } from './wire';
-import { FAIL_FAST_MS } from './cases/build';
-import { Case, CaseResult, Chop, Expected, OP, Step, Verdict, sectionOf } from './types';
+import { FAIL_FAST_MS, pingAfterFrame } from './cases/build';
+import { Case, CaseResult, Chop, CompressedSpec, Expected, OP, Step, Verdict, sectionOf } from './types';
 
 /** Which side of the connection the suite plays. */
 export type SuiteRole = 'client' | 'server';
@@ -18,6 +19,8 @@ const DEFAULT_TIMEOUT = 5000;
 interface Received {
   op: 'text' | 'binary' | 'ping' | 'pong';
   data: Buffer;
+  /** Sent with RSV1 (permessage-deflate) and inflated by the suite. */
+  compressed: boolean;
 }
 
 /** One WebSocket connection seen from the suite's side, at the level of bytes. */
@@ -33,12 +36,16 @@ export class Conn {
   private readonly parser = new FrameParser();
   private fragments: Buffer[] | null = null;
   private fragmentOp = 0;
+  private fragmentCompressed = false;
+  private inflateFailed = false;
   private waiters: Array<() => void> = [];
 
+  /** `codec`: the connection's permessage-deflate, when the handshake agreed on it. */
   constructor(
     readonly socket: net.Socket,
     readonly role: SuiteRole,
-    head: Buffer
+    head: Buffer,
+    readonly codec: DeflateCodec | null = null
   ) {
     socket.setNoDelay(true);
     socket.on('error', (err) => {
@@ -104,15 +111,22 @@ export class Conn {
     }
     const expectMasked = this.role === 'server';
     if (f.masked !== expectMasked) this.violations.push(`${f.masked ? 'masked' : 'unmasked'} frame from the ${this.role === 'server' ? 'client' : 'server'}`);
-    if (f.rsv !== 0) this.violations.push(`RSV bits ${f.rsv} set by the peer`);
+    // RFC 7692 §6: permessage-deflate gives RSV1 a meaning on the first frame of a data
+    // message; every other RSV bit, and RSV1 anywhere else, still fails (RFC 6455 §5.2).
+    const rsv1 = this.codec !== null && (f.rsv & 4) !== 0;
+    const rsv = this.codec !== null ? f.rsv & 3 : f.rsv;
+    if (rsv !== 0) this.violations.push(`RSV bits ${rsv} set by the peer`);
+    if (rsv1 && (f.opcode === OP.cont || f.opcode >= 8)) {
+      this.violations.push(`RSV1 on a ${f.opcode === OP.cont ? 'continuation' : 'control'} frame from the peer (RFC 7692 §6.1)`);
+    }
     if (f.opcode >= 8) {
       if (!f.fin) this.violations.push('fragmented control frame from the peer');
       if (f.data.length > 125) this.violations.push(`control frame of ${f.data.length} bytes from the peer`);
       if (f.opcode === OP.ping) {
-        this.messages.push({ op: 'ping', data: f.data });
+        this.messages.push({ op: 'ping', data: f.data, compressed: false });
         if (!this.closeSent) this.write(encodeFrame({ op: OP.pong, data: f.data }, this.role === 'client'));
       } else if (f.opcode === OP.pong) {
-        this.messages.push({ op: 'pong', data: f.data });
+        this.messages.push({ op: 'pong', data: f.data, compressed: false });
       } else if (f.opcode === OP.close) {
         this.onClose(f.data);
       } else this.violations.push(`reserved control opcode ${f.opcode} from the peer`);
@@ -128,16 +142,54 @@ export class Conn {
       if (this.fragments !== null) this.violations.push('new data frame inside a fragmented message from the peer');
       this.fragments = [f.data];
       this.fragmentOp = f.opcode;
+      this.fragmentCompressed = rsv1;
     } else {
       this.violations.push(`reserved data opcode ${f.opcode} from the peer`);
       return;
     }
     if (!f.fin) return;
-    const data = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
+    let data = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
     this.fragments = null;
+    if (this.fragmentCompressed) {
+      try {
+        data = this.codec!.inflate(data);
+      } catch (err) {
+        // Once the contexts differ every later message fails too: the first one says it all.
+        if (!this.inflateFailed) this.violations.push(`compressed message #${this.messages.length + 1} from the peer does not inflate: ${(err as Error).message}`);
+        this.inflateFailed = true;
+      }
+    }
     // Invalid UTF-8 from the peer shows as a mismatch or an unexpected message: the echo
     // of an invalid text message is itself the failure, so it is not counted twice here.
-    this.messages.push({ op: this.fragmentOp === OP.text ? 'text' : 'binary', data });
+    this.messages.push({ op: this.fragmentOp === OP.text ? 'text' : 'binary', data, compressed: this.fragmentCompressed });
+  }
+
+  /**
+   * The frames of a compressed message: RSV1 on the first only (RFC 7692 §6.1), the
+   * payload compressed with the connection's context or given by hand, cut as asked.
+   */
+  compressedFrames(spec: CompressedSpec, masked: boolean): Buffer[] {
+    const codec = this.codec;
+    if (codec === null) throw new Error('a compressed message on a connection without permessage-deflate');
+    let payloads: Buffer[];
+    if (spec.raw !== undefined) {
+      payloads = spec.raw;
+      codec.sentThrough(spec.data);
+      if (spec.endsStream) codec.endStream();
+    } else {
+      const all = codec.compress(spec.data);
+      const size = spec.fragmentSize ?? 0;
+      payloads = [];
+      if (size <= 0) payloads.push(all);
+      else for (let i = 0; i < all.length; i += size) payloads.push(all.subarray(i, i + size));
+    }
+    const out: Buffer[] = [];
+    payloads.forEach((data, i) => {
+      const fin = i === payloads.length - 1;
+      out.push(encodeFrame({ op: i === 0 ? spec.op : OP.cont, data, fin, rsv: i === 0 ? 4 : 0 }, masked));
+      if (spec.pingsAfter?.includes(i)) out.push(encodeFrame({ op: OP.ping, data: pingAfterFrame(i) }, masked));
+    });
+    return out;
   }
 
   private onClose(payload: Buffer): void {
@@ -214,6 +266,10 @@ function compare(got: Received[], want: Expected[]): string {
     if (g === undefined) return `missing message #${i + 1} (${show(w!)}); got ${got.length} of ${want.length}`;
     if (w === undefined) return `unexpected message #${i + 1}: ${show(g)}`;
     if (g.op !== w.op || !g.data.equals(w.data)) return `message #${i + 1}: expected ${show(w)}, got ${show(g)}`;
+    if (w.compressed !== undefined && g.compressed !== w.compressed) {
+      const how = (c: boolean): string => (c ? 'compressed' : 'uncompressed');
+      return `message #${i + 1} (${show(w)}) came ${how(g.compressed)}; wsframe sends it ${how(w.compressed)} (its threshold)`;
+    }
   }
   return '';
 }
@@ -245,6 +301,9 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
       await conn.send(bytes, step.chop ?? 'all', payloadLength, async (writes) => {
         if (writes === at) await checkpoint(FAIL_FAST_MS);
       });
+    } else if ('sendCompressed' in step) {
+      const bytes = step.sendCompressed.flatMap((m) => conn.compressedFrames(m, masked));
+      await conn.send(bytes, step.chop ?? 'all');
     } else if ('pause' in step) {
       await new Promise((r) => setTimeout(r, step.pause));
     } else if ('checkpoint' in step) {

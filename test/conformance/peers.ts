@@ -1,19 +1,23 @@
 /**
  * The programs under test and how the suite reaches them: `wsframe echo-server` (the suite
  * connects as a client), `wsframe echo-client` (the suite listens and the client connects,
- * one process per case), and a deliberately broken echo server that shows the suite fails
- * what it should.
+ * one process per case), the same two with permessage-deflate (deflate-peer.ts, for the
+ * cases that negotiate it), and a deliberately broken echo server that shows the suite
+ * fails what it should.
  */
 import { isUtf8 } from 'node:buffer';
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { clientUpgrade, serverAccept } from '../helpers/upgrade';
+import { within } from '../helpers/socket-pair';
+import { HttpHead, acceptFor, clientUpgrade, readHttpHead, serverAccept } from '../helpers/upgrade';
+import { DeflateCodec, WSFRAME_THRESHOLD, acceptFirstOffer, answerOffer, checkResponse, offerOf } from './compression';
 import { Conn, ExtraCheck } from './driver';
 import { FrameParser, closePayload, encodeFrame } from './wire';
-import { OP } from './types';
+import { Case, OP } from './types';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -26,7 +30,7 @@ export interface CaseConnection {
   extra?: ExtraCheck;
 }
 
-export type Connector = (caseId: string) => Promise<CaseConnection>;
+export type Connector = (c: Case) => Promise<CaseConnection>;
 
 function collect(child: ChildProcess): { out: () => string; err: () => string } {
   let out = '';
@@ -44,12 +48,20 @@ export interface EchoServer {
   stop(): Promise<void>;
 }
 
-export async function startEchoServer(): Promise<EchoServer> {
-  const child = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', 'echo-server', '--port', '0', '--max-message-size', String(MAX_MESSAGE_SIZE)],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }
-  );
+export function startEchoServer(): Promise<EchoServer> {
+  return startServerProgram(['src/cli.ts', 'echo-server', '--port', '0']);
+}
+
+/** deflate-peer.ts echo-server: wsframe's echo server with permessage-deflate (options per connection). */
+export function startDeflateEchoServer(): Promise<EchoServer> {
+  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server']);
+}
+
+async function startServerProgram(args: string[]): Promise<EchoServer> {
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...args, '--max-message-size', String(MAX_MESSAGE_SIZE)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe']
+  });
   const io = collect(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -80,40 +92,100 @@ export async function startEchoServer(): Promise<EchoServer> {
   };
 }
 
-/** Suite as client: one fresh connection to the server per case. */
-export function clientConnector(port: number): Connector {
-  return async () => {
-    const { socket, response } = await clientUpgrade(port);
-    return { conn: new Conn(socket, 'client', response.head) };
+/**
+ * Suite as client: one fresh connection to the server per case. Cases that negotiate
+ * permessage-deflate go to `deflatePort` (deflate-peer.ts) with their offer, and the
+ * server's answer is checked before the case runs.
+ */
+export function clientConnector(port: number, deflatePort?: number): Connector {
+  return async (c) => {
+    if (c.deflate === undefined) {
+      const { socket, response } = await clientUpgrade(port);
+      return { conn: new Conn(socket, 'client', response.head) };
+    }
+    if (deflatePort === undefined) throw new Error('no echo server with permessage-deflate to run this case against');
+    const peer = c.deflate.peer === undefined ? '' : `?deflate=${encodeURIComponent(JSON.stringify(c.deflate.peer))}`;
+    const { socket, response } = await upgradeWithOffer(deflatePort, `/case/${c.id}${peer}`, offerOf(c.deflate));
+    try {
+      const agreed = checkResponse(response.headers['sec-websocket-extensions'], c.deflate);
+      return { conn: new Conn(socket, 'client', response.head, new DeflateCodec(agreed, 'client')) };
+    } catch (err) {
+      socket.destroy();
+      throw err;
+    }
   };
 }
 
 /**
- * Transpiles src/ once into a temporary directory (as ts-node's transpile-only mode does)
- * so that one echo-client process per case starts in ~0.1 s instead of ~1.4 s: the
- * TypeScript compiler is what takes the time, not wsframe. Returns the path of cli.js.
+ * A client upgrade that offers extensions (the test helper's offers none): GET with a
+ * fresh key and `Sec-WebSocket-Extensions: offer`, the 101 checked as clientUpgrade does.
  */
-export function transpileCli(): { cli: string; cleanup: () => void } {
+async function upgradeWithOffer(port: number, target: string, offer: string): Promise<{ socket: net.Socket; response: HttpHead }> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  try {
+    await within(
+      new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      }),
+      'connect'
+    );
+    const key = randomBytes(16).toString('base64');
+    socket.write(
+      `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: ${offer}\r\n\r\n`
+    );
+    const response = await readHttpHead(socket);
+    if (!/^HTTP\/1\.1 101 /.test(response.startLine)) throw new Error(`unexpected response: ${response.startLine}`);
+    if (response.headers['sec-websocket-accept'] !== acceptFor(key)) throw new Error('wrong Sec-WebSocket-Accept');
+    if (response.headers['upgrade']?.toLowerCase() !== 'websocket') throw new Error('missing Upgrade: websocket');
+    return { socket, response };
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+/** The echo-client programs: the wsframe CLI, and deflate-peer.js for cases with permessage-deflate. */
+export interface Programs {
+  cli: string;
+  deflatePeer: string;
+}
+
+/**
+ * Transpiles src/ and deflate-peer.ts once into a temporary directory (as ts-node's
+ * transpile-only mode does; same layout, so relative imports hold) so that one echo-client
+ * process per case starts in ~0.1 s instead of ~1.4 s: the TypeScript compiler is what
+ * takes the time, not wsframe. Returns the paths of cli.js and deflate-peer.js.
+ */
+export function transpilePrograms(): Programs & { cleanup: () => void } {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const ts = require('typescript') as typeof import('typescript');
   const out = mkdtempSync(path.join(os.tmpdir(), 'wsframe-conformance-cli-'));
+  const emit = (file: string): void => {
+    const js = ts.transpileModule(readFileSync(file, 'utf8'), {
+      fileName: file,
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true }
+    }).outputText;
+    const target = path.join(out, path.relative(ROOT, file)).replace(/\.ts$/, '.js');
+    mkdirSync(path.dirname(target), { recursive: true });
+    writeFileSync(target, js);
+  };
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
-      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-        const js = ts.transpileModule(readFileSync(file, 'utf8'), {
-          fileName: file,
-          compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true }
-        }).outputText;
-        const target = path.join(out, path.relative(path.join(ROOT, 'src'), file)).replace(/\.ts$/, '.js');
-        mkdirSync(path.dirname(target), { recursive: true });
-        writeFileSync(target, js);
-      }
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) emit(file);
     }
   };
   walk(path.join(ROOT, 'src'));
-  return { cli: path.join(out, 'cli.js'), cleanup: () => rmSync(out, { recursive: true, force: true }) };
+  const peer = path.join(__dirname, 'deflate-peer.ts');
+  emit(peer);
+  return {
+    cli: path.join(out, 'src', 'cli.js'),
+    deflatePeer: path.join(out, path.relative(ROOT, peer)).replace(/\.ts$/, '.js'),
+    cleanup: () => rmSync(out, { recursive: true, force: true })
+  };
 }
 
 /** A started echo client: its exit code (null when killed), its stderr, a way to kill it. */
@@ -129,21 +201,26 @@ export interface Launched {
  */
 export class EchoClientHarness {
   private server = net.createServer({ noDelay: true });
-  private pending = new Map<string, (s: { socket: net.Socket; head: Buffer }) => void>();
+  private pending = new Map<string, { c: Case; resolve: (s: Accepted) => void; reject: (err: Error) => void }>();
   private children = new Set<ChildProcess>();
   port = 0;
 
-  constructor(private readonly cli: string) {
+  /** `programs`: the transpiled echo clients (unused when every connector gets its own launch). */
+  constructor(private readonly programs: Programs) {
     this.server.on('connection', (socket) => {
       socket.on('error', () => {});
-      serverAccept(socket).then(
+      readHttpHead(socket).then(
         (request) => {
           const id = decodeURIComponent(request.startLine.split(' ')[1]!.replace(/^\/case\//, ''));
-          const resolve = this.pending.get(id);
-          if (resolve) {
-            this.pending.delete(id);
-            resolve({ socket, head: request.head });
-          } else socket.destroy();
+          const entry = this.pending.get(id);
+          if (entry === undefined) return void socket.destroy();
+          this.pending.delete(id);
+          try {
+            entry.resolve(accept(socket, request, entry.c));
+          } catch (err) {
+            socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+            entry.reject(err as Error);
+          }
         },
         () => socket.destroy()
       );
@@ -155,11 +232,17 @@ export class EchoClientHarness {
     this.port = (this.server.address() as net.AddressInfo).port;
   }
 
-  /** Starts one echo client on `url`: by default a `wsframe echo-client` process. */
-  private spawnCli(url: string): Launched {
-    const child = spawn(process.execPath, [this.cli, 'echo-client', url, '--max-message-size', String(MAX_MESSAGE_SIZE)], {
-      stdio: ['ignore', 'pipe', 'pipe']
-    });
+  /**
+   * Starts one echo client on `url`: by default a `wsframe echo-client` process, or
+   * deflate-peer's echo-client with the case's options when it negotiates permessage-deflate.
+   */
+  private spawnClient(url: string, c: Case): Launched {
+    const size = ['--max-message-size', String(MAX_MESSAGE_SIZE)];
+    const args =
+      c.deflate === undefined
+        ? [this.programs.cli, 'echo-client', url, ...size]
+        : [this.programs.deflatePeer, 'echo-client', url, ...size, ...(c.deflate.peer ? ['--deflate', JSON.stringify(c.deflate.peer)] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     const io = collect(child);
     const exit = new Promise<number | null>((resolve) =>
@@ -171,23 +254,29 @@ export class EchoClientHarness {
     return { exit, stderr: io.err, kill: () => child.kill('SIGKILL') };
   }
 
-  connector(launch: (url: string) => Launched = (url) => this.spawnCli(url)): Connector {
-    return async (caseId) => {
-      const accepted = new Promise<{ socket: net.Socket; head: Buffer }>((resolve) => this.pending.set(caseId, resolve));
-      const client = launch(`ws://127.0.0.1:${this.port}/case/${caseId}`);
+  connector(launch: (url: string, c: Case) => Launched = (url, c) => this.spawnClient(url, c)): Connector {
+    return async (c) => {
+      const accepted = new Promise<Accepted>((resolve, reject) => this.pending.set(c.id, { c, resolve, reject }));
+      const client = launch(`ws://127.0.0.1:${this.port}/case/${c.id}`, c);
       const timer = { id: undefined as NodeJS.Timeout | undefined };
-      const { socket, head } = await Promise.race([
-        accepted,
-        client.exit.then((code) => {
-          throw new Error(`echo-client exited with ${code} before connecting: ${client.stderr().trim()}`);
-        }),
-        new Promise<never>((_, reject) => {
-          timer.id = setTimeout(() => reject(new Error('echo-client did not connect within 20 s')), 20_000);
-        })
-      ]).finally(() => {
-        clearTimeout(timer.id);
-        this.pending.delete(caseId);
-      });
+      let socket: net.Socket, head: Buffer, codec: DeflateCodec | null;
+      try {
+        ({ socket, head, codec } = await Promise.race([
+          accepted,
+          client.exit.then((code) => {
+            throw new Error(`echo-client exited with ${code} before connecting: ${client.stderr().trim()}`);
+          }),
+          new Promise<never>((_, reject) => {
+            timer.id = setTimeout(() => reject(new Error('echo-client did not connect within 20 s')), 20_000);
+          })
+        ]).finally(() => {
+          clearTimeout(timer.id);
+          this.pending.delete(c.id);
+        }));
+      } catch (err) {
+        client.kill();
+        throw err;
+      }
       const extra: ExtraCheck = async (failExpected) => {
         let t: NodeJS.Timeout | undefined;
         const code = await Promise.race([client.exit, new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), 5000)))]);
@@ -201,7 +290,7 @@ export class EchoClientHarness {
         if (failExpected && code === 0) return { reasons: ['echo-client exited 0 (clean close) after a protocol violation'], exitCode: code };
         return { reasons: [], exitCode: code };
       };
-      return { conn: new Conn(socket, 'server', head), extra };
+      return { conn: new Conn(socket, 'server', head, codec), extra };
     };
   }
 
@@ -209,6 +298,39 @@ export class EchoClientHarness {
     for (const c of this.children) c.kill('SIGKILL');
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** An upgraded connection on the suite's server side. */
+interface Accepted {
+  socket: net.Socket;
+  head: Buffer;
+  codec: DeflateCodec | null;
+}
+
+/**
+ * Answers an upgrade request with 101 (the checks of serverAccept in test/helpers), and for
+ * a case that negotiates permessage-deflate with the case's answer to the client's offer.
+ * @throws {Error} for a request or an offer that is not right (the caller answers 400)
+ */
+function accept(socket: net.Socket, request: HttpHead, c: Case): Accepted {
+  const key = request.headers['sec-websocket-key'];
+  if (!/^GET \S+ HTTP\/1\.1$/.test(request.startLine)) throw new Error(`unexpected request: ${request.startLine}`);
+  if (key === undefined || !/^[+/0-9A-Za-z]{22}==$/.test(key)) throw new Error('bad Sec-WebSocket-Key');
+  if (request.headers['sec-websocket-version'] !== '13') throw new Error('bad Sec-WebSocket-Version');
+  let extensions = '';
+  let codec: DeflateCodec | null = null;
+  if (c.deflate !== undefined) {
+    const { answer, agreed } = answerOffer(request.headers['sec-websocket-extensions'], c.deflate);
+    extensions = `Sec-WebSocket-Extensions: ${answer}\r\n`;
+    codec = new DeflateCodec(agreed, 'server');
+  } else if (request.headers['sec-websocket-extensions'] !== undefined) {
+    throw new Error(`the client offered extensions unasked: ${request.headers['sec-websocket-extensions']}`);
+  }
+  socket.write(
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${acceptFor(key)}\r\n${extensions}\r\n`
+  );
+  return { socket, head: request.head, codec };
 }
 
 /** What the broken echo server gets wrong; every flag is a real bug a peer could have. */
@@ -260,6 +382,106 @@ export async function startBrokenEchoServer(broken: Breakage): Promise<{ port: n
               if (f.fin) text = null;
               socket.write(encodeFrame({ op: f.opcode, fin: f.fin, data: f.data }, false));
             }
+          }
+        };
+        socket.on('data', onData);
+        if (request.head.length > 0) onData(request.head);
+        socket.resume();
+      },
+      () => socket.destroy()
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+}
+
+/** What the broken permessage-deflate echo server gets wrong (each a bug a peer could have). */
+export interface DeflateBreakage {
+  /** Compresses with context takeover although it agreed server_no_context_takeover. */
+  keepsContext?: boolean;
+  /** Compresses with a 32 KiB window whatever server_max_window_bits it agreed. */
+  fullWindow?: boolean;
+  /** Inflates every message with a fresh context although context takeover was agreed. */
+  dropsClientContext?: boolean;
+  /** Sends each compressed echo in two frames with RSV1 on both. */
+  rsv1OnEveryFrame?: boolean;
+  /** Never compresses an echo (allowed by RFC 7692, but not what wsframe does). */
+  neverCompresses?: boolean;
+}
+
+/**
+ * A tiny, broken echo server with permessage-deflate, on raw sockets and the suite's own
+ * codec: it accepts the first offer as asked, echoes whole messages (compressed from 1024
+ * bytes, as wsframe), and fails 1007 for data that does not inflate.
+ */
+export async function startBrokenDeflateEchoServer(broken: DeflateBreakage): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    readHttpHead(socket).then(
+      (request) => {
+        const key = request.headers['sec-websocket-key'] ?? '';
+        let accepted: ReturnType<typeof acceptFirstOffer>;
+        try {
+          accepted = acceptFirstOffer(request.headers['sec-websocket-extensions']);
+        } catch {
+          return void socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+        }
+        socket.write(
+          'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            `Sec-WebSocket-Accept: ${acceptFor(key)}\r\nSec-WebSocket-Extensions: ${accepted.answer}\r\n\r\n`
+        );
+        const a = accepted.agreed;
+        const sender = new DeflateCodec(
+          { ...a, serverNoContextTakeover: a.serverNoContextTakeover && !broken.keepsContext, serverMaxWindowBits: broken.fullWindow ? 15 : a.serverMaxWindowBits },
+          'server'
+        );
+        const receiver = new DeflateCodec({ ...a, clientNoContextTakeover: a.clientNoContextTakeover || broken.dropsClientContext === true }, 'server');
+        const parser = new FrameParser();
+        let parts: Buffer[] = [];
+        let op = 0;
+        let rsv1 = false;
+        const fail = (code: number): void => void socket.end(encodeFrame({ op: OP.close, data: closePayload(code) }, false));
+        const onData = (chunk: Buffer): void => {
+          parser.push(chunk);
+          for (let f = parser.next(); f !== null; f = parser.next()) {
+            if (f.opcode === OP.close) return void socket.end(encodeFrame({ op: OP.close, data: f.data.subarray(0, 2) }, false));
+            if (f.opcode === OP.ping) {
+              socket.write(encodeFrame({ op: OP.pong, data: f.data }, false));
+              continue;
+            }
+            if ((f.rsv & 3) !== 0 || (f.rsv !== 0 && f.opcode !== OP.text && f.opcode !== OP.binary)) return fail(1002);
+            if (f.opcode !== OP.cont) {
+              op = f.opcode;
+              rsv1 = f.rsv !== 0;
+              parts = [];
+            }
+            parts.push(f.data);
+            if (!f.fin) continue;
+            let data: Buffer = Buffer.concat(parts);
+            if (rsv1) {
+              try {
+                data = receiver.inflate(data);
+              } catch {
+                return fail(1007);
+              }
+            }
+            if (data.length < WSFRAME_THRESHOLD || broken.neverCompresses) {
+              socket.write(encodeFrame({ op, data }, false));
+              continue;
+            }
+            const payload = sender.compress(data);
+            const half = broken.rsv1OnEveryFrame ? payload.length >> 1 : payload.length;
+            socket.write(encodeFrame({ op, data: payload.subarray(0, half), rsv: 4, fin: half === payload.length }, false));
+            if (half < payload.length) socket.write(encodeFrame({ op: OP.cont, data: payload.subarray(half), rsv: 4 }, false));
           }
         };
         socket.on('data', onData);

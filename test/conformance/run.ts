@@ -8,7 +8,7 @@ export const CONCURRENCY = 4;
 
 export async function runCases(cases: Case[], connect: Connector, peer: string, concurrency = CONCURRENCY): Promise<CaseResult[]> {
   const results: CaseResult[] = new Array(cases.length);
-  const one = async (i: number, connecting = connect(cases[i]!.id)): Promise<void> => {
+  const one = async (i: number, connecting = connect(cases[i]!)): Promise<void> => {
     const c = cases[i]!;
     const started = Date.now();
     try {
@@ -38,9 +38,9 @@ export async function runCases(cases: Case[], connect: Connector, peer: string, 
   // takes longer than most cases), so only the first start is paid in full.
   let connecting: Promise<CaseConnection> | undefined;
   for (let k = 0; k < alone.length; k++) {
-    const current = connecting ?? connect(cases[alone[k]!]!.id);
+    const current = connecting ?? connect(cases[alone[k]!]!);
     current.catch(() => {}); // awaited in one(); this only keeps a rejection from going unhandled meanwhile
-    connecting = k + 1 < alone.length ? connect(cases[alone[k + 1]!]!.id) : undefined;
+    connecting = k + 1 < alone.length ? connect(cases[alone[k + 1]!]!) : undefined;
     connecting?.catch(() => {});
     await one(alone[k]!, current);
   }

@@ -40,7 +40,7 @@ export function registerRole(test: TestFn, opts: RoleOptions): void {
     const cases = casesOf(section).filter((c) => FULL || !opts.skipByDefault?.(c));
     if (cases.length === 0) continue;
     test.serial(`${opts.peer}: section ${section} (${name}), ${cases.length} cases`, async (t) => {
-      t.timeout(section === 9 ? (FULL ? 600_000 : 240_000) : 120_000);
+      t.timeout(section === 9 || section >= 12 ? (FULL ? 600_000 : 240_000) : 120_000);
       const rs = await runCases(cases, connector!, opts.peer);
       results.push(...rs);
       t.log(`\n${summaryTable(rs)}`);

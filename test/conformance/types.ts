@@ -3,6 +3,8 @@
  * the case says), what the peer must send back, and how the connection must end.
  */
 
+import type { Negotiation } from './compression';
+
 /** Opcodes as numbers: the suite also sends reserved ones on purpose. */
 export const OP = { cont: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 } as const;
 
@@ -24,6 +26,28 @@ export interface FrameSpec {
 }
 
 /**
+ * A whole message the suite compresses itself (permessage-deflate, RFC 7692 §7.2.1) with
+ * the connection's context, and sends with RSV1 on its first frame.
+ */
+export interface CompressedSpec {
+  /** Text or binary. */
+  op: number;
+  /** The uncompressed payload: what the peer must inflate it to. */
+  data: Buffer;
+  /** Cut the compressed payload into frames of this many bytes (Autobahn's auto-fragment). Default: one frame. */
+  fragmentSize?: number;
+  /**
+   * Hand-written compressed payloads, one per frame, sent instead of compressing `data`
+   * (the suite's window still takes `data` in, as the receiver's does).
+   */
+  raw?: Buffer[];
+  /** The raw payload ends the deflate stream (a block with BFINAL): the next message starts a new window. */
+  endsStream?: boolean;
+  /** Pings to put after these frame indexes (0: after the first frame). */
+  pingsAfter?: number[];
+}
+
+/**
  * How a step's bytes are cut into TCP writes: 'all' is one write for the whole step,
  * 'frame' one write per frame, a number n writes of n bytes. Every write waits until its
  * bytes are handed to the kernel (Nagle is off), so each chunk leaves as its own segment.
@@ -41,6 +65,8 @@ export interface PayloadCuts {
 export type Step =
   /** `checkpointAfter`: a fail-fast checkpoint (FAIL_FAST_MS) after that many writes of this step. */
   | { send: FrameSpec[]; chop?: Chop; checkpointAfter?: number }
+  /** Compressed messages (cases with `deflate` only), compressed as the step runs. */
+  | { sendCompressed: CompressedSpec[]; chop?: Chop }
   | { pause: number }
   /** Fail-fast point: wait (at most `checkpoint` ms) for the peer to fail the connection here. */
   | { checkpoint: number }
@@ -51,6 +77,12 @@ export type Step =
 export interface Expected {
   op: 'text' | 'binary' | 'ping' | 'pong';
   data: Buffer;
+  /**
+   * With permessage-deflate: whether the peer must send this message compressed. RFC 7692
+   * lets a peer compress any message or none; wsframe compresses exactly the messages from
+   * its threshold on, and the cases check that (undefined: either).
+   */
+  compressed?: boolean;
 }
 
 /** How the connection must end. */
@@ -76,6 +108,8 @@ export interface Case {
   full?: boolean;
   /** Run alone (no other case at the same time): timed cases. */
   alone?: boolean;
+  /** Negotiate permessage-deflate (RFC 7692) in the handshake: sections 12 and 13. */
+  deflate?: Negotiation;
 }
 
 export type Verdict = 'OK' | 'NON-STRICT' | 'FAILED';

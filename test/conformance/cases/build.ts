@@ -35,6 +35,9 @@ export const eText = (d: Data): Expected => ({ op: 'text', data: buf(d) });
 export const eBinary = (d: Data): Expected => ({ op: 'binary', data: buf(d) });
 export const ePong = (d: Data = ''): Expected => ({ op: 'pong', data: buf(d) });
 
+/** The payload of the ping the suite puts after frame `i` of a compressed message (`pingsAfter`). */
+export const pingAfterFrame = (i: number): Buffer => Buffer.from(`ping after frame ${i + 1}`);
+
 /** Connection failure with a protocol error. */
 export const FAIL_1002 = { fail: [1002] };
 /** Connection failure for invalid data (bad UTF-8). */

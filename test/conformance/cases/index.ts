@@ -1,6 +1,7 @@
 /** Every case, in order, and the selection a run uses. */
 import { Case, sectionOf } from '../types';
 import { closeCases } from './close';
+import { deflateCases } from './deflate';
 import { framingCases } from './framing';
 import { largeCases } from './large';
 import { utf8Cases } from './utf8';
@@ -14,14 +15,16 @@ export const SECTIONS: Record<number, string> = {
   6: 'UTF-8',
   7: 'close handling',
   9: 'large and many messages',
-  10: 'auto-fragmentation'
+  10: 'auto-fragmentation',
+  12: 'permessage-deflate',
+  13: 'permessage-deflate parameters'
 };
 
 let all: Case[] | undefined;
 
 /** All cases (built once per process). */
 export function allCases(): Case[] {
-  all ??= [...framingCases(), ...utf8Cases(), ...closeCases(), ...largeCases()];
+  all ??= [...framingCases(), ...utf8Cases(), ...closeCases(), ...largeCases(), ...deflateCases()];
   return all;
 }
 
