@@ -303,20 +303,35 @@ export class DeflateCodec {
    * Inflates one whole compressed message from the peer (the tail of §7.2.2 appended). The
    * output is taken in pieces of a quarter window, so a back-reference further than the
    * agreed window (plus that quarter) fails as zlib's "invalid distance too far back"; with
-   * no context takeover, any reference into an earlier message fails that way.
+   * no context takeover, any reference into an earlier message fails that way. A block with
+   * BFINAL ends a deflate stream, and what follows it in the message is a new stream with
+   * an empty window (§7.2.1: "The next DEFLATE block follows the padded data if any").
    * @throws {Error} from zlib for data that does not inflate
    */
   inflate(payload: Buffer): Buffer {
     const bits = this.peerBits;
-    const dictionary = this.peerNoTakeover ? undefined : this.received;
-    const out = zlib.inflateRawSync(Buffer.concat([payload, TAIL]), {
-      windowBits: bits,
-      finishFlush: zlib.constants.Z_SYNC_FLUSH,
-      // Node's smallest chunk is 64 bytes; a window of 15 bits is zlib's own limit anyway.
-      ...(bits < 15 ? { chunkSize: Math.max(64, (1 << bits) / 4) } : {}),
-      ...(dictionary !== undefined && dictionary.length > 0 ? { dictionary } : {})
-    });
-    if (!this.peerNoTakeover) this.received = keepLast(this.received, out, 1 << bits);
+    let input = Buffer.concat([payload, TAIL]);
+    let dictionary = this.peerNoTakeover ? undefined : this.received;
+    const outs: Buffer[] = [];
+    for (;;) {
+      const { buffer, engine } = zlib.inflateRawSync(input, {
+        info: true,
+        windowBits: bits,
+        finishFlush: zlib.constants.Z_SYNC_FLUSH,
+        // Node's smallest chunk is 64 bytes; a window of 15 bits is zlib's own limit anyway.
+        ...(bits < 15 ? { chunkSize: Math.max(64, (1 << bits) / 4) } : {}),
+        ...(dictionary !== undefined && dictionary.length > 0 ? { dictionary } : {})
+      }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
+      outs.push(buffer);
+      const used = engine.bytesWritten;
+      if (used >= input.length) break;
+      // The stream ended (BFINAL) with input left: a new stream starts there.
+      input = input.subarray(used);
+      dictionary = undefined;
+      this.received = Buffer.alloc(0);
+    }
+    const out = outs.length === 1 ? outs[0]! : Buffer.concat(outs);
+    if (!this.peerNoTakeover) this.received = keepLast(this.received, outs[outs.length - 1]!, 1 << bits);
     return out;
   }
 }

@@ -41,7 +41,10 @@ export interface CompressedSpec {
    * (the suite's window still takes `data` in, as the receiver's does).
    */
   raw?: Buffer[];
-  /** The raw payload ends the deflate stream (a block with BFINAL): the next message starts a new window. */
+  /**
+   * The raw payload has a block with BFINAL, which ends a deflate stream: the receiver's
+   * window restarts, so the suite's next message refers back to nothing sent so far.
+   */
   endsStream?: boolean;
   /** Pings to put after these frame indexes (0: after the first frame). */
   pingsAfter?: number[];

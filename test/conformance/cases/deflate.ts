@@ -301,6 +301,8 @@ function section12(): Case[] {
   const b8 = slices(allCorpora()[1]!, 8 * KiB, 1)[0]!;
   const prose = slices(allCorpora()[2]!, 8 * KiB, 3);
   const bfinal = hex('f3 48 cd c9 c9 07 00 00'); // RFC 7692 §7.2.3.4
+  const helloWorld = Buffer.from('HelloWorld');
+  const world = compressMessage(Buffer.from('World'), 15);
   const t256 = slices(allCorpora()[0]!, 256 * KiB, 1)[0]!;
   const prose4m = slices(allCorpora()[2]!, 4 * MiB, 1)[0]!;
   const random4m = binaryPayload(4 * MiB, 1206);
@@ -343,6 +345,16 @@ function section12(): Case[] {
         title: 'RFC 7692 §7.2.3.4: the BFINAL payload in two frames, its padding byte 00 alone in the second',
         steps: [{ sendCompressed: [compressed(OP.text, hello, { raw: [bfinal.subarray(0, 7), bfinal.subarray(7)], endsStream: true })] }],
         expect: [echoed(OP.text, hello)]
+      },
+      {
+        title: 'RFC 7692 §7.2.1: "Hello" in a block with BFINAL set, then "World" in a new deflate stream, in one frame; then compressed prose',
+        steps: [{ sendCompressed: [compressed(OP.text, helloWorld, { raw: [Buffer.concat([bfinal.subarray(0, 7), world])], endsStream: true }), compressed(OP.text, prose[0]!)] }],
+        expect: [echoed(OP.text, helloWorld), echoed(OP.text, prose[0]!)]
+      },
+      {
+        title: 'RFC 7692 §7.2.1: the same with "World" in the second frame',
+        steps: [{ sendCompressed: [compressed(OP.text, helloWorld, { raw: [bfinal.subarray(0, 7), world], endsStream: true }), compressed(OP.text, prose[0]!)] }],
+        expect: [echoed(OP.text, helloWorld), echoed(OP.text, prose[0]!)]
       },
       {
         title: 'RFC 7692 §7.2.3.5: "Hello" in two deflate blocks',
