@@ -60,6 +60,8 @@ export const DEFAULT_THRESHOLD = 1024;
 // The empty stored block a sync flush ends with (§7.2.1 removes it, §7.2.2 appends it).
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const EMPTY = Buffer.alloc(0);
+// Last payloads up to this size are copied to join the tail in one write.
+const JOIN_TAIL_MAX = 64 * 1024;
 
 let running = 0;
 const waiting: Array<() => void> = [];
@@ -217,19 +219,29 @@ export class PerMessageDeflate {
     );
   }
 
-  // Writes one frame's payload (and the tail of §7.2.2 after the last one) and flushes.
+  // Writes one frame's payload (and the tail of §7.2.2 after the last one). The stream flushes
+  // on every write (Z_SYNC_FLUSH), so one write is one trip to the thread pool; a small last
+  // payload is joined with the tail to save the second trip.
   private feed(inf: Owned<zlib.InflateRaw>, data: Buffer, fin: boolean): void {
     this.inflateInput = data;
     this.inflateFin = fin;
     this.inflateStart = inf.bytesWritten;
-    inf.write(data);
-    if (fin) inf.write(TAIL);
-    inf.flush(() => this.inflateFlushed(inf, fin));
+    const done = (err?: Error | null): void => {
+      if (!err) this.inflateFlushed(inf, fin);
+    };
+    if (!fin) {
+      inf.write(data, done);
+    } else if (data.length <= JOIN_TAIL_MAX) {
+      inf.write(Buffer.concat([data, TAIL], data.length + 4), done);
+    } else {
+      inf.write(data);
+      inf.write(TAIL, done);
+    }
   }
 
   private makeInflater(): Owned<zlib.InflateRaw> {
     const windowBits = this.isClient ? this.params.serverMaxWindowBits : this.params.clientMaxWindowBits;
-    const inf = zlib.createInflateRaw({ windowBits }) as Owned<zlib.InflateRaw>;
+    const inf = zlib.createInflateRaw({ windowBits, flush: zlib.constants.Z_SYNC_FLUSH }) as Owned<zlib.InflateRaw>;
     inf[kOwner] = this;
     inf.on('data', onInflateData);
     inf.on('error', onInflateError);
@@ -311,17 +323,27 @@ export class PerMessageDeflate {
       () =>
         new Promise<Buffer>((resolve, reject) => {
           if (this.sendClosed !== null) return reject(this.sendClosed);
+          // An empty message is one empty stored block, 0x00 once its tail is removed
+          // (§7.2.3.6); zlib would write nothing for it right after a flush.
+          if (data.length === 0) return resolve(Buffer.from([0x00]));
           const def = this.deflater ?? this.makeDeflater();
           this.deflateJob = { chunks: [], size: 0, limit: Infinity, resolve, reject };
-          def.write(data);
-          def.flush(zlib.constants.Z_SYNC_FLUSH, () => this.deflateFlushed(def));
+          // The stream flushes on every write (Z_SYNC_FLUSH): one write, one thread-pool trip.
+          def.write(data, (err?: Error | null) => {
+            if (!err) this.deflateFlushed(def);
+          });
         })
     );
   }
 
   private makeDeflater(): Owned<zlib.DeflateRaw> {
     const windowBits = this.isClient ? this.params.clientMaxWindowBits : this.params.serverMaxWindowBits;
-    const def = zlib.createDeflateRaw({ windowBits, level: this.level, memLevel: this.memLevel }) as Owned<zlib.DeflateRaw>;
+    const def = zlib.createDeflateRaw({
+      windowBits,
+      level: this.level,
+      memLevel: this.memLevel,
+      flush: zlib.constants.Z_SYNC_FLUSH
+    }) as Owned<zlib.DeflateRaw>;
     def[kOwner] = this;
     def.on('data', onDeflateData);
     def.on('error', onDeflateError);
