@@ -1,9 +1,12 @@
 /**
  * Kernel rows at 1 MiB, in this process:
  *
- * - `mask-1MiB-inplace`: wsframe `applyMask(buf, key)` (WebAssembly SIMD above 512 B, 16 KiB
- *   blocks copied in and out of WASM memory) against bufferutil `unmask(buf, key)`, which ws
- *   calls for payloads of 32 bytes and more.
+ * - `mask-1MiB-inplace`: wsframe `applyMask(buf, key)` (bufferutil's `unmask` when it is
+ *   installed, as here) against bufferutil `unmask(buf, key)`, which ws calls for payloads of
+ *   32 bytes and more.
+ * - `mask-1MiB-inplace-nonative`: the same with bufferutil switched off, so wsframe's own path
+ *   (WebAssembly SIMD in 16 KiB blocks copied in and out of WASM memory): what users without
+ *   the native addon get.
  * - `mask-1MiB-copy`: masking into another buffer, `applyMask(src, key, dst, 0)` against
  *   bufferutil `mask(src, key, dst, 0, length)` (ws's masked send).
  * - `utf8-1MiB`: valid mixed UTF-8 text (ASCII, Latin, CJK, emoji). wsframe `isValidUtf8`;
@@ -16,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { createRequire } from 'node:module';
-import { applyMask, applyMaskReference } from '../src/core/mask';
+import { applyMask, applyMaskReference, getNativeMask, setNativeMask } from '../src/core/mask';
 import { isValidUtf8 } from '../src/core/utf8';
 import type { Impl, PassResult, Row } from './harness';
 
@@ -54,6 +57,7 @@ export function kernelRows(want: (id: string) => boolean): Row[] {
   const dst = Buffer.allocUnsafe(SIZE);
   const inPlace = Buffer.from(src);
 
+  const native = getNativeMask();
   if (want('mask-1MiB-inplace') || want('mask-1MiB-copy')) {
     const want1 = Buffer.alloc(SIZE);
     applyMaskReference(src, key, want1);
@@ -75,11 +79,42 @@ export function kernelRows(want: (id: string) => boolean): Row[] {
     }
   }
 
+  if (want('mask-1MiB-inplace-nonative')) {
+    const pure = repeatPass(() => {
+      applyMask(inPlace, key);
+      return inPlace[SIZE - 1]!;
+    });
+    const impls: Impl[] = [
+      {
+        name: 'wsframe',
+        note: 'applyMask(buf, key) without bufferutil: WebAssembly SIMD in 16 KiB blocks copied in and out',
+        pass: () => {
+          setNativeMask(null);
+          try {
+            return pure();
+          } finally {
+            setNativeMask(native);
+          }
+        }
+      },
+      {
+        name: 'ws',
+        baseline: true,
+        note: 'bufferutil.unmask(buf, key) (native), as ws unmasks',
+        pass: repeatPass(() => {
+          bufferutil.unmask(inPlace, key);
+          return inPlace[SIZE - 1]!;
+        })
+      }
+    ];
+    rows.push({ id: 'mask-1MiB-inplace-nonative', group: 'kernel', size: SIZE, masked: true, impls });
+  }
+
   if (want('mask-1MiB-inplace')) {
     const impls: Impl[] = [
       {
         name: 'wsframe',
-        note: 'applyMask(buf, key): WebAssembly SIMD in 16 KiB blocks copied in and out',
+        note: native === null ? 'applyMask(buf, key): WebAssembly SIMD (bufferutil not installed)' : 'applyMask(buf, key): bufferutil.unmask (installed)',
         pass: repeatPass(() => {
           applyMask(inPlace, key);
           return inPlace[SIZE - 1]!;
