@@ -597,7 +597,9 @@ export class AsyncSocket {
       this.readClosed = new IOError('closed', 'the WebSocket connection is closed');
       this.failPending(this.readClosed);
       this.failPongWaiters(this.readClosed);
-      this.deflate?.close(this.readClosed);
+      // Only the decompressor: sends queued before our Close may still need the compressor
+      // (it goes when the socket closes).
+      this.deflate?.closeReceiving(this.readClosed);
     }
     this.chunks.length = 0;
     this.first = 0;

@@ -399,14 +399,23 @@ export class PerMessageDeflate {
     deflating?.reject(err);
   }
 
-  /** Frees both zlib contexts; pending and later work rejects with `err`. */
-  close(err: IOError = new IOError('closed', 'the WebSocket connection is closed')): void {
-    this.closeSending(err);
+  /**
+   * Frees the decompressor: nothing more will be read. Pending and later inflation rejects
+   * with `err`; compression goes on, for messages queued before our Close (§5.5.1 of RFC 6455
+   * lets the current message finish after the peer's Close).
+   */
+  closeReceiving(err: IOError): void {
     if (this.closed !== null) return;
     this.closed = err;
     const inflating = this.inflateJob;
     this.inflateJob = null;
     this.dropInflater();
     inflating?.reject(err);
+  }
+
+  /** Frees both zlib contexts; pending and later work rejects with `err`. */
+  close(err: IOError = new IOError('closed', 'the WebSocket connection is closed')): void {
+    this.closeSending(err);
+    this.closeReceiving(err);
   }
 }

@@ -246,7 +246,9 @@ function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
     ws.destroy(err);
   }
   // Nothing more will be read: free the decompressor (the socket's close frees the rest).
-  if (err instanceof ProtocolError || err instanceof IOError) ws.deflate?.close();
+  if (err instanceof ProtocolError || err instanceof IOError) {
+    ws.deflate?.closeReceiving(new IOError('closed', 'the WebSocket connection is closed'));
+  }
   return err;
 }
 
