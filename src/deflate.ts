@@ -13,6 +13,7 @@
  */
 import zlib from 'node:zlib';
 import { DeflateNegotiation, DeflateParams, checkNegotiation } from './core/extensions';
+import { CloseCode } from './core/constants';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
 
 /** How messages are compressed once permessage-deflate is agreed. */
@@ -62,6 +63,12 @@ const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const EMPTY = Buffer.alloc(0);
 // Last payloads up to this size are copied to join the tail in one write.
 const JOIN_TAIL_MAX = 64 * 1024;
+// Most deflate streams that may begin after a BFINAL block within one frame's payload (§7.2.1).
+// Each costs a new zlib stream and a thread-pool trip while the frame holds its zlib slot: a
+// frame packed with 2-byte empty streams held it for seconds per 100 KB (minutes at 16 MiB),
+// and DEFLATE_CONCURRENCY such frames stalled compression for every connection. A sender that
+// ends its stream with BFINAL (§7.2.3.4) begins at most one or two more per frame.
+const MAX_STREAMS_PER_FRAME = 16;
 
 let running = 0;
 const waiting: Array<() => void> = [];
@@ -152,6 +159,8 @@ export class PerMessageDeflate {
   private inflateInput: Buffer = EMPTY;
   private inflateFin = false;
   private inflateStart = 0;
+  // Deflate streams begun after a BFINAL block within the frame being inflated.
+  private inflateRestarts = 0;
   private deflater: Owned<zlib.DeflateRaw> | null = null;
   private inflateJob: Job | null = null;
   private deflateJob: Job | null = null;
@@ -213,6 +222,7 @@ export class PerMessageDeflate {
           // with: the tail alone would leave a new stream inside a stored-block header.
           if (this.inflater === null && data.length === 0) return resolve(EMPTY);
           const inf = this.inflater ?? this.makeInflater();
+          this.inflateRestarts = 0;
           this.inflateJob = { chunks: [], size: 0, limit, resolve, reject };
           this.feed(inf, data, fin);
         })
@@ -295,6 +305,18 @@ export class PerMessageDeflate {
       this.inflateJob = null;
       this.inflateInput = EMPTY;
       job.resolve(joined(job));
+      return;
+    }
+    if (++this.inflateRestarts > MAX_STREAMS_PER_FRAME) {
+      this.inflateJob = null;
+      this.inflateInput = EMPTY;
+      job.reject(
+        new ProtocolError(
+          'WS_ERR_INVALID_COMPRESSED_DATA',
+          `more than ${MAX_STREAMS_PER_FRAME} deflate streams in one frame`,
+          CloseCode.PolicyViolation
+        )
+      );
       return;
     }
     // §7.2.1: "The next DEFLATE block follows the padded data": the rest of the payload is more

@@ -6,11 +6,12 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { AsyncSocketOptions } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
-import { DeflateSettings } from '../../src/deflate';
+import { DEFLATE_CONCURRENCY, DeflateSettings, PerMessageDeflate } from '../../src/deflate';
+import { ProtocolError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { encodeClosePayload } from '../../src/core/close';
 import { readData } from '../../src/recv';
-import { sendBinary, sendClose } from '../../src/send';
+import { sendBinary, sendClose, sendText } from '../../src/send';
 import { asyncPair, within } from '../helpers/socket-pair';
 
 const DEFLATE: DeflateSettings = {
@@ -49,4 +50,35 @@ test('a compressed message queued before our Close still goes out when the peer\
   t.true(got.data.equals(data));
   const c = await within(readData(p.client), 'the client to read the Close');
   t.is(c.opcode, Opcode.Close);
+});
+
+test.serial('frames packed with empty BFINAL deflate streams fail fast instead of holding every zlib slot', async (t) => {
+  // "03 00" is a whole deflate stream: one empty fixed-Huffman block with BFINAL set. Each one
+  // costs a new zlib stream and a thread-pool trip, and a frame of them held its zlib slot for
+  // seconds (minutes at 16 MiB), so DEFLATE_CONCURRENCY such frames stalled every connection.
+  const streams = Buffer.alloc(2 * 100_000);
+  for (let i = 0; i < streams.length; i += 2) streams[i] = 0x03;
+  const hogs = Array.from({ length: DEFLATE_CONCURRENCY }, () => new PerMessageDeflate(DEFLATE, false));
+  t.teardown(() => hogs.forEach((d) => d.close()));
+  const bombs = hogs.map((d) => d.inflate(streams, true, true, 1 << 20));
+  bombs.forEach((b) => b.catch(() => {}));
+  const p = await asyncPair({ client: WITH_DEFLATE, server: WITH_DEFLATE });
+  t.teardown(() => p.destroy());
+  const m = await within(
+    sendText(p.client, 'Hello').then(() => readData(p.server)),
+    'a compressed Hello on another connection',
+    2000
+  );
+  t.is(m.data.toString(), 'Hello');
+  for (const b of bombs) {
+    const err = await within(b.then(() => null, (e: unknown) => e), 'a packed frame to fail', 2000);
+    t.true(err instanceof ProtocolError, String(err));
+    t.is((err as ProtocolError).closeCode, 1008);
+  }
+  // The §7.2.3.4 shapes still inflate: a BFINAL stream, then a new one, in one frame.
+  const d = new PerMessageDeflate(DEFLATE, false);
+  t.teardown(() => d.close());
+  const hello = Buffer.from('f348cdc9c90700', 'hex');
+  const out = await within(d.inflate(Buffer.concat([hello, hello, Buffer.from('00', 'hex')]), true, true, 100), 'two streams');
+  t.is(out.toString(), 'HelloHello');
 });
