@@ -274,6 +274,7 @@ export class PerMessageDeflate {
     if (job.size > job.limit) {
       // Stop at once: the rest of the input is never inflated.
       this.inflateJob = null;
+      this.inflateInput = EMPTY;
       this.dropInflater();
       job.reject(new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit));
       return;
@@ -285,6 +286,7 @@ export class PerMessageDeflate {
   inflateFailed(err: Error): void {
     const job = this.inflateJob;
     this.inflateJob = null;
+    this.inflateInput = EMPTY;
     this.inflater = null;
     job?.reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', `invalid compressed data: ${err.message}`, 1007));
   }
@@ -431,6 +433,7 @@ export class PerMessageDeflate {
     this.closed = err;
     const inflating = this.inflateJob;
     this.inflateJob = null;
+    this.inflateInput = EMPTY;
     this.dropInflater();
     inflating?.reject(err);
   }

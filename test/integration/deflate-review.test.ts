@@ -4,6 +4,7 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
 import { AsyncSocketOptions } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { DEFLATE_CONCURRENCY, DeflateSettings, PerMessageDeflate } from '../../src/deflate';
@@ -81,4 +82,20 @@ test.serial('frames packed with empty BFINAL deflate streams fail fast instead o
   const hello = Buffer.from('f348cdc9c90700', 'hex');
   const out = await within(d.inflate(Buffer.concat([hello, hello, Buffer.from('00', 'hex')]), true, true, 100), 'two streams');
   t.is(out.toString(), 'HelloHello');
+});
+
+test('a frame that fails to inflate is not kept alive by the decompressor', async (t) => {
+  // The payload is a view of the socket's receive chunk (up to maxFrameSize): a failed
+  // inflation must let it go, as a successful one does, even while the connection object lives on.
+  const pinned = (d: PerMessageDeflate): number => (d as unknown as { inflateInput: Buffer }).inflateInput.length;
+  const big = deflateRawSync(randomBytes(1 << 20), { level: 0, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  const tooBig = new PerMessageDeflate(DEFLATE, false);
+  t.teardown(() => tooBig.close());
+  await t.throwsAsync(within(tooBig.inflate(big.subarray(0, big.length - 4), true, true, 1024), 'a too-big frame'), { instanceOf: ProtocolError });
+  t.is(pinned(tooBig), 0, 'after 1009');
+  const invalid = new PerMessageDeflate(DEFLATE, false);
+  t.teardown(() => invalid.close());
+  const garbage = Buffer.concat([Buffer.from([0xff, 0xff]), randomBytes(1 << 20)]);
+  await t.throwsAsync(within(invalid.inflate(garbage, true, true, 1 << 30), 'an invalid frame'), { instanceOf: ProtocolError });
+  t.is(pinned(invalid), 0, 'after 1007');
 });
