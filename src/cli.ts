@@ -13,6 +13,7 @@ import { decodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
 import { DeflateParams, PERMESSAGE_DEFLATE, parseExtensions } from './core/extensions';
+import { isToken } from './core/handshake';
 import { listen } from './listener';
 import { readData } from './recv';
 import { sendBinary, sendClose, sendText } from './send';
@@ -80,13 +81,11 @@ function byteCount(name: string, value: string | undefined): number | undefined 
   return Number(value);
 }
 
-// RFC 7230 token characters, which subprotocol names are made of (RFC 6455 §4.1).
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
 function protocolList(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const list = value.split(',').map((s) => s.trim());
-  const bad = list.find((p) => !TOKEN.test(p));
+  // Subprotocol names are RFC 7230 tokens (RFC 6455 §4.1).
+  const bad = list.find((p) => !isToken(p));
   if (bad !== undefined) throw new UsageError(`--protocol takes a comma-separated list of names, and ${JSON.stringify(bad)} is not one`);
   return list;
 }

@@ -260,6 +260,15 @@ export class PerMessageDeflate {
     return inf;
   }
 
+  // Takes the inflate job in progress to settle it, and lets go of its payload (a view of the
+  // receive buffer, which it would otherwise pin).
+  private takeInflateJob(): Job | null {
+    const job = this.inflateJob;
+    this.inflateJob = null;
+    this.inflateInput = EMPTY;
+    return job;
+  }
+
   private dropInflater(): void {
     const inf = this.inflater;
     this.inflater = null;
@@ -273,8 +282,7 @@ export class PerMessageDeflate {
     job.size += chunk.length;
     if (job.size > job.limit) {
       // Stop at once: the rest of the input is never inflated.
-      this.inflateJob = null;
-      this.inflateInput = EMPTY;
+      this.takeInflateJob();
       this.dropInflater();
       job.reject(new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit));
       return;
@@ -284,9 +292,7 @@ export class PerMessageDeflate {
 
   /** @internal */
   inflateFailed(err: Error): void {
-    const job = this.inflateJob;
-    this.inflateJob = null;
-    this.inflateInput = EMPTY;
+    const job = this.takeInflateJob();
     this.inflater = null;
     job?.reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', `invalid compressed data: ${err.message}`, 1007));
   }
@@ -304,14 +310,12 @@ export class PerMessageDeflate {
     if (job === null) return;
     const rest = this.inflateInput.subarray(consumed);
     if (rest.length === 0) {
-      this.inflateJob = null;
-      this.inflateInput = EMPTY;
+      this.takeInflateJob();
       job.resolve(joined(job));
       return;
     }
     if (++this.inflateRestarts > MAX_STREAMS_PER_FRAME) {
-      this.inflateJob = null;
-      this.inflateInput = EMPTY;
+      this.takeInflateJob();
       job.reject(
         new ProtocolError(
           'WS_ERR_INVALID_COMPRESSED_DATA',
@@ -330,8 +334,7 @@ export class PerMessageDeflate {
   private inflateFlushed(inf: zlib.InflateRaw, fin: boolean): void {
     const job = this.inflateJob;
     if (job === null || inf !== this.inflater) return;
-    this.inflateJob = null;
-    this.inflateInput = EMPTY; // no longer pins the receive buffer
+    this.takeInflateJob();
     // Without context takeover nothing carries over to the next message: free the context
     // (an idle connection then holds no zlib memory) rather than keep it reset.
     if (fin && this.peerNoTakeover) this.dropInflater();
@@ -431,9 +434,7 @@ export class PerMessageDeflate {
   closeReceiving(err: IOError): void {
     if (this.closed !== null) return;
     this.closed = err;
-    const inflating = this.inflateJob;
-    this.inflateJob = null;
-    this.inflateInput = EMPTY;
+    const inflating = this.takeInflateJob();
     this.dropInflater();
     inflating?.reject(err);
   }

@@ -301,9 +301,7 @@ function startInflate(ws: AsyncSocket): void {
       return onReadFailed(err, ws);
     }
     if (result === null) return onReadable(ws);
-    const resolve = ws.readResolve!;
-    clearRead(ws);
-    resolve(result);
+    settleRead(ws, result);
   }, (err: unknown) => onReadFailed(err, ws));
 }
 
@@ -333,16 +331,20 @@ function onReadable(ws: AsyncSocket): void {
   } catch (err) {
     return onReadFailed(err, ws);
   }
-  if (result === null) return ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
+  if (result === null) return waitForBytes(ws);
   if (result === INFLATE) return startInflate(ws);
+  settleRead(ws, result);
+}
+
+function settleRead(ws: AsyncSocket, result: Frame | Message | Fragment): void {
   const resolve = ws.readResolve!;
   clearRead(ws);
   resolve(result);
 }
 
 function onReadFailed(err: unknown, ws: AsyncSocket): void {
-  if (ws.readReject === null) return; // settled already
-  const reject = ws.readReject!;
+  const reject = ws.readReject;
+  if (reject === null) return; // settled already
   const client = ws.readClient;
   clearRead(ws);
   reject(fail(ws, err, client));

@@ -30,7 +30,7 @@ export function parseExtensions(value: string): ExtensionOffer[] {
   };
   const token = (): string => {
     const start = i;
-    while (i < n && TOKEN_CHAR.test(value[i]!)) i++;
+    while (i < n && isToken(value[i]!)) i++;
     if (i === start) fail('expected a token');
     return value.slice(start, i);
   };
@@ -76,8 +76,6 @@ export function parseExtensions(value: string): ExtensionOffer[] {
   }
   return out;
 }
-
-const TOKEN_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 
 /** The name of the permessage-deflate extension. */
 export const PERMESSAGE_DEFLATE = 'permessage-deflate';
