@@ -79,11 +79,22 @@ export function kernelRows(want: (id: string) => boolean): Row[] {
     }
   }
 
-  if (want('mask-1MiB-inplace-nonative')) {
-    const pure = repeatPass(() => {
-      applyMask(inPlace, key);
+  // Both in-place rows: wsframe's applyMask (with and without bufferutil) against ws's unmask.
+  const applyInPlace = repeatPass(() => {
+    applyMask(inPlace, key);
+    return inPlace[SIZE - 1]!;
+  });
+  const wsUnmask: Impl = {
+    name: 'ws',
+    baseline: true,
+    note: 'bufferutil.unmask(buf, key) (native), as ws unmasks',
+    pass: repeatPass(() => {
+      bufferutil.unmask(inPlace, key);
       return inPlace[SIZE - 1]!;
-    });
+    })
+  };
+
+  if (want('mask-1MiB-inplace-nonative')) {
     const impls: Impl[] = [
       {
         name: 'wsframe',
@@ -91,21 +102,13 @@ export function kernelRows(want: (id: string) => boolean): Row[] {
         pass: () => {
           setNativeMask(null);
           try {
-            return pure();
+            return applyInPlace();
           } finally {
             setNativeMask(native);
           }
         }
       },
-      {
-        name: 'ws',
-        baseline: true,
-        note: 'bufferutil.unmask(buf, key) (native), as ws unmasks',
-        pass: repeatPass(() => {
-          bufferutil.unmask(inPlace, key);
-          return inPlace[SIZE - 1]!;
-        })
-      }
+      wsUnmask
     ];
     rows.push({ id: 'mask-1MiB-inplace-nonative', group: 'kernel', size: SIZE, masked: true, impls });
   }
@@ -115,20 +118,9 @@ export function kernelRows(want: (id: string) => boolean): Row[] {
       {
         name: 'wsframe',
         note: native === null ? 'applyMask(buf, key): WebAssembly SIMD (bufferutil not installed)' : 'applyMask(buf, key): bufferutil.unmask (installed)',
-        pass: repeatPass(() => {
-          applyMask(inPlace, key);
-          return inPlace[SIZE - 1]!;
-        })
+        pass: applyInPlace
       },
-      {
-        name: 'ws',
-        baseline: true,
-        note: 'bufferutil.unmask(buf, key) (native), as ws unmasks',
-        pass: repeatPass(() => {
-          bufferutil.unmask(inPlace, key);
-          return inPlace[SIZE - 1]!;
-        })
-      }
+      wsUnmask
     ];
     rows.push({ id: 'mask-1MiB-inplace', group: 'kernel', size: SIZE, masked: true, impls });
   }
