@@ -13,9 +13,10 @@
  * node_modules; it is removed on exit.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import type { PeerImpl, Ready, Reply, RequestBody } from './peer';
+import { transpileTree } from '../test/helpers/transpile';
 
 const ROOT = path.join(__dirname, '..');
 const live = new Set<ChildProcess>();
@@ -47,27 +48,10 @@ export function profileChildrenInto(dir: string): void {
 
 function transpile(): string {
   if (peerJs !== null) return peerJs;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ts = require('typescript') as typeof import('typescript');
   const dir = path.join(ROOT, '.bench-out', `peer-js-${process.pid}`);
   outDir = dir;
-  const compilerOptions = { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true };
-  const emit = (file: string): void => {
-    const js = ts.transpileModule(readFileSync(file, 'utf8'), { fileName: file, compilerOptions }).outputText;
-    const target = path.join(dir, path.relative(ROOT, file)).replace(/\.ts$/, '.js');
-    mkdirSync(path.dirname(target), { recursive: true });
-    writeFileSync(target, js);
-  };
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const file = path.join(d, e.name);
-      if (e.isDirectory()) walk(file);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) emit(file);
-    }
-  };
-  walk(path.join(ROOT, 'src'));
-  emit(path.join(ROOT, 'bench', 'peer.ts'));
-  peerJs = path.join(dir, 'bench', 'peer.js');
+  const js = transpileTree(dir, [path.join(ROOT, 'bench', 'peer.ts')]);
+  peerJs = js(path.join(ROOT, 'bench', 'peer.ts'));
   return peerJs;
 }
 

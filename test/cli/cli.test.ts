@@ -10,12 +10,12 @@
 import test from 'ava';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import ts from 'typescript';
+import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
+import { transpileTree } from '../helpers/transpile';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'src', 'cli.ts');
@@ -25,18 +25,11 @@ const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const children = new Set<ChildProcess>();
 const servers = new Set<{ close(): void }>();
 const OUT = mkdtempSync(join(tmpdir(), 'wsframe-cli-test-'));
-const CLI_JS = join(OUT, 'cli.js');
+
+let CLI_JS = '';
 
 test.before(() => {
-  const compilerOptions = { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true };
-  const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
-  for (const file of walk(join(ROOT, 'src')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions, fileName: file });
-    const target = join(OUT, relative(join(ROOT, 'src'), file)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, outputText);
-  }
+  CLI_JS = transpileTree(OUT)(CLI);
 });
 
 test.after.always(() => {

@@ -8,7 +8,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,8 +18,8 @@ import { DeflateCodec, WSFRAME_THRESHOLD, acceptFirstOffer, answerOffer, checkRe
 import { Conn, ExtraCheck } from './driver';
 import { FrameParser, closePayload, encodeFrame } from './wire';
 import { Case, OP } from './types';
+import { ROOT, transpileTree } from '../helpers/transpile';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 
 /** Large enough for the 16 MiB cases of section 9 (and their fragments). */
 export const MAX_MESSAGE_SIZE = 20 * 1024 * 1024;
@@ -158,32 +158,14 @@ export interface Programs {
  * process per case starts in ~0.1 s instead of ~1.4 s: the TypeScript compiler is what
  * takes the time, not wsframe. Returns the paths of cli.js and deflate-peer.js.
  */
+const DEFLATE_PEER = path.join(__dirname, 'deflate-peer.ts');
+
 export function transpilePrograms(): Programs & { cleanup: () => void } {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ts = require('typescript') as typeof import('typescript');
   const out = mkdtempSync(path.join(os.tmpdir(), 'wsframe-conformance-cli-'));
-  const emit = (file: string): void => {
-    const js = ts.transpileModule(readFileSync(file, 'utf8'), {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true }
-    }).outputText;
-    const target = path.join(out, path.relative(ROOT, file)).replace(/\.ts$/, '.js');
-    mkdirSync(path.dirname(target), { recursive: true });
-    writeFileSync(target, js);
-  };
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const file = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(file);
-      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) emit(file);
-    }
-  };
-  walk(path.join(ROOT, 'src'));
-  const peer = path.join(__dirname, 'deflate-peer.ts');
-  emit(peer);
+  const js = transpileTree(out, [DEFLATE_PEER]);
   return {
-    cli: path.join(out, 'src', 'cli.js'),
-    deflatePeer: path.join(out, path.relative(ROOT, peer)).replace(/\.ts$/, '.js'),
+    cli: js(path.join(ROOT, 'src', 'cli.ts')),
+    deflatePeer: js(DEFLATE_PEER),
     cleanup: () => rmSync(out, { recursive: true, force: true })
   };
 }

@@ -5,14 +5,14 @@
  */
 import { ChildProcess, fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AsyncSocket, CloseResult, ListenOptions, Opcode, close, connect, readData, sendBinary, sendFragmented, sendText } from '../../src/index';
 import { prng } from '../conformance/wire';
 import type { ConnStats, ErrorRecord, MemSample, Rpc } from './server-child';
+import { transpileTree } from '../helpers/transpile';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 
 /** True for the full run (1,000 x 100 and 2,000 idle connections): LOAD_FULL=1. */
 export const FULL = process.env.LOAD_FULL === '1';
@@ -51,27 +51,8 @@ function transpileOnce(): string {
     transpiled.refs++;
     return transpiled.dir;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ts = require('typescript') as typeof import('typescript');
   const out = mkdtempSync(path.join(os.tmpdir(), 'wsframe-load-'));
-  const emit = (file: string): void => {
-    const js = ts.transpileModule(readFileSync(file, 'utf8'), {
-      fileName: file,
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true }
-    }).outputText;
-    const target = path.join(out, path.relative(ROOT, file)).replace(/\.ts$/, '.js');
-    mkdirSync(path.dirname(target), { recursive: true });
-    writeFileSync(target, js);
-  };
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const file = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(file);
-      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) emit(file);
-    }
-  };
-  walk(path.join(ROOT, 'src'));
-  emit(path.join(__dirname, 'server-child.ts'));
+  transpileTree(out, [path.join(__dirname, 'server-child.ts')]);
   transpiled = { dir: out, refs: 1 };
   return out;
 }
