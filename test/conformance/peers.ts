@@ -7,12 +7,10 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { within } from '../helpers/socket-pair';
 import { HttpHead, acceptFor, clientUpgrade, readHttpHead, serverAccept } from '../helpers/upgrade';
 import { DeflateCodec, WSFRAME_THRESHOLD, acceptFirstOffer, answerOffer, checkResponse, offerOf } from './compression';
 import { Conn, ExtraCheck } from './driver';
@@ -105,7 +103,9 @@ export function clientConnector(port: number, deflatePort?: number): Connector {
     }
     if (deflatePort === undefined) throw new Error('no echo server with permessage-deflate to run this case against');
     const peer = c.deflate.peer === undefined ? '' : `?deflate=${encodeURIComponent(JSON.stringify(c.deflate.peer))}`;
-    const { socket, response } = await upgradeWithOffer(deflatePort, `/case/${c.id}${peer}`, offerOf(c.deflate));
+    const { socket, response } = await clientUpgrade(deflatePort, `/case/${c.id}${peer}`, {
+      'Sec-WebSocket-Extensions': offerOf(c.deflate)
+    });
     try {
       const agreed = checkResponse(response.headers['sec-websocket-extensions'], c.deflate);
       return { conn: new Conn(socket, 'client', response.head, new DeflateCodec(agreed, 'client')) };
@@ -114,36 +114,6 @@ export function clientConnector(port: number, deflatePort?: number): Connector {
       throw err;
     }
   };
-}
-
-/**
- * A client upgrade that offers extensions (the test helper's offers none): GET with a
- * fresh key and `Sec-WebSocket-Extensions: offer`, the 101 checked as clientUpgrade does.
- */
-async function upgradeWithOffer(port: number, target: string, offer: string): Promise<{ socket: net.Socket; response: HttpHead }> {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  try {
-    await within(
-      new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('error', reject);
-      }),
-      'connect'
-    );
-    const key = randomBytes(16).toString('base64');
-    socket.write(
-      `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: ${offer}\r\n\r\n`
-    );
-    const response = await readHttpHead(socket);
-    if (!/^HTTP\/1\.1 101 /.test(response.startLine)) throw new Error(`unexpected response: ${response.startLine}`);
-    if (response.headers['sec-websocket-accept'] !== acceptFor(key)) throw new Error('wrong Sec-WebSocket-Accept');
-    if (response.headers['upgrade']?.toLowerCase() !== 'websocket') throw new Error('missing Upgrade: websocket');
-    return { socket, response };
-  } catch (err) {
-    socket.destroy();
-    throw err;
-  }
 }
 
 /** The echo-client programs: the wsframe CLI, and deflate-peer.js for cases with permessage-deflate. */

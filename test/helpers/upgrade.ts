@@ -81,9 +81,14 @@ export function wrap(socket: net.Socket, role: Role, head: Buffer, options: Part
 
 /**
  * Client side: connects to 127.0.0.1:port, sends `GET /` with a fresh 16-byte key, reads the
- * 101 response and checks Sec-WebSocket-Accept. Returns the socket (paused) and the leftover bytes.
+ * 101 response and checks Sec-WebSocket-Accept. `extraHeaders` go into the request too (e.g. an
+ * extension offer). Returns the socket (paused) and the leftover bytes.
  */
-export async function clientUpgrade(port: number, path = '/'): Promise<{ socket: net.Socket; response: HttpHead }> {
+export async function clientUpgrade(
+  port: number,
+  path = '/',
+  extraHeaders: Record<string, string> = {}
+): Promise<{ socket: net.Socket; response: HttpHead }> {
   const socket = net.connect({ host: '127.0.0.1', port });
   try {
     await within(
@@ -101,6 +106,9 @@ export async function clientUpgrade(port: number, path = '/'): Promise<{ socket:
         'Connection: Upgrade\r\n' +
         `Sec-WebSocket-Key: ${key}\r\n` +
         'Sec-WebSocket-Version: 13\r\n' +
+        Object.entries(extraHeaders)
+          .map(([name, value]) => `${name}: ${value}\r\n`)
+          .join('') +
         '\r\n'
     );
     const response = await readHttpHead(socket);
