@@ -6,7 +6,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
-import { RawData, WebSocket, WebSocketServer } from 'ws';
+import { RawData, WebSocket } from 'ws';
 import { AsyncSocket } from '../../src/async-socket';
 import { connect } from '../../src/client';
 import { close, whenClosed } from '../../src/closing';
@@ -16,6 +16,7 @@ import { readData } from '../../src/recv';
 import { sendBinary, sendFragmented, sendPing, sendText } from '../../src/send';
 import { within } from '../helpers/socket-pair';
 import { Queue, echo, upgradeServer } from './support';
+import { listeningWsServer } from '../helpers/ws-server';
 
 const toBuffer = (d: RawData): Buffer => (Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as ArrayBuffer));
 
@@ -108,16 +109,7 @@ test('our upgrade() server initiates the close; fragmented and ping from our sid
 });
 
 async function wsServer(t: ExecutionContext) {
-  const wss = new WebSocketServer({
-    host: '127.0.0.1',
-    port: 0,
-    handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false)
-  });
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const c of wss.clients) c.terminate();
-    wss.close(() => resolve());
-  }));
-  await within(new Promise<void>((resolve) => wss.once('listening', () => resolve())), 'the ws server');
+  const wss = await listeningWsServer(t, { handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false) });
   const conns = new Queue<{ sock: WebSocket; closed: Promise<[number, string]> }>();
   wss.on('connection', (sock) => {
     const closed = new Promise<[number, string]>((resolve) => sock.once('close', (c, r) => resolve([c, r.toString()])));

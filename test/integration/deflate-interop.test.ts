@@ -11,7 +11,7 @@
 import test, { ExecutionContext } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { PerMessageDeflateOptions, RawData, WebSocket, WebSocketServer } from 'ws';
+import { PerMessageDeflateOptions, RawData, WebSocket } from 'ws';
 import { AsyncSocket } from '../../src/async-socket';
 import { connect } from '../../src/client';
 import { Opcode } from '../../src/core/constants';
@@ -21,6 +21,7 @@ import { Fragment, readData, readFragment } from '../../src/recv';
 import { sendBinary, sendText } from '../../src/send';
 import { within } from '../helpers/socket-pair';
 import { Queue, echo, upgradeServer } from '../handshake/support';
+import { listeningWsServer } from '../helpers/ws-server';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const toBuffer = (d: RawData): Buffer => (Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as ArrayBuffer));
@@ -112,15 +113,7 @@ async function exchange(t: ExecutionContext, ws: AsyncSocket, list: Outgoing[], 
 // Our client against a ws server
 
 async function wsServer(t: ExecutionContext, perMessageDeflate: PerMessageDeflateOptions | false): Promise<{ port: number; agreed: Queue<WsParams | undefined> }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate });
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => resolve());
-      })
-  );
-  await within(new Promise<void>((resolve) => wss.once('listening', () => resolve())), 'the ws server');
+  const wss = await listeningWsServer(t, { perMessageDeflate });
   const agreed = new Queue<WsParams | undefined>();
   wss.on('connection', (sock) => {
     agreed.push(wsParams(sock));

@@ -14,6 +14,7 @@ import { Message, readData } from '../../src/recv';
 import { sendBinary, sendClose, sendFragmented, sendPing, sendText } from '../../src/send';
 import { within } from '../helpers/socket-pair';
 import { clientUpgrade, serverAccept, wrap } from '../helpers/upgrade';
+import { listeningWsServer } from '../helpers/ws-server';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -25,15 +26,7 @@ function toBuffer(data: RawData): Buffer {
 // (a) our client ↔ ws server
 
 async function wsEchoServer(t: ExecutionContext): Promise<{ port: number; wss: WebSocketServer; closes: Promise<[number, string]> }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  t.teardown(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => resolve());
-      })
-  );
-  await within(new Promise<void>((resolve) => wss.once('listening', () => resolve())), 'the ws server');
+  const wss = await listeningWsServer(t);
   let closed!: (v: [number, string]) => void;
   const closes = new Promise<[number, string]>((resolve) => (closed = resolve));
   wss.on('connection', (sock) => {
