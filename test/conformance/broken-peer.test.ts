@@ -3,11 +3,12 @@
  * the cases that probe each bug, and OK on cases the bug does not touch (so it does not
  * simply fail everything).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { allCases } from './cases';
 import { Breakage, DeflateBreakage, EchoClientHarness, clientConnector, launchBrokenEchoClient, startBrokenDeflateEchoServer, startBrokenEchoServer } from './peers';
 import { details } from './report';
 import { runCases } from './run';
+import type { CaseResult } from './types';
 
 function pick(ids: string[]) {
   const cases = allCases().filter((c) => ids.includes(c.id));
@@ -36,23 +37,28 @@ const variants: Array<{ name: string; breakage: Breakage; failed: string[]; ok: 
   }
 ];
 
+// Each case in `failed` must be FAILED (it catches the bug) and each in `ok` must be OK.
+function checkVerdicts(t: ExecutionContext, results: CaseResult[], v: { failed: string[]; ok: string[] }): void {
+  for (const line of details(results)) t.log(line);
+  const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
+  t.deepEqual(
+    v.failed.filter((id) => verdict(id) !== 'FAILED'),
+    [],
+    'cases that must catch the bug'
+  );
+  t.deepEqual(
+    v.ok.filter((id) => verdict(id) !== 'OK'),
+    [],
+    'cases the bug does not touch'
+  );
+}
+
 for (const v of variants) {
   test(`a broken echo server that ${v.name} gets FAILED where it should`, async (t) => {
     const server = await startBrokenEchoServer(v.breakage);
     t.teardown(() => server.close());
     const results = await runCases(pick([...v.failed, ...v.ok]), clientConnector(server.port), 'broken-echo-server');
-    for (const line of details(results)) t.log(line);
-    const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
-    t.deepEqual(
-      v.failed.filter((id) => verdict(id) !== 'FAILED'),
-      [],
-      'cases that must catch the bug'
-    );
-    t.deepEqual(
-      v.ok.filter((id) => verdict(id) !== 'OK'),
-      [],
-      'cases the bug does not touch'
-    );
+    checkVerdicts(t, results, v);
   });
 }
 
@@ -97,18 +103,7 @@ for (const v of deflateVariants) {
     t.teardown(() => server.close());
     // Cases without permessage-deflate never reach it: port 1 refuses them.
     const results = await runCases(pick([...v.failed, ...v.ok]), clientConnector(1, server.port), 'broken-deflate-echo-server');
-    for (const line of details(results)) t.log(line);
-    const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
-    t.deepEqual(
-      v.failed.filter((id) => verdict(id) !== 'FAILED'),
-      [],
-      'cases that must catch the bug'
-    );
-    t.deepEqual(
-      v.ok.filter((id) => verdict(id) !== 'OK'),
-      [],
-      'cases the bug does not touch'
-    );
+    checkVerdicts(t, results, v);
   });
 }
 
@@ -134,17 +129,6 @@ for (const v of clientVariants) {
     await harness.listen();
     t.teardown(() => harness.close());
     const results = await runCases(pick([...v.failed, ...v.ok]), harness.connector(launchBrokenEchoClient(v.breakage)), 'broken-echo-client');
-    for (const line of details(results)) t.log(line);
-    const verdict = (id: string) => results.find((r) => r.id === id)!.verdict;
-    t.deepEqual(
-      v.failed.filter((id) => verdict(id) !== 'FAILED'),
-      [],
-      'cases that must catch the bug'
-    );
-    t.deepEqual(
-      v.ok.filter((id) => verdict(id) !== 'OK'),
-      [],
-      'cases the bug does not touch'
-    );
+    checkVerdicts(t, results, v);
   });
 }

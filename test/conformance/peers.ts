@@ -296,16 +296,34 @@ export interface Breakage {
 }
 
 /**
- * A tiny, broken echo server written on raw sockets: it echoes each data frame as it comes
- * (so fragmentation is kept), answers Close with the same payload and ends TCP. Never use
- * it for anything but showing the suite's teeth.
+ * A TCP server on 127.0.0.1 for the broken peers: `onSocket` gets each connection (errors on it
+ * are ignored); `close` destroys the open ones and stops listening.
  */
-export async function startBrokenEchoServer(broken: Breakage): Promise<{ port: number; close(): Promise<void> }> {
+async function rawServer(onSocket: (socket: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+}
+
+/**
+ * A tiny, broken echo server written on raw sockets: it echoes each data frame as it comes
+ * (so fragmentation is kept), answers Close with the same payload and ends TCP. Never use
+ * it for anything but showing the suite's teeth.
+ */
+export async function startBrokenEchoServer(broken: Breakage): Promise<{ port: number; close(): Promise<void> }> {
+  return rawServer((socket) => {
     serverAccept(socket).then(
       (request) => {
         const parser = new FrameParser();
@@ -343,14 +361,6 @@ export async function startBrokenEchoServer(broken: Breakage): Promise<{ port: n
       () => socket.destroy()
     );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  };
 }
 
 /** What the broken permessage-deflate echo server gets wrong (each a bug a peer could have). */
@@ -373,11 +383,7 @@ export interface DeflateBreakage {
  * bytes, as wsframe), and fails 1007 for data that does not inflate.
  */
 export async function startBrokenDeflateEchoServer(broken: DeflateBreakage): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
+  return rawServer((socket) => {
     readHttpHead(socket).then(
       (request) => {
         const key = request.headers['sec-websocket-key'] ?? '';
@@ -443,14 +449,6 @@ export async function startBrokenDeflateEchoServer(broken: DeflateBreakage): Pro
       () => socket.destroy()
     );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  };
 }
 
 /**
