@@ -12,23 +12,14 @@ import { AsyncSocket, CloseResult, ListenOptions, Opcode, close, connect, readDa
 import { prng } from '../conformance/wire';
 import type { ConnStats, ErrorRecord, MemSample, Rpc } from './server-child';
 import { transpileTree } from '../helpers/transpile';
+import { delay, within } from '../helpers/socket-pair';
 
 
 /** True for the full run (1,000 x 100 and 2,000 idle connections): LOAD_FULL=1. */
 export const FULL = process.env.LOAD_FULL === '1';
 
-/** Rejects when `p` takes longer than `ms` (the timer is cleared either way). */
-export function within<T>(p: Promise<T>, what: string, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+// The bounded wait and the pause of the other tests (load tests always give `within` its bound).
+export { delay, within };
 
 /** Polls `cond` every `every` ms until it holds; rejects after `ms`. */
 export async function until(cond: () => boolean | Promise<boolean>, what: string, ms: number, every = 20): Promise<void> {
