@@ -172,7 +172,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         let protocol: string;
         let agreed: DeflateParams | null;
         try {
-          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, deflate !== null);
+          // Extensions are checked once, by checkExtensions (it also refuses any we did not offer).
+          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, true);
           agreed = checkExtensions(res, deflate);
         } catch (err) {
           socket.destroy();
