@@ -1,17 +1,24 @@
 /**
- * Layer 1: `AsyncSocket`, promise-based exact reads and flush-aware writes over a
- * `net.Socket`, a `tls.TLSSocket` or the `stream.Duplex` that a `node:http` upgrade hands
- * over. It also carries the connection's WebSocket state (role, limits, close state, the
- * message in progress) that the frame layer reads and updates, but it knows nothing of
- * frames itself.
+ * Layer 1: `AsyncSocket`, the transport. It wraps a `net.Socket`, a `tls.TLSSocket` or the
+ * `stream.Duplex` that a `node:http` upgrade hands over, feeds what arrives into a
+ * {@link ReceiveQueue}, pauses the socket while too much is buffered ahead of the reader,
+ * serves exact reads, writes with backpressure (resolved once the bytes are with the
+ * kernel), maps socket errors to `IOError`, and ends or destroys the socket when told to.
+ *
+ * It is also the handle of one WebSocket connection, so it holds the parts other files own
+ * and decide with: the close state (`src/core/state.ts`, applied by `src/connection.ts`),
+ * the frame reader (`src/core/frame-reader.ts`, driven by `src/recv.ts`), the send queue
+ * (`src/send.ts`), the pong bookkeeping and the permessage-deflate streams. It decides
+ * nothing about frames or closing itself.
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { ConcurrencyError, IOError } from './core/errors';
+import { IOError } from './core/errors';
 import type { CloseInfo } from './core/close';
-import { MessageAssembler } from './core/message';
-
-import { applyMask, unmaskSmall } from './core/mask';
+import { FrameReader } from './core/frame-reader';
+import type { Pongs } from './core/pongs';
+import { ReceiveQueue, type FailFn, type ReadyFn } from './core/receive-queue';
+import { ConnectionState, type ConnectionPhase } from './core/state';
 import { closeChannel, openChannel } from './diagnostics';
 import { DeflateSettings, PerMessageDeflate } from './deflate';
 
@@ -61,26 +68,11 @@ export const DEFAULTS = {
   readBufferSize: 256 * 1024
 } as const;
 
-// Bookkeeping cost charged for each buffered chunk, so that many tiny chunks count.
-const CHUNK_OVERHEAD = 64;
-// Chunks smaller than this are copied into a shared tail buffer of TAIL_SIZE bytes, once at
-// least COALESCE_AFTER chunks are queued.
-const COALESCE_MAX = 1024;
-const COALESCE_AFTER = 8;
-const TAIL_SIZE = 16 * 1024;
+
 const RESOLVED: Promise<void> = Promise.resolve();
-// Buffer's own view constructor: a view made with it skips subarray()'s species lookup and
-// argument clamping (measured here: 37 against 42 ns per 16-byte view).
-const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, offset: number, length: number) => Buffer })[
-  Symbol.species
-];
 const EMPTY = Buffer.alloc(0);
 // Errors of fast-path writes are reported by the socket's 'error' event and the next call.
 const ignoreWriteResult = (): void => {};
-
-/** Callbacks of a pending read (see {@link AsyncSocket.waitThen}). */
-type ReadyFn = (ws: AsyncSocket) => void;
-type FailFn = (err: Error, ws: AsyncSocket) => void;
 
 // The socket's listeners are shared functions; each finds its AsyncSocket here.
 const kOwner = Symbol('wsframe.AsyncSocket');
@@ -110,11 +102,6 @@ function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (
   s.uncork();
 }
 
-/** @internal The error for a read started while another is pending. */
-export function concurrentRead(): ConcurrencyError {
-  return new ConcurrencyError('another read is pending on this socket: reads must be serialized');
-}
-
 function ioErrorFrom(err: unknown): IOError {
   if (err instanceof IOError) return err;
   const code = (err as { code?: string } | null)?.code;
@@ -124,10 +111,12 @@ function ioErrorFrom(err: unknown): IOError {
 }
 
 /**
- * A socket with exact reads and writes that resolve once the data is handed to the kernel.
+ * A socket with exact reads and writes that resolve once the data is handed to the kernel,
+ * and the handle of one WebSocket connection.
  *
  * Reads are pull-based: while nobody reads and more than `readBufferSize` is buffered the
- * socket is paused. One read may be pending at a time; a second one rejects with
+ * socket is paused. One read may be pending at a time, whether an exact read here or a
+ * frame-level one (`readData`, `recvFrame`, …); a second one rejects with
  * {@link ConcurrencyError}.
  */
 export class AsyncSocket {
@@ -139,65 +128,33 @@ export class AsyncSocket {
   readonly isClient: boolean;
   /** The negotiated subprotocol, or '' when none. */
   protocol: string;
+  /** Largest payload of one frame (see {@link AsyncSocketOptions.maxFrameSize}). */
   readonly maxFrameSize: number;
+  /** Largest reassembled message (see {@link AsyncSocketOptions.maxMessageSize}). */
   readonly maxMessageSize: number;
+  /** Most frames in one message (see {@link AsyncSocketOptions.maxFragments}). */
   readonly maxFragments: number;
+  /** How long the close handshake may take, in ms (see {@link AsyncSocketOptions.closeTimeout}). */
   readonly closeTimeout: number;
-
   /** permessage-deflate state when the handshake agreed on it (RFC 7692), else null. */
   readonly deflate: PerMessageDeflate | null;
-  /** @internal The message being received (frame layer state). */
-  readonly assembler: MessageAssembler;
-  /** True once a Close frame was sent or queued behind other sends: no new message may be sent. */
-  closeQueued = false;
-  /** True once a Close frame was handed to the socket: no frame at all may follow. */
-  closeSent = false;
-  /** True once the peer's Close frame was received. */
-  closeReceived = false;
-  /** The peer's close code and reason, once its Close frame was received. */
-  peerClose: CloseInfo | null = null;
-  /** @internal True while a frame-layer read is waiting for bytes. */
-  reading = false;
-  /** @internal The waiting frame-layer read: its mode, role, and how to settle it. */
-  readMode = 0;
-  /** @internal */
-  readClient = false;
-  /** @internal */
-  readResolve: ((value: unknown) => void) | null = null;
-  /** @internal */
-  readReject: ((err: unknown) => void) | null = null;
-  /** @internal Payload bytes of the frame at the head of the buffer already unmasked and checked as UTF-8. */
-  validatedAhead = 0;
-  /** @internal The latest Ping payload waiting for the socket to drain before its Pong. */
-  deferredPong: Buffer | null = null;
+
+  /** @internal The bytes received and not read yet, with the one-reader guard. */
+  readonly queue: ReceiveQueue<AsyncSocket> = new ReceiveQueue();
+  /** @internal The close state, applied on the socket by `src/connection.ts`. */
+  readonly state: ConnectionState = new ConnectionState();
+  /** @internal The frame reader: the message in progress and the read under way. */
+  readonly reader: FrameReader;
+  /** @internal Pings awaited and the Pong deferred, created on first use. */
+  pongs: Pongs | null = null;
   /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */
   sendQueue: Promise<void> | null = null;
 
-  // Receive queue: chunks[first..] hold `available` unread bytes, starting at `offset`.
-  private chunks: Buffer[] = [];
-  private first = 0;
-  private offset = 0;
-  private avail = 0;
   private readonly readBufferSize: number;
   private paused = false;
-  // The pending read, if any: it wakes at `need` bytes and wants `expected` in the end.
-  private need = 0;
-  private expected = 0;
-  private resolveWait: ReadyFn | null = null;
-  private rejectWait: FailFn | null = null;
-  // Why reads can no longer be served beyond what is buffered (EOF, error), and why reads
-  // cannot be served at all (the connection is closed).
-  private ended: IOError | null = null;
-  private readClosed: IOError | null = null;
+  // The one close timer: it destroys the socket at `closeDeadline` unless it closes first.
   private closeTimer: NodeJS.Timeout | null = null;
-  // The buffer small chunks are appended to, and the queued view of its newest bytes.
-  private tail: Buffer | null = null;
-  private tailUsed = 0;
-  private tailStart = 0;
-  private tailView: Buffer | null = null;
-  // Pings waiting for their Pong, in the order they were sent.
-  private pongWaiters: Map<string, { resolve: (rtt: number) => void; reject: (err: Error) => void; sentAt: number }> | null =
-    null;
+  private closeDeadline = 0;
 
   constructor(socket: Duplex, options: AsyncSocketOptions) {
     this.socket = socket;
@@ -210,7 +167,7 @@ export class AsyncSocket {
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout;
     this.readBufferSize = options.readBufferSize ?? DEFAULTS.readBufferSize;
     this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, this.isClient) : null;
-    this.assembler = new MessageAssembler({ maxMessageSize: this.maxMessageSize, maxFragments: this.maxFragments });
+    this.reader = new FrameReader(this);
     if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
 
     // Shared listener functions find this object through a symbol on the socket, so an idle
@@ -222,6 +179,9 @@ export class AsyncSocket {
     // error reaches the caller through the pending (or next) read or write instead.
     socket.on('error', onError);
     socket.on('close', onClose);
+    // A socket its owner paused (say, after reading an HTTP request head from it) would never
+    // deliver another byte: the AsyncSocket owns the flow from here on.
+    if (socket.readableFlowing === false) socket.resume();
     if (openChannel.hasSubscribers) openChannel.publish({ ws: this });
     const idle = options.idleTimeout ?? DEFAULTS.idleTimeout;
     if (idle > 0 && 'setTimeout' in socket) {
@@ -233,7 +193,7 @@ export class AsyncSocket {
 
   /** Bytes received and not yet read. */
   get bufferedAmount(): number {
-    return this.avail;
+    return this.queue.length;
   }
 
   /** True when the socket can no longer be read or written. */
@@ -241,271 +201,77 @@ export class AsyncSocket {
     return this.socket.destroyed;
   }
 
+  /** 'open', 'closing' (one Close frame sent or received) or 'closed'. */
+  get readyState(): ConnectionPhase {
+    return this.state.phase;
+  }
+
+  /** True once a Close frame was sent or queued behind other sends: no new message may be sent. */
+  get closeQueued(): boolean {
+    return this.state.closeQueued;
+  }
+
+  /** True once a Close frame was handed to the socket: no frame at all may follow. */
+  get closeSent(): boolean {
+    return this.state.closeSent;
+  }
+
+  /** True once the peer's Close frame was received. */
+  get closeReceived(): boolean {
+    return this.state.closeReceived;
+  }
+
+  /** The peer's close code and reason, once its Close frame was received. */
+  get peerClose(): CloseInfo | null {
+    return this.state.peerClose;
+  }
+
+  /** @internal True once the peer ended its side (TCP FIN) or the socket broke. */
+  get inputEnded(): boolean {
+    return this.queue.endedBy !== null;
+  }
+
   /**
-   * Pushes bytes as if they had arrived from the socket (the socket's 'data' events come
-   * here; also handy for tests and benchmarks). The buffer becomes the socket's: masked
-   * payloads are unmasked in place.
+   * Pushes bytes as if they had arrived from the socket: the socket's 'data' events come
+   * here, and a benchmark or a test can parse from memory this way. The buffer becomes the
+   * socket's: masked payloads are unmasked in place, so do not reuse it.
    */
   feed(chunk: Buffer): void {
-    if (this.readClosed !== null) return; // the connection is closed: input is dropped
-    const n = chunk.length;
-    if (n === 0) return;
-    // Coalesce only when chunks pile up (a large frame trickling in), so ordinary traffic
-    // neither copies nor keeps a tail buffer.
-    if (n < COALESCE_MAX && this.chunks.length - this.first >= COALESCE_AFTER) this.append(chunk);
-    else this.chunks.push(chunk);
-    this.avail += n;
-    if (this.resolveWait !== null && this.avail >= this.need) {
-      const resolve = this.resolveWait;
-      this.clearWait();
-      resolve(this);
-    }
-    if (
-      !this.paused &&
-      this.resolveWait === null &&
-      this.avail + (this.chunks.length - this.first) * CHUNK_OVERHEAD > this.readBufferSize
-    ) {
+    const queue = this.queue;
+    queue.push(chunk);
+    if (!this.paused && !queue.waiting && queue.cost > this.readBufferSize) {
       this.paused = true;
       this.socket.pause();
     }
-  }
-
-  /** @internal How many separate buffers hold the unread bytes (for tests of the coalescing). */
-  get bufferedChunks(): number {
-    return this.chunks.length - this.first;
-  }
-
-  // Small chunks are copied into a shared tail buffer instead of being queued one by one: a
-  // peer that trickles a large frame in 1-byte TCP segments would otherwise make us hold a
-  // Buffer object (about 100 bytes) per byte. Views handed out earlier stay valid, since the
-  // tail is only ever appended to.
-  private append(chunk: Buffer): void {
-    const n = chunk.length;
-    const last = this.chunks.length - 1;
-    let tail = this.tail;
-    if (tail !== null && this.tailUsed + n <= tail.length && last >= this.first && this.chunks[last] === this.tailView) {
-      chunk.copy(tail, this.tailUsed);
-      this.tailUsed += n;
-      this.tailView = tail.subarray(this.tailStart, this.tailUsed);
-      this.chunks[last] = this.tailView;
-      return;
-    }
-    if (tail === null || this.tailUsed + n > tail.length) {
-      tail = this.tail = Buffer.allocUnsafeSlow(TAIL_SIZE);
-      this.tailUsed = 0;
-    }
-    chunk.copy(tail, this.tailUsed);
-    this.tailStart = this.tailUsed;
-    this.tailUsed += n;
-    this.tailView = tail.subarray(this.tailStart, this.tailUsed);
-    this.chunks.push(this.tailView);
-  }
-
-  /**
-   * Resolves once at least `n` bytes are buffered (at once when they already are), or
-   * earlier, once `wakeAt` bytes are (a reader that looks at data as it comes); a socket that
-   * ends first is reported as cut short of `n`.
-   * @throws {IOError} when the socket ends, breaks or is closed first
-   * @throws {ConcurrencyError} when another read is pending
-   */
-  wait(n: number, wakeAt = n): Promise<void> {
-    if (this.readClosed === null && this.avail >= wakeAt) return RESOLVED;
-    return new Promise<void>((resolve, reject) => this.waitThen(n, wakeAt, () => resolve(), reject));
-  }
-
-  /**
-   * @internal {@link wait} with callbacks instead of a promise: `onReady(this)` once `wakeAt`
-   * bytes are buffered (at once if they are), `onFail(err, this)` when the socket ends,
-   * breaks or is closed first, or another read is pending. The frame layer passes shared
-   * functions, so an idle read costs no closures.
-   */
-  waitThen(n: number, wakeAt: number, onReady: ReadyFn, onFail: FailFn): void {
-    if (this.readClosed !== null) return onFail(this.readClosed, this);
-    if (this.avail >= wakeAt) return onReady(this);
-    if (this.resolveWait !== null) {
-      return onFail(concurrentRead(), this);
-    }
-    if (this.ended !== null) return onFail(this.cutShort(n), this);
-    this.need = wakeAt;
-    this.expected = n;
-    if (this.paused) {
-      this.paused = false;
-      this.socket.resume();
-    }
-    this.resolveWait = onReady;
-    this.rejectWait = onFail;
   }
 
   /**
    * Reads exactly `n` bytes: a view of the received chunk when they lie in one, a copy when
    * they straddle chunks. Resolves without waiting when the bytes are already buffered.
    * @throws {IOError} when the socket ends before `n` bytes arrive
+   * @throws {ConcurrencyError} when another read is pending
    */
   readExact(n: number): Promise<Buffer> {
-    if (this.avail >= n && this.readClosed === null && this.resolveWait === null) return Promise.resolve(this.take(n));
-    return this.wait(n).then(() => this.take(n));
-  }
-
-  /** @internal The buffer holding the next `n` buffered bytes contiguously, from {@link peekOffset}. */
-  peek(n: number): Buffer {
-    const chunk = this.chunks[this.first]!;
-    if (chunk.length - this.offset >= n) {
-      this.peekOffset = this.offset;
-      return chunk;
-    }
-    this.peekOffset = 0;
-    return this.gather(n, false);
-  }
-  /** @internal Set by {@link peek}. */
-  peekOffset = 0;
-
-  /** @internal Consumes `n` buffered bytes: a view when they lie in one chunk, else a copy. */
-  take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const chunk = this.chunks[this.first]!;
-    const left = chunk.length - this.offset;
-    if (left >= n) {
-      const view = new FastBuffer(chunk.buffer, chunk.byteOffset + this.offset, n);
-      this.advance(left, n);
-      return view;
-    }
-    return this.gather(n, true);
+    const read = this.queue.readExact(n);
+    if (this.queue.waiting) this.flow();
+    return read;
   }
 
   /**
-   * @internal Consumes `n` buffered bytes and unmasks them with `key`: in place in a view when
-   * they lie in one chunk, else unmasked while they are copied out of the chunks (one pass).
+   * @internal Calls `onReady(this)` once `wakeAt` bytes are buffered (at once if they are),
+   * or `onFail(err, this)` when they cannot come (see {@link ReceiveQueue.waitThen}); lets
+   * the socket flow while the wait is pending. The frame layer passes shared functions, so an
+   * idle read costs no closures.
    */
-  takeUnmasked(n: number, key: Uint8Array): Buffer {
-    const chunk = this.chunks[this.first]!;
-    const left = chunk.length - this.offset;
-    if (left >= n) {
-      const view = new FastBuffer(chunk.buffer, chunk.byteOffset + this.offset, n);
-      if (n < 32) unmaskSmall(view, key);
-      else applyMask(view, key);
-      this.advance(left, n);
-      return view;
+  waitThen(n: number, wakeAt: number, onReady: ReadyFn<AsyncSocket>, onFail: FailFn<AsyncSocket>): void {
+    if (this.queue.waitThen(n, wakeAt, this, onReady, onFail)) this.flow();
+  }
+
+  private flow(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
     }
-    const out = n > 4096 ? Buffer.allocUnsafeSlow(n) : Buffer.allocUnsafe(n);
-    let i = this.first;
-    let off = this.offset;
-    for (let done = 0; done < n; i++, off = 0) {
-      const c = this.chunks[i]!;
-      const step = Math.min(n - done, c.length - off);
-      applyMask(c.subarray(off, off + step), key, out, done, done & 3);
-      done += step;
-    }
-    this.skip(n);
-    return out;
-  }
-
-  /**
-   * @internal Registers a Ping's payload before it is sent; resolves with the round-trip time
-   * in ms when its Pong is read (by whoever is reading the socket).
-   */
-  waitForPong(token: Buffer): Promise<number> {
-    const key = token.toString('latin1');
-    const waiters = (this.pongWaiters ??= new Map());
-    if (waiters.has(key)) throw new RangeError('a ping with this token is already waiting');
-    if (this.readClosed !== null) return Promise.reject(this.readClosed);
-    return new Promise((resolve, reject) => {
-      waiters.set(key, { resolve, reject, sentAt: performance.now() });
-    });
-  }
-
-  /** @internal Forgets a Ping's waiter (it timed out or could not be sent). */
-  cancelPong(token: Buffer): void {
-    this.pongWaiters?.delete(token.toString('latin1'));
-  }
-
-  /**
-   * @internal Called for each Pong read: settles the matching Ping and every earlier one, since
-   * a peer may answer only the most recent of several Pings (RFC 6455 §5.5.3).
-   */
-  notifyPong(data: Buffer): void {
-    const waiters = this.pongWaiters;
-    if (waiters === null || waiters.size === 0) return;
-    const key = data.toString('latin1');
-    if (!waiters.has(key)) return; // unsolicited, or for a ping nobody waits on
-    const now = performance.now();
-    for (const [k, waiter] of waiters) {
-      waiters.delete(k);
-      waiter.resolve(now - waiter.sentAt);
-      if (k === key) break;
-    }
-  }
-
-  private failPongWaiters(err: IOError): void {
-    if (this.pongWaiters === null) return;
-    for (const waiter of this.pongWaiters.values()) waiter.reject(err);
-    this.pongWaiters.clear();
-  }
-
-  /**
-   * @internal Calls `visit` with the buffered bytes from `start` to `end` (offsets into what
-   * is buffered), piece by piece as they lie in the chunks, without consuming them.
-   */
-  visit(start: number, end: number, fn: (piece: Buffer) => void): void {
-    let skip = start;
-    let left = end - start;
-    for (let i = this.first, off = this.offset; left > 0; i++, off = 0) {
-      const chunk = this.chunks[i]!;
-      const have = chunk.length - off;
-      if (skip >= have) {
-        skip -= have;
-        continue;
-      }
-      const from = off + skip;
-      const step = Math.min(left, chunk.length - from);
-      fn(chunk.subarray(from, from + step));
-      skip = 0;
-      left -= step;
-    }
-  }
-
-  /** @internal Consumes `n` buffered bytes without returning them. */
-  skip(n: number): void {
-    while (n > 0) {
-      const chunk = this.chunks[this.first]!;
-      const step = Math.min(n, chunk.length - this.offset);
-      this.advance(chunk.length - this.offset, step);
-      n -= step;
-    }
-  }
-
-  private advance(left: number, n: number): void {
-    this.avail -= n;
-    if (left === n) {
-      (this.chunks as (Buffer | undefined)[])[this.first] = undefined;
-      this.first++;
-      this.offset = 0;
-      if (this.first === this.chunks.length) {
-        this.chunks.length = 0;
-        this.first = 0;
-        this.tail = null; // an idle connection keeps no buffer
-        this.tailView = null;
-      } else if (this.first >= 1024 && this.first * 2 >= this.chunks.length) {
-        this.chunks = this.chunks.slice(this.first);
-        this.first = 0;
-      }
-    } else {
-      this.offset += n;
-    }
-  }
-
-  // Copies the next n bytes (spanning chunks) into a new buffer; consumes them if asked.
-  private gather(n: number, consume: boolean): Buffer {
-    const out = n > 4096 ? Buffer.allocUnsafeSlow(n) : Buffer.allocUnsafe(n);
-    let i = this.first;
-    let off = this.offset;
-    for (let done = 0; done < n; i++, off = 0) {
-      const chunk = this.chunks[i]!;
-      const step = Math.min(n - done, chunk.length - off);
-      chunk.copy(out, done, off, off + step);
-      done += step;
-    }
-    if (consume) this.skip(n);
-    return out;
   }
 
   /**
@@ -556,120 +322,80 @@ export class AsyncSocket {
   }
 
   /**
-   * Ends the connection: no more reads are served, the write side is ended (TCP FIN after
+   * Ends the socket: no more reads are served, the write side is ended (TCP FIN after
    * pending writes) and the socket is destroyed if the peer has not closed within
-   * `closeTimeout`. Input that still arrives is discarded.
+   * `closeTimeout`. Input that still arrives is discarded. (This is TCP only: `sendClose`
+   * and `close` run the WebSocket closing handshake.)
    */
   end(): void {
-    this.closeReads();
+    this.closeReads(new IOError('closed', 'the WebSocket connection is closed'));
     if (!this.socket.writableEnded) this.socket.end();
-    this.armCloseTimer();
-  }
-
-  /**
-   * Stops serving reads and waits for the peer to close TCP (a client after the close
-   * handshake, RFC 6455 §7.1.1), destroying the socket after `closeTimeout`.
-   */
-  awaitPeerClose(): void {
-    this.closeReads();
-    if (this.ended !== null) this.socket.end();
-    this.armCloseTimer();
+    this.destroyAfter(this.closeTimeout);
   }
 
   /** Destroys the socket at once; pending and later reads and writes reject with `IOError`. */
   destroy(err?: Error): void {
     const ioErr = err ? ioErrorFrom(err) : new IOError('closed', 'socket destroyed');
-    this.failRead(ioErr);
+    this.queue.end(ioErr);
     this.deflate?.close(ioErr);
     this.socket.destroy();
   }
 
-  /** @internal Destroys the socket after `closeTimeout` unless it closes first (armed once). */
-  armCloseTimer(): void {
-    if (this.closeTimer !== null || this.socket.destroyed) return;
-    this.closeTimer = setTimeout(() => this.socket.destroy(), this.closeTimeout);
+  /**
+   * @internal The one close timer: destroys the socket with `IOError` reason 'timeout' unless
+   * it closes within `ms`. A later call can only bring the deadline closer.
+   */
+  destroyAfter(ms: number): void {
+    if (this.socket.destroyed) return;
+    const deadline = performance.now() + ms;
+    if (this.closeTimer !== null) {
+      if (deadline >= this.closeDeadline) return;
+      clearTimeout(this.closeTimer);
+    }
+    this.closeDeadline = deadline;
+    this.closeTimer = setTimeout(() => this.destroy(new IOError('timeout', `the close handshake took over ${ms} ms`)), ms);
     this.closeTimer.unref();
   }
 
-  /** @internal Stops serving reads: pending and later reads reject with `IOError`, input is dropped. */
-  closeReads(): void {
-    if (this.readClosed === null) {
-      this.readClosed = new IOError('closed', 'the WebSocket connection is closed');
-      this.failPending(this.readClosed);
-      this.failPongWaiters(this.readClosed);
-      // Only the decompressor: sends queued before our Close may still need the compressor
-      // (it goes when the socket closes).
-      this.deflate?.closeReceiving(this.readClosed);
-    }
-    this.chunks.length = 0;
-    this.first = 0;
-    this.offset = 0;
-    this.avail = 0;
-    // Keep reading (and dropping) so the peer's FIN is seen.
-    this.paused = false;
-    this.socket.resume();
-  }
-
-  private cutShort(n: number): IOError {
-    const e = this.ended!;
-    if (e.reason !== 'eof') return e;
-    return new IOError('eof', `socket ended after ${this.avail} of ${n} bytes`, {
-      bytesRead: this.avail,
-      expected: n
-    });
-  }
-
-  private clearWait(): void {
-    this.resolveWait = null;
-    this.rejectWait = null;
-  }
-
-  private failPending(err: IOError): void {
-    if (this.rejectWait !== null) {
-      const reject = this.rejectWait;
-      this.clearWait();
-      reject(err, this);
-    }
-  }
-
-  private failRead(err: IOError): void {
-    if (this.ended === null) this.ended = err;
-    if (this.rejectWait !== null) this.failPending(this.readClosed ?? this.cutShort(this.expected));
+  /**
+   * @internal Stops serving reads: pending and later reads reject with `err`, and input is
+   * read and dropped (so the peer's FIN is still seen).
+   */
+  closeReads(err: IOError): void {
+    this.queue.close(err);
+    this.flow();
   }
 
   /** @internal */
   onEnd(): void {
-    this.failRead(new IOError('eof', 'socket ended'));
+    this.queue.end(new IOError('eof', 'socket ended'));
     // The peer will send nothing more. Once our side is done too, let the socket go.
-    if (this.readClosed !== null) this.socket.end();
+    if (this.queue.closed !== null) this.socket.end();
   }
 
   /** @internal */
   onError(err: Error): void {
-    this.failRead(ioErrorFrom(err));
+    this.queue.end(ioErrorFrom(err));
   }
 
   /** @internal */
   onClose(): void {
-    this.failRead(new IOError('reset', 'socket closed'));
+    const queue = this.queue;
+    queue.end(new IOError('reset', 'socket closed'));
+    this.state.transportClosed();
+    const err = queue.closed ?? queue.endedBy!;
     const deflate = this.deflate;
     if (deflate !== null) {
       // Frames that arrived before the close may still be read (and inflated): the
-      // decompressor goes when they are, through closeReads or the read that hits the end.
-      const err = this.readClosed ?? this.ended!;
-      if (this.avail === 0 && !this.reading) deflate.close(err);
+      // decompressor goes when they are, through stopReading or the read that hits the end.
+      if (queue.length === 0 && queue.owner === null) deflate.close(err);
       else deflate.closeSending(err);
     }
-    this.failPongWaiters(this.readClosed ?? this.ended!);
+    this.pongs?.failAll(err);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     if (closeChannel.hasSubscribers) {
-      const peer = this.peerClose;
-      closeChannel.publish({
-        ws: this,
-        code: peer?.code ?? 1006,
-        reason: peer?.reason ?? '',
-        clean: peer !== null && this.closeSent
-      });
+      const peer = this.state.peerClose;
+      closeChannel.publish({ ws: this, code: peer?.code ?? 1006, reason: peer?.reason ?? '', clean: this.state.clean });
     }
   }
 }

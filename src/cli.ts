@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AsyncSocket } from './async-socket';
 import { connect } from './client';
-import { destroyAfter, whenClosed } from './closing';
+import { whenClosed } from './closing';
 import { decodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
@@ -199,7 +199,7 @@ async function echoClient(url: string, values: Values): Promise<void> {
 const FAILURE_LINGER_MS = 1000;
 
 function lingerAfterFailure(ws: AsyncSocket): void {
-  destroyAfter(ws, Math.min(ws.closeTimeout, FAILURE_LINGER_MS));
+  ws.destroyAfter(Math.min(ws.closeTimeout, FAILURE_LINGER_MS));
 }
 
 async function interactive(url: string, values: Values): Promise<void> {
@@ -216,7 +216,7 @@ async function interactive(url: string, values: Values): Promise<void> {
     if (closing) return;
     closing = true;
     if (!ws.closeQueued) sendClose(ws, CloseCode.Normal).catch(() => undefined);
-    destroyAfter(ws, ws.closeTimeout);
+    ws.destroyAfter(ws.closeTimeout);
   });
   try {
     for (;;) {

@@ -1,12 +1,11 @@
 /**
- * Layer 2, closing with a result: `close(ws, code, reason)` runs the whole close handshake
+ * Layer 4, closing with a result: `close(ws, code, reason)` runs the whole close handshake
  * (send Close, read until the peer's Close, wait for TCP to close) and says how it ended.
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { CloseCode, Opcode } from './core/constants';
-import { IOError } from './core/errors';
-import { readData } from './recv';
+import { CloseCode } from './core/constants';
+import { drainUntilClose } from './recv';
 import { sendClose } from './send';
 
 /** How a connection ended. */
@@ -19,14 +18,6 @@ export interface CloseResult {
   clean: boolean;
 }
 
-/** Destroys the socket unless it closes within `ms`. */
-export function destroyAfter(ws: AsyncSocket, ms: number): void {
-  if (ws.socket.destroyed) return;
-  const timer = setTimeout(() => ws.destroy(new IOError('timeout', `the close handshake took over ${ms} ms`)), ms);
-  timer.unref();
-  ws.socket.once('close', () => clearTimeout(timer));
-}
-
 /** Resolves once the socket has closed. */
 export function whenClosed(ws: AsyncSocket): Promise<void> {
   if (ws.socket.destroyed) return Promise.resolve();
@@ -35,9 +26,15 @@ export function whenClosed(ws: AsyncSocket): Promise<void> {
 
 /**
  * Closes the connection: sends a Close with `code` and `reason` (unless one was sent
- * already), reads and drops messages until the peer's Close arrives, then waits for TCP to
- * close. Everything takes at most `timeout` ms (default: the socket's `closeTimeout`), after
- * which the socket is destroyed. Nothing else may be reading the socket meanwhile.
+ * already), lets the peer's Close be read, then waits for TCP to close, and says how it
+ * ended. Everything takes at most `timeout` ms (default: the socket's `closeTimeout`), after
+ * which the socket is destroyed.
+ *
+ * It works whether or not another task is reading the socket. When a loop of yours is
+ * reading (`messages(ws)`, `readData`), that loop sees the peer's Close and ends as usual,
+ * and `close()` waits for it; when nothing reads, `close()` reads itself and drops the
+ * messages that still arrive before the peer's Close (it also reads while your loop is
+ * between two reads; your loop's next read takes over).
  * @example
  * ```ts
  * const { code, clean } = await close(ws, 1000, 'done');
@@ -46,22 +43,18 @@ export function whenClosed(ws: AsyncSocket): Promise<void> {
  */
 export function close(ws: AsyncSocket, code: number = CloseCode.Normal, reason = '', timeout = ws.closeTimeout): Promise<CloseResult> {
   const sent = ws.closeQueued ? Promise.resolve() : sendClose(ws, code, reason);
-  destroyAfter(ws, timeout);
+  ws.destroyAfter(timeout);
   return finish(ws, sent);
 }
 
 async function finish(ws: AsyncSocket, sent: Promise<void>): Promise<CloseResult> {
-  let result: CloseResult = { code: CloseCode.Abnormal, reason: '', clean: false };
   try {
     await sent;
-    while (ws.peerClose === null) {
-      const m = await readData(ws);
-      if (m.opcode === Opcode.Close) break;
-    }
-    result = { ...ws.peerClose!, clean: ws.closeSent };
   } catch {
-    // The peer broke the protocol or the socket went away: that is the unclean result.
+    // The socket broke before our Close went out: no Close will come back either.
   }
+  await drainUntilClose(ws);
   await whenClosed(ws);
-  return result;
+  const peer = ws.peerClose;
+  return { code: peer?.code ?? CloseCode.Abnormal, reason: peer?.reason ?? '', clean: ws.state.clean };
 }

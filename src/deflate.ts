@@ -55,8 +55,8 @@ export function checkDeflateOptions(options: DeflateOptions): void {
 /** Most zlib jobs (one message or frame each) running at once in the process. */
 export const DEFLATE_CONCURRENCY = 10;
 
-/** Default of {@link CompressionOptions.threshold}. */
-export const DEFAULT_THRESHOLD = 1024;
+// Default of CompressionOptions.threshold.
+const DEFAULT_THRESHOLD = 1024;
 
 // The empty stored block a sync flush ends with (§7.2.1 removes it, §7.2.2 appends it).
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);

@@ -1,5 +1,5 @@
 /**
- * Layer 2, an event-style loop for those coming from V's `on_message`/`on_close` or
+ * Layer 4, an event-style loop for those coming from V's `on_message`/`on_close` or
  * Barracuda's callbacks: `handleEvents(ws, { onOpen, onMessage, onClose, onError })` runs the
  * read loop and calls the handlers, built on the same `readData` as everything else.
  * @module
@@ -7,7 +7,8 @@
 import { AsyncSocket } from './async-socket';
 import { whenClosed, CloseResult } from './closing';
 import { CloseCode, Opcode } from './core/constants';
-import { Message, failConnection, readData } from './recv';
+import { failConnection } from './connection';
+import { Message, readData } from './recv';
 
 /** Handlers for {@link handleEvents}; each may be async, and is awaited before the next read. */
 export interface EventHandlers {

@@ -1,5 +1,5 @@
 /**
- * Layer 2, liveness: `ping(ws)` resolves with the round-trip time when the matching Pong
+ * Layer 4, liveness: `ping(ws)` resolves with the round-trip time when the matching Pong
  * arrives, and `keepalive(ws, { interval, timeout })` pings on a timer and fails the
  * connection when a Pong does not come back in time (a dead peer, a silent NAT drop).
  *
@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { AsyncSocket } from './async-socket';
 import { MAX_CONTROL_PAYLOAD } from './core/constants';
 import { IOError } from './core/errors';
+import { pongsOf } from './connection';
 import { sendPing } from './send';
 
 /** Options of {@link ping}. */
@@ -35,7 +36,9 @@ export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number
   const token = Buffer.from(options.token ?? randomBytes(8).toString('hex'));
   if (token.length > MAX_CONTROL_PAYLOAD) throw new RangeError(`ping token of ${token.length} bytes exceeds 125`);
   if (ws.closeQueued || ws.destroyed) return Promise.reject(new IOError('closed', 'the connection is closing'));
-  const pong = ws.waitForPong(token); // registered first, so a quick Pong is not missed (throws on a duplicate)
+  if (ws.queue.closed !== null) return Promise.reject(ws.queue.closed);
+  const pongs = pongsOf(ws);
+  const pong = pongs.wait(token); // registered first, so a quick Pong is not missed (throws on a duplicate)
   const sent = sendPing(ws, undefined, token);
   let timer: NodeJS.Timeout | undefined;
   const limit =
@@ -52,7 +55,7 @@ export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number
   pong.catch(() => undefined); // settled through `result`
   return result.finally(() => {
     clearTimeout(timer);
-    ws.cancelPong(token);
+    pongs.cancel(token);
   });
 }
 

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { AsyncSocket } from './async-socket';
 import { CloseCode } from './core/constants';
 import { WebSocketError } from './core/errors';
-import { close, destroyAfter, whenClosed } from './closing';
+import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
 import { UpgradeOptions, rejectUpgrade, upgrade } from './server';
@@ -188,7 +188,7 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
       for (const ws of all) {
         // The connection's handler is reading: it receives the peer's Close and finishes.
         if (!ws.closeQueued && !ws.destroyed) sendClose(ws, code, reason).catch(() => ws.destroy());
-        destroyAfter(ws, ws.closeTimeout);
+        ws.destroyAfter(ws.closeTimeout);
       }
       await Promise.all(all.map(whenClosed));
       await stopped;

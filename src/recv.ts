@@ -1,361 +1,202 @@
 /**
- * Layer 2, receiving: `recvFrame` (one frame), `readData` (one whole message, Nim style),
+ * Layer 3, receiving: `recvFrame` (one frame), `readData` (one whole message, Nim style),
  * `readFragment` (a message piece by piece) and `messages` (an async iterator).
  *
- * The common path costs one promise per call: when the bytes of a whole frame are already
- * buffered they are parsed synchronously, and only a missing byte makes a call wait.
+ * Every read goes through one path: the one-reader guard of the socket's receive queue, a
+ * synchronous parse of what is buffered by the connection's frame reader
+ * (`src/core/frame-reader.ts`), and, only when bytes are missing or a payload must be
+ * inflated, one promise settled from the socket's 'data' event or zlib through shared
+ * functions. Control frames are answered by `src/connection.ts` before they are returned.
  * @module
  */
-import { AsyncSocket, concurrentRead } from './async-socket';
-import { decodeClosePayload, encodeClosePayload } from './core/close';
-import { CloseCode, Opcode, isControlOpcode } from './core/constants';
-import { IOError, ProtocolError } from './core/errors';
-import { protocolErrorChannel } from './diagnostics';
-import { applyMask } from './core/mask';
-import { Frame, FrameHeader, HeaderRules, newFrameHeader, decodeHeader, encodeFrame, firstByte, headerSizeOf, validateHeader } from './core/frame';
+import { AsyncSocket } from './async-socket';
+import { Opcode } from './core/constants';
+import { IOError } from './core/errors';
+import type { Frame } from './core/frame';
+import { Compressed, Fragment, Message, NEED_MORE, Parsed, ReadMode } from './core/frame-reader';
+import { concurrentRead } from './core/receive-queue';
+import { answerControl, readFailed } from './connection';
 
-/** A whole message, or a control frame, as `readData` returns it. */
-export interface Message {
-  opcode: Opcode;
-  data: Buffer;
-}
+export type { Message, Fragment } from './core/frame-reader';
 
-/** A piece of a message, as `readFragment` returns it. */
-export interface Fragment {
-  /** Text or Binary for data (also on continuation frames), else the control opcode. */
-  opcode: Opcode;
-  data: Buffer;
-  /** True on the last piece of a message, and on control frames. */
-  fin: boolean;
-}
+type Result = Frame | Message | Fragment;
 
-const MODE_FRAME = 0;
-const MODE_MESSAGE = 1;
-const MODE_FRAGMENT = 2;
-type Mode = typeof MODE_FRAME | typeof MODE_MESSAGE | typeof MODE_FRAGMENT;
+// What a draining read (close() reading until the peer's Close) resolves with when a reader
+// of the caller's takes its place.
+const DISPLACED: Message = { opcode: Opcode.Close, data: Buffer.alloc(0) };
 
-// Parsing is synchronous, so one header, one key buffer and one rules object serve every
-// socket (an idle connection then holds none of them).
-const header = newFrameHeader();
-const keyBuffer = new Uint8Array(4);
-const rules: HeaderRules = { expectMasked: true, maxFrameSize: 0 };
-
-// Set by parseNext when it returns null: the bytes it needs buffered to finish, and how
-// many it wants to look again (fewer, for text checked as it arrives).
-let needed = 0;
-let wakeAt = 0;
-
-// parseNext returns INFLATE for a frame of a compressed message, with its payload here.
-const INFLATE: Message = { opcode: Opcode.Binary, data: Buffer.alloc(0) };
-let inflateData: Buffer = INFLATE.data;
-let inflateOpcode: Opcode = Opcode.Binary;
-let inflateFin = false;
-
-// Failure replies and pongs are written without waiting: if the socket broke, the reader
-// learns it from the read that follows, so there is nothing to report here.
-const ignore = (): void => {};
-
-/**
- * Parses the next frame out of the buffered bytes, synchronously; null when more bytes are
- * needed (then `needed` says how many must be buffered).
- */
-function parseNext(ws: AsyncSocket, mode: Mode, client: boolean): Frame | Message | Fragment | null {
-  for (;;) {
-    const avail = ws.bufferedAmount;
-    if (avail < 2) {
-      needed = wakeAt = 2;
-      return null;
-    }
-    let bytes = ws.peek(2);
-    const size = headerSizeOf(bytes[ws.peekOffset + 1]!);
-    if (avail < size) {
-      needed = wakeAt = size;
-      return null;
-    }
-    if (size > 2) bytes = ws.peek(size);
-    const off = ws.peekOffset;
-    const h = header;
-    decodeHeader(bytes, off, off + size, h, keyBuffer);
-    rules.expectMasked = !client;
-    rules.maxFrameSize = ws.maxFrameSize;
-    rules.allowRsv1 = ws.deflate !== null;
-    validateHeader(h, rules);
-    const control = isControlOpcode(h.opcode);
-    // RFC 7692 §6.1: only data frames may be compressed.
-    if (h.rsv1 && control) throw new ProtocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame');
-    if (!control && mode !== MODE_FRAME) ws.assembler.check(h.opcode, h.length, mode === MODE_FRAGMENT, h.rsv1);
-    const total = size + h.length;
-    if (avail < total) {
-      needed = total;
-      wakeAt = total;
-      // Text that arrives slowly is checked as it comes, so invalid UTF-8 fails the
-      // connection at once, not when the whole frame is in (fail fast, RFC 6455 §8.1).
-      if (!control && mode !== MODE_FRAME && ws.assembler.checksAhead(h.opcode)) {
-        validateAhead(ws, h, size, avail - size);
-        wakeAt = avail + 1;
-      }
-      return null;
-    }
-    ws.skip(size);
-    const validated = ws.validatedAhead;
-    let data: Buffer;
-    if (validated === 0) {
-      // Unmasked in place (the received bytes are ours) or while copied out of the chunks.
-      // The key lies before the payload, so it is still intact.
-      data = h.masked && h.length > 0 ? ws.takeUnmasked(h.length, h.maskKey!) : ws.take(h.length);
-    } else {
-      // The first `validated` bytes were unmasked in place already.
-      ws.validatedAhead = 0;
-      data = ws.take(h.length);
-      if (h.masked) applyMask(data.subarray(validated), h.maskKey!, data, validated, validated & 3);
-    }
-    const opcode = h.opcode as Opcode;
-    if (mode === MODE_FRAME) {
-      return { fin: h.fin, rsv1: h.rsv1, rsv2: h.rsv2, rsv3: h.rsv3, masked: h.masked, opcode, data };
-    }
-    if (control) {
-      answerControl(ws, opcode, data, client);
-      return mode === MODE_MESSAGE ? { opcode, data } : { opcode, data, fin: true };
-    }
-    if (ws.assembler.compressed) {
-      // The caller gets inflated bytes: the read goes on once zlib has them (startInflate).
-      inflateData = data;
-      inflateOpcode = opcode;
-      inflateFin = h.fin;
-      return INFLATE;
-    }
-    if (mode === MODE_FRAGMENT) {
-      return { opcode: ws.assembler.pushPart(opcode, h.fin, data, validated), data, fin: h.fin };
-    }
-    const messageOpcode = opcode === Opcode.Cont ? ws.assembler.opcode : opcode;
-    const message = ws.assembler.push(opcode, h.fin, data, validated);
-    if (message !== null) return { opcode: messageOpcode as Opcode, data: message };
+// One parse step: the next result out of the buffered bytes, with control frames answered
+// (except for raw frames, which recvFrame hands out unanswered).
+function step(ws: AsyncSocket, mode: ReadMode, client: boolean): Parsed {
+  const result = ws.reader.parse(ws.queue, mode, client, ws.maxFrameSize, ws.deflate !== null);
+  // A compressed payload's opcode is a data opcode, so only control frames pass this test.
+  if (result !== NEED_MORE && mode !== ReadMode.FRAME && result.opcode >= Opcode.Close) {
+    answerControl(ws, result.opcode, result.data, client);
   }
+  return result;
 }
 
-/**
- * Unmasks in place and checks as UTF-8 the payload bytes of the head frame that arrived
- * since the last look (`have` payload bytes are buffered now).
- */
-function validateAhead(ws: AsyncSocket, h: FrameHeader, headerSize: number, have: number): void {
-  let done = ws.validatedAhead;
-  if (have <= done) return;
-  const key = h.masked ? h.maskKey! : null;
-  ws.visit(headerSize + done, headerSize + have, (piece) => {
-    if (key !== null) applyMask(piece, key, piece, 0, done & 3);
-    ws.assembler.validateAhead(h.opcode, piece, done === 0);
-    done += piece.length;
-  });
-  ws.validatedAhead = done;
+function isCompressed(p: Exclude<Parsed, typeof NEED_MORE>): p is Compressed {
+  return (p as Compressed).kind === 'inflate';
 }
 
-/** Writes a control frame right away; control frames may go between fragments (§5.4). */
-function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, masked: boolean): Promise<void> {
-  return ws.write(encodeFrame(firstByte(true, opcode), payload, masked));
-}
-
-/**
- * After the close handshake: the server closes TCP first; the client waits for that, and
- * destroys the socket after `closeTimeout` (RFC 6455 §7.1.1). Sends still queued go first.
- */
-export function finishClose(ws: AsyncSocket, client: boolean): void {
-  // Reads stop and the close timer runs now; only ending TCP waits for queued sends.
-  ws.closeReads();
-  ws.armCloseTimer();
-  const done = (): void => (client ? ws.awaitPeerClose() : ws.end());
-  const queued = ws.sendQueue;
-  if (queued === null) done();
-  else queued.then(done, done);
-}
-
-/**
- * Fails the connection from our side (RFC 6455 §7.1.7): a Close with `code` goes out at once,
- * ahead of any queued data (control frames may sit between fragments), and the socket is
- * ended. Queued and later data sends reject with `IOError`.
- */
-export function failConnection(ws: AsyncSocket, code: number, reason = '', client = ws.isClient): void {
-  if (!ws.closeSent && !ws.destroyed) {
-    ws.closeQueued = true;
-    ws.closeSent = true;
-    writeControl(ws, Opcode.Close, encodeClosePayload(code, reason), client).catch(ignore);
+function read(ws: AsyncSocket, mode: ReadMode, client: boolean): Promise<Result> {
+  const reader = ws.reader;
+  const owner = ws.queue.owner;
+  if (owner !== null) {
+    // close() reads only while nobody else does: a read of the caller's takes its place.
+    if (owner === reader && reader.mode === ReadMode.DRAIN && mode !== ReadMode.DRAIN) return takeOver(ws, mode, client);
+    return Promise.reject(concurrentRead());
   }
-  ws.end();
-}
-
-// Above this many unflushed bytes the peer is not reading what we send: answering every Ping
-// would grow our write buffer without bound, so only the latest one is answered once the
-// socket drains (RFC 6455 §5.5.3 allows answering only the most recent Ping).
-const PONG_BACKLOG = 64 * 1024;
-
-function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
-  if (ws.socket.writableLength < PONG_BACKLOG) {
-    writeControl(ws, Opcode.Pong, data, client).catch(ignore);
-    return;
-  }
-  const waiting = ws.deferredPong !== null;
-  ws.deferredPong = Buffer.from(data); // at most 125 bytes, and it must not pin a receive chunk
-  if (waiting) return;
-  ws.socket.once('drain', () => {
-    const payload = ws.deferredPong;
-    ws.deferredPong = null;
-    if (payload !== null && !ws.closeSent && !ws.destroyed) answerPing(ws, payload, client);
-  });
-}
-
-// Pong for Ping (same payload, §5.5.2), and the close handshake (§5.5.1): echo the code
-// and reason, unless our own Close went out (or is queued) already.
-function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, client: boolean): void {
-  if (opcode === Opcode.Ping) {
-    if (!ws.closeSent) answerPing(ws, data, client);
-  } else if (opcode === Opcode.Pong) {
-    ws.notifyPong(data);
-  } else if (opcode === Opcode.Close) {
-    const info = decodeClosePayload(data);
-    ws.closeReceived = true;
-    ws.peerClose = info;
-    if (!ws.closeQueued) {
-      ws.closeQueued = true;
-      ws.closeSent = true;
-      const echo = info.code === CloseCode.NoStatus ? encodeClosePayload() : encodeClosePayload(info.code, info.reason);
-      writeControl(ws, Opcode.Close, echo, client).catch(ignore);
-      finishClose(ws, client);
-    } else if (ws.closeSent) {
-      finishClose(ws, client);
-    } else {
-      // Our Close is queued behind data (§5.5.1 lets the current message finish first): no
-      // more reads, and the close timer runs; sendClose ends TCP once its Close is written.
-      ws.closeReads();
-      ws.armCloseTimer();
-    }
-  }
-}
-
-/**
- * Fails the connection for a protocol error (send the Close with its code, end the socket)
- * or drops it for a broken socket. Returns the error for the caller to throw.
- */
-function fail(ws: AsyncSocket, err: unknown, client: boolean): unknown {
-  ws.reading = false;
-  if (err instanceof ProtocolError) {
-    if (protocolErrorChannel.hasSubscribers) protocolErrorChannel.publish({ ws, error: err });
-    ws.assembler.reset();
-    ws.validatedAhead = 0;
-    failConnection(ws, err.closeCode, err.code, client);
-  } else if (err instanceof IOError && err.reason !== 'closed') {
-    ws.assembler.reset();
-    ws.destroy(err);
-  }
-  // Nothing more will be read: free the decompressor (the socket's close frees the rest).
-  if (err instanceof ProtocolError || err instanceof IOError) {
-    ws.deflate?.closeReceiving(new IOError('closed', 'the WebSocket connection is closed'));
-  }
-  return err;
-}
-
-function read(ws: AsyncSocket, mode: Mode, client: boolean): Promise<Frame | Message | Fragment> {
-  if (ws.reading) return Promise.reject(concurrentRead());
-  if (mode !== MODE_FRAME && ws.assembler.opcode !== 0 && ws.assembler.streaming !== (mode === MODE_FRAGMENT)) {
+  const assembler = reader.assembler;
+  if (mode !== ReadMode.FRAME && assembler.opcode !== 0 && assembler.streaming !== (mode === ReadMode.FRAGMENT)) {
     return Promise.reject(
       new TypeError('a message begun with readFragment must be finished with readFragment, and likewise readData')
     );
   }
-  let result;
+  let result: Parsed;
   try {
-    result = parseNext(ws, mode, client);
+    result = step(ws, mode, client);
   } catch (err) {
-    return Promise.reject(fail(ws, err, client));
+    return Promise.reject(readFailed(ws, err, client));
   }
-  if (result === null) return readSlow(ws, mode, client, waitForBytes);
-  if (result === INFLATE) return readSlow(ws, mode, client, startInflate);
+  if (result === NEED_MORE) return readSlow(ws, mode, client, null);
+  if (isCompressed(result)) return readSlow(ws, mode, client, result);
   return Promise.resolve(result);
 }
 
-function waitForBytes(ws: AsyncSocket): void {
-  ws.waitThen(needed, wakeAt, onReadable, onReadFailed);
-}
-
-/**
- * Inflates the frame parseNext left in `inflateData`, then hands out the message or
- * fragment, or goes on reading. Text is checked as UTF-8 once inflated.
- */
-function startInflate(ws: AsyncSocket): void {
-  const data = inflateData;
-  const opcode = inflateOpcode;
-  const fin = inflateFin;
-  inflateData = INFLATE.data;
-  const assembler = ws.assembler;
-  const streaming = ws.readMode === MODE_FRAGMENT;
-  // A piece handed out as it comes is bounded like a frame; a whole message by what is left of its limit.
-  const limit = streaming ? ws.maxFrameSize : ws.maxMessageSize - assembler.size;
-  ws.deflate!.inflate(data, opcode !== Opcode.Cont, fin, limit).then((out) => {
-    let result: Message | Fragment | null;
-    try {
-      if (streaming) {
-        result = { opcode: assembler.pushPart(opcode, fin, out), data: out, fin };
-      } else {
-        const messageOpcode = (opcode === Opcode.Cont ? assembler.opcode : opcode) as Opcode;
-        const message = assembler.push(opcode, fin, out);
-        result = message === null ? null : { opcode: messageOpcode, data: message };
-      }
-    } catch (err) {
-      return onReadFailed(err, ws);
-    }
-    if (result === null) return onReadable(ws);
-    settleRead(ws, result);
-  }, (err: unknown) => onReadFailed(err, ws));
-}
-
-// The slow path: one promise for the caller, settled from the socket's 'data' event through
-// shared functions (no async frame, no closures per read), so an idle connection waiting
-// in readData holds little more than that promise.
-function readSlow(
-  ws: AsyncSocket,
-  mode: Mode,
-  client: boolean,
-  start: (ws: AsyncSocket) => void
-): Promise<Frame | Message | Fragment> {
+// The slow path: one promise for the caller, settled from the socket's 'data' event or zlib
+// through shared functions (no async frame, no closures per read), so an idle connection
+// waiting in readData holds little more than that promise. The reader holds the guard.
+function readSlow(ws: AsyncSocket, mode: ReadMode, client: boolean, compressed: Compressed | null): Promise<Result> {
   return new Promise((resolve, reject) => {
-    ws.reading = true;
-    ws.readMode = mode;
-    ws.readClient = client;
-    ws.readResolve = resolve as (value: unknown) => void;
-    ws.readReject = reject;
-    start(ws);
+    const reader = ws.reader;
+    reader.mode = mode;
+    reader.client = client;
+    reader.resolve = resolve;
+    reader.reject = reject;
+    ws.queue.owner = reader;
+    if (compressed === null) waitForBytes(ws);
+    else startInflate(ws, compressed);
   });
 }
 
+// A read of the caller's replaces close()'s draining read: the drain gives up, and the new
+// read carries on from where it was (waiting for bytes, or for an inflation whose result,
+// a whole message, it then gets).
+function takeOver(ws: AsyncSocket, mode: ReadMode, client: boolean): Promise<Result> {
+  const reader = ws.reader;
+  const queue = ws.queue;
+  if (!queue.waiting && mode !== ReadMode.MESSAGE) return Promise.reject(concurrentRead());
+  return new Promise((resolve, reject) => {
+    const drain = reader.resolve!;
+    reader.mode = mode;
+    reader.client = client;
+    reader.resolve = resolve;
+    reader.reject = reject;
+    drain(DISPLACED);
+    if (queue.waiting) {
+      queue.cancelWait();
+      onReadable(ws);
+    }
+  });
+}
+
+function waitForBytes(ws: AsyncSocket): void {
+  const reader = ws.reader;
+  ws.waitThen(reader.needed, reader.wakeAt, onReadable, onReadFailed);
+}
+
+// Inflates one frame's payload of a compressed message, then hands out the message or
+// piece, or goes on reading. Text is checked as UTF-8 once inflated.
+function startInflate(ws: AsyncSocket, frame: Compressed): void {
+  const reader = ws.reader;
+  const limit = reader.inflateLimit(reader.mode, ws.maxFrameSize, ws.maxMessageSize);
+  ws.deflate!.inflate(frame.data, frame.opcode !== Opcode.Cont, frame.fin, limit).then(
+    (out) => {
+      if (reader.reject === null) return; // the read failed meanwhile (the socket closed)
+      let result;
+      try {
+        result = reader.inflated(frame, out, reader.mode);
+      } catch (err) {
+        return onReadFailed(err, ws);
+      }
+      if (result === null) onReadable(ws);
+      else settle(ws, result);
+    },
+    (err: unknown) => onReadFailed(err, ws)
+  );
+}
+
 function onReadable(ws: AsyncSocket): void {
-  let result;
+  const reader = ws.reader;
+  let result: Parsed;
   try {
-    result = parseNext(ws, ws.readMode as Mode, ws.readClient);
+    result = step(ws, reader.mode, reader.client);
   } catch (err) {
     return onReadFailed(err, ws);
   }
-  if (result === null) return waitForBytes(ws);
-  if (result === INFLATE) return startInflate(ws);
-  settleRead(ws, result);
+  if (result === NEED_MORE) waitForBytes(ws);
+  else if (isCompressed(result)) startInflate(ws, result);
+  else settle(ws, result);
 }
 
-function settleRead(ws: AsyncSocket, result: Frame | Message | Fragment): void {
-  const resolve = ws.readResolve!;
-  clearRead(ws);
+function settle(ws: AsyncSocket, result: Result): void {
+  const resolve = ws.reader.resolve!;
+  release(ws);
   resolve(result);
 }
 
 function onReadFailed(err: unknown, ws: AsyncSocket): void {
-  const reject = ws.readReject;
+  const reader = ws.reader;
+  const reject = reader.reject;
   if (reject === null) return; // settled already
-  const client = ws.readClient;
-  clearRead(ws);
-  reject(fail(ws, err, client));
+  const client = reader.client;
+  release(ws);
+  reject(readFailed(ws, err, client));
 }
 
-function clearRead(ws: AsyncSocket): void {
-  ws.reading = false;
-  ws.readResolve = null;
-  ws.readReject = null;
+// Gives up the guard; tells close() when it waits for this read to end.
+function release(ws: AsyncSocket): void {
+  const reader = ws.reader;
+  reader.resolve = null;
+  reader.reject = null;
+  ws.queue.owner = null;
+  const settled = reader.onSettled;
+  if (settled !== null) {
+    reader.onSettled = null;
+    settled();
+  }
 }
 
+/**
+ * @internal For `close()`: reads and drops messages until the peer's Close has been read,
+ * by this or by the caller's own reader. While another read is pending it waits for that to
+ * end; a read the caller starts meanwhile takes over from the drain. Resolves once nothing
+ * more will be read (the Close came, the connection failed, or the socket closed).
+ */
+export async function drainUntilClose(ws: AsyncSocket): Promise<void> {
+  const reader = ws.reader;
+  const queue = ws.queue;
+  while (queue.closed === null && ws.state.canRead) {
+    if (queue.owner === reader) {
+      // Someone reads: wait for that read to end (it ends when the socket closes, too).
+      await new Promise<void>((resolve) => (reader.onSettled = resolve));
+      continue;
+    }
+    if (queue.owner !== null) return; // an exact read holds the socket: the close timer bounds the rest
+    let m: Result;
+    try {
+      m = await read(ws, ReadMode.DRAIN, ws.isClient);
+    } catch {
+      return; // the connection failed or the socket went away: that is the result
+    }
+    if (m !== DISPLACED && m.opcode === Opcode.Close) {
+      reader.closeDrained = true;
+      return;
+    }
+  }
+}
 
 /**
  * Reads one frame, as Nim's `recvFrame`: the header is validated (RSV bits, opcode, control
@@ -368,7 +209,7 @@ function clearRead(ws: AsyncSocket): void {
  * @throws {IOError} when the socket ends or breaks
  */
 export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Frame> {
-  return read(ws, MODE_FRAME, isClientSocket ?? ws.isClient) as Promise<Frame>;
+  return read(ws, ReadMode.FRAME, isClientSocket ?? ws.isClient) as Promise<Frame>;
 }
 
 /**
@@ -397,7 +238,7 @@ export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fr
  * @throws {ConcurrencyError} when another read is pending
  */
 export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Message> {
-  return read(ws, MODE_MESSAGE, isClientSocket ?? ws.isClient) as Promise<Message>;
+  return read(ws, ReadMode.MESSAGE, isClientSocket ?? ws.isClient) as Promise<Message>;
 }
 
 /**
@@ -417,7 +258,7 @@ export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Mes
  * @throws the same errors as {@link readData}
  */
 export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fragment> {
-  return read(ws, MODE_FRAGMENT, isClientSocket ?? ws.isClient) as Promise<Fragment>;
+  return read(ws, ReadMode.FRAGMENT, isClientSocket ?? ws.isClient) as Promise<Fragment>;
 }
 
 /**
@@ -431,7 +272,15 @@ export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise
  */
 export async function* messages(ws: AsyncSocket, isClientSocket?: boolean): AsyncGenerator<Message, void, undefined> {
   for (;;) {
-    const message = await readData(ws, isClientSocket);
+    let message: Message;
+    try {
+      message = await readData(ws, isClientSocket);
+    } catch (err) {
+      // The peer's Close was read by close() (which reads while this loop is between reads):
+      // the handshake completed, so iteration ends as if this loop had read it.
+      if (err instanceof IOError && err.reason === 'closed' && ws.reader.closeDrained) return;
+      throw err;
+    }
     if (message.opcode === Opcode.Close) return;
     if (message.opcode === Opcode.Text || message.opcode === Opcode.Binary) yield message;
   }

@@ -1,5 +1,5 @@
 /**
- * Layer 2, sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
+ * Layer 3, sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
  * `sendChain`/`sendFragmented` for messages in several frames. Every send resolves once
  * its bytes are handed to the kernel. Masking defaults from the socket's role (clients mask
  * with a fresh random key per frame; servers never mask), and the caller's buffer is never
@@ -13,7 +13,7 @@ import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
 import { IOError } from './core/errors';
 import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
 import { applyMask, maskedFrameInKernel } from './core/mask';
-import { failConnection, finishClose } from './recv';
+import { closedForSending, failConnection, writeClose } from './connection';
 
 /** Options of {@link sendFrame}. */
 export interface SendFrameOptions {
@@ -30,10 +30,6 @@ export interface SendFrameOptions {
 const COPY_MAX = 1024;
 // Masked payloads from this size on are built in the SIMD kernel's ring when it has room.
 const RING_MIN = 16 * 1024;
-
-function closedForSending(): Promise<never> {
-  return Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow'));
-}
 
 // Writes one frame now (no queueing): header and payload in one corked write.
 function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
@@ -80,7 +76,7 @@ function sendCompressed(ws: AsyncSocket, opcode: number, data: Uint8Array, maske
   const deflate = ws.deflate!;
   return exclusive(ws, async () => {
     const compressed = await deflate.deflate(data);
-    if (ws.closeSent) return closedForSending();
+    if (ws.state.closeSent) return closedForSending();
     return writeFrame(ws, firstByte(true, opcode, true), compressed, masked);
   });
 }
@@ -92,9 +88,9 @@ function compresses(ws: AsyncSocket, size: number): boolean {
 
 // A data frame: written at once unless a fragmented message is being sent.
 function sendData(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
-  if (ws.closeQueued) return closedForSending();
+  if (ws.state.closeQueued) return closedForSending();
   if (ws.sendQueue === null) return writeFrame(ws, b0, data, masked);
-  return exclusive(ws, () => (ws.closeSent ? closedForSending() : writeFrame(ws, b0, data, masked)));
+  return exclusive(ws, () => (ws.state.closeSent ? closedForSending() : writeFrame(ws, b0, data, masked)));
 }
 
 /**
@@ -109,7 +105,7 @@ export function sendFrame(ws: AsyncSocket, opcode: Opcode, data: Uint8Array, opt
   const b0 = firstByte(options.fin ?? true, opcode, options.rsv1 ?? false);
   if (opcode & 0x8) {
     checkControl(data.length);
-    if (ws.closeSent) return closedForSending();
+    if (ws.state.closeSent) return closedForSending();
     return writeFrame(ws, b0, data, masked);
   }
   return sendData(ws, b0, data, masked);
@@ -129,7 +125,7 @@ function checkControl(length: number): void {
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
 export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promise<void> {
-  if (ws.closeQueued) return closedForSending();
+  if (ws.state.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   const n = Buffer.byteLength(text, 'utf8');
   if (compresses(ws, n)) return sendCompressed(ws, Opcode.Text, Buffer.from(text, 'utf8'), m);
@@ -139,7 +135,7 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
   frame.write(text, start, 'utf8');
   if (key !== undefined && n > 0) applyMask(frame.subarray(start), key);
   if (ws.sendQueue === null) return ws.write(frame);
-  return exclusive(ws, () => (ws.closeSent ? closedForSending() : ws.write(frame)));
+  return exclusive(ws, () => (ws.state.closeSent ? closedForSending() : ws.write(frame)));
 }
 
 /**
@@ -150,7 +146,7 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
  */
 export function sendBinary(ws: AsyncSocket, data: Uint8Array, masked?: boolean): Promise<void> {
   if (compresses(ws, data.length)) {
-    return ws.closeQueued ? closedForSending() : sendCompressed(ws, Opcode.Binary, data, masked ?? ws.isClient);
+    return ws.state.closeQueued ? closedForSending() : sendCompressed(ws, Opcode.Binary, data, masked ?? ws.isClient);
   }
   return sendData(ws, firstByte(true, Opcode.Binary), data, masked ?? ws.isClient);
 }
@@ -189,18 +185,10 @@ export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.
  */
 export function sendClose(ws: AsyncSocket, code?: number, reason?: string, masked?: boolean): Promise<void> {
   const payload = encodeClosePayload(code, reason);
-  if (ws.closeQueued) return closedForSending();
-  ws.closeQueued = true;
+  if (!ws.state.queueClose()) return closedForSending();
   const frame = encodeFrame(firstByte(true, Opcode.Close), payload, masked ?? ws.isClient);
   // The Close goes out after the messages queued before it (§5.5.1: no data after a Close).
-  const write = (): Promise<void> => {
-    if (ws.closeSent) return closedForSending(); // a protocol failure closed first
-    ws.closeSent = true;
-    const written = ws.write(frame);
-    ws.armCloseTimer();
-    if (ws.closeReceived) finishClose(ws, ws.isClient);
-    return written;
-  };
+  const write = (): Promise<void> => writeClose(ws, frame);
   return ws.sendQueue === null ? write() : exclusive(ws, write);
 }
 
@@ -218,7 +206,7 @@ export function sendChain(
   parts: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
   masked?: boolean
 ): Promise<void> {
-  if (ws.closeQueued) return closedForSending();
+  if (ws.state.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   return exclusive(ws, async () => {
     let pending: Uint8Array | null = null;
@@ -226,13 +214,13 @@ export function sendChain(
     try {
       for await (const part of parts) {
         if (pending !== null) {
-          if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
+          if (ws.state.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
           await writeFrame(ws, firstByte(false, frameOpcode), pending, m);
           frameOpcode = Opcode.Cont;
         }
         pending = toBytes(part);
       }
-      if (ws.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
+      if (ws.state.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
       await writeFrame(ws, firstByte(true, frameOpcode), pending ?? Buffer.alloc(0), m);
     } catch (err) {
       // A message cut off after its first frame cannot be finished or followed by another:

@@ -10,15 +10,16 @@ const LAYER: Record<string, number> = {
   'async-socket': 1,
   diagnostics: 1,
   deflate: 1,
-  recv: 2,
-  send: 2,
-  closing: 2,
-  keepalive: 2,
-  events: 2,
-  client: 3,
-  server: 3,
-  listener: 4,
-  cli: 5,
+  connection: 2,
+  recv: 3,
+  send: 3,
+  closing: 4,
+  keepalive: 4,
+  events: 4,
+  client: 5,
+  server: 5,
+  listener: 6,
+  cli: 7,
   index: 9
 };
 
@@ -70,4 +71,35 @@ test('package.json has no runtime dependencies', (t) => {
   // One optional peer: bufferutil, which src/core/mask.ts uses when it is installed.
   t.deepEqual(pkg.peerDependencies, { bufferutil: '^4.0.0' });
   t.deepEqual(pkg.peerDependenciesMeta, { bufferutil: { optional: true } });
+});
+
+test('no import circles among the files of src/', (t) => {
+  // Every import, type-only ones included, as an edge between two files of src/.
+  const edges = new Map<string, string[]>();
+  const visit = (dir: string, prefix: string): void => {
+    for (const f of readdirSync(dir, { withFileTypes: true })) {
+      if (f.isDirectory()) visit(join(dir, f.name), `${prefix}${f.name}/`);
+      else if (f.name.endsWith('.ts')) {
+        const from = `${prefix}${f.name.replace(/\.ts$/, '')}`;
+        const targets = importsOf(join(dir, f.name))
+          .filter((spec) => spec.startsWith('./') || spec.startsWith('../'))
+          .map((spec) => join(prefix, spec).replace(/\\/g, '/'));
+        edges.set(from, targets);
+      }
+    }
+  };
+  visit(SRC, '');
+  t.true(edges.has('core/state') && edges.has('core/receive-queue') && edges.has('connection'));
+  const done = new Set<string>();
+  const onPath: string[] = [];
+  const walk = (file: string): void => {
+    const at = onPath.indexOf(file);
+    t.is(at, -1, `import circle: ${[...onPath.slice(at), file].join(' -> ')}`);
+    if (at !== -1 || done.has(file)) return;
+    onPath.push(file);
+    for (const next of edges.get(file) ?? []) walk(next);
+    onPath.pop();
+    done.add(file);
+  };
+  for (const file of edges.keys()) walk(file);
 });

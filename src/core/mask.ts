@@ -36,9 +36,6 @@ const SIMD_MIN = 256;
 const SIMD_BLOCK = 16 * 1024;
 const simd = loadSimdKernel();
 
-/** True when the WebAssembly SIMD kernel is in use for large payloads. */
-export const simdAvailable = simd !== null;
-
 /**
  * The two functions used from `bufferutil`, the optional native addon ws uses (it ships no
  * types). Both trust their arguments: anything but a typed array or Buffer aborts the process,

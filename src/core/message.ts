@@ -81,7 +81,7 @@ export class MessageAssembler {
   }
 
   /**
-   * True when a data frame that passed {@link check} carries text to check as it arrives:
+   * @internal True when a data frame that passed {@link check} carries text to check as it arrives:
    * not for compressed messages, whose inflated bytes are checked instead.
    */
   checksAhead(opcode: number): boolean {
@@ -89,7 +89,7 @@ export class MessageAssembler {
   }
 
   /**
-   * Checks the first bytes of a text frame's payload before the rest has arrived, so that
+   * @internal Checks the first bytes of a text frame's payload before the rest has arrived, so that
    * invalid UTF-8 fails the connection as soon as it is seen, even inside one frame.
    * `first` is true for the frame's first piece. The same bytes are then skipped by
    * {@link push}/{@link pushPart} through their `validated` argument.

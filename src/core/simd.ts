@@ -112,7 +112,7 @@ export const SIMD_MEMORY = 64 * 1024 + 4 * 1024 * 1024;
 export const SIMD_RING_START = 64 * 1024;
 
 /** The module's bytes. */
-export function simdModuleBytes(): Uint8Array {
+function simdModuleBytes(): Uint8Array {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [1, 0x60, 3, I32, I32, I32, 0]), // type 0: (i32, i32, i32) -> ()

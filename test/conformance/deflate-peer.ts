@@ -16,7 +16,6 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { AsyncSocket, DeflateOptions, Opcode, ProtocolError, connect, decodeClosePayload, readData, sendBinary, sendText, upgrade, whenClosed } from '../../src/index';
-import { destroyAfter } from '../../src/closing';
 
 // As the CLI: after a failure, give the peer a second to close TCP.
 const FAILURE_LINGER_MS = 1000;
@@ -54,7 +53,7 @@ async function echoServer(maxSize: number): Promise<void> {
         try {
           await echo(ws);
         } catch {
-          destroyAfter(ws, FAILURE_LINGER_MS); // the connection was failed (or broke) already
+          ws.destroyAfter(FAILURE_LINGER_MS); // the connection was failed (or broke) already
         }
         await whenClosed(ws);
       },
@@ -78,7 +77,7 @@ async function echoClient(url: string, maxSize: number, deflate: string | undefi
   try {
     closed = await echo(ws);
   } catch (err) {
-    destroyAfter(ws, FAILURE_LINGER_MS);
+    ws.destroyAfter(FAILURE_LINGER_MS);
     throw err;
   }
   await whenClosed(ws);

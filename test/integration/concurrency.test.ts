@@ -49,7 +49,7 @@ test('a second read while the first waits in the middle of a fragmented message 
   const sending = sendChain(client, Opcode.Text, chain);
   const first = readData(server);
   // Wait until the first fragment was taken in (internal state: a message is in progress).
-  await until(() => server.assembler.opcode === Opcode.Text, 'the first fragment');
+  await until(() => server.reader.assembler.opcode === Opcode.Text, 'the first fragment');
   await t.throwsAsync(readData(server), { instanceOf: ConcurrencyError });
   await t.throwsAsync(readFragment(server), { instanceOf: ConcurrencyError });
   release();

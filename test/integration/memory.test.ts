@@ -23,7 +23,7 @@ test('a 200 KB frame arriving one byte at a time is held in a few buffers', asyn
   let most = 0;
   for (let i = 0; i < frame.length; i++) {
     ws.feed(frame.subarray(i, i + 1));
-    most = Math.max(most, ws.bufferedChunks);
+    most = Math.max(most, ws.queue.chunkCount);
   }
   const m = await pending;
   // 8 chunks queue as they come; from then on they are copied into 16 KiB tail buffers.
