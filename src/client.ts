@@ -74,7 +74,8 @@ function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | nu
 /**
  * Opens a WebSocket connection: the client handshake of RFC 6455 §4.1 for `ws://` and
  * `wss://` URLs. The response is checked strictly (status 101, `Upgrade`, `Connection`, the
- * exact `Sec-WebSocket-Accept`, a subprotocol only among those offered, no extension).
+ * exact `Sec-WebSocket-Accept`, a subprotocol only among those offered, and an extension only as offered: permessage-deflate
+ * when `perMessageDeflate` asked for it, with parameters that fit the offer).
  * Bytes that arrive right after the 101 response are kept for the first read.
  * @example
  * ```ts

@@ -44,7 +44,7 @@ function destroyOnError(this: Duplex): void {
   this.destroy();
 }
 
-// Seconds a refused socket gets to read our response before it is destroyed.
+// Milliseconds a refused socket gets to read our response before it is destroyed.
 const REJECT_LINGER_MS = 1000;
 
 /**

@@ -200,7 +200,8 @@ export function buildRejectResponse(
  * Checks a server's 101 response to our request (§4.1, the client's duties).
  * @returns the subprotocol the server chose ('' for none)
  * @throws {HandshakeError} for a wrong `Upgrade`, `Connection` or `Sec-WebSocket-Accept`, a
- * protocol that was not offered, or an extension (none is offered)
+ * protocol that was not offered, or an extension when `offeredExtensions` is false (the
+ * caller checks the extensions it did offer, as `connect` does with permessage-deflate)
  */
 export function checkServerResponse(
   status: number,

@@ -11,7 +11,7 @@ import { SIMD_MEMORY, SIMD_RING_START, loadSimdKernel } from './simd';
  * right; tests compare the fast paths against it.
  *
  * @param src bytes to mask
- * @param key the 4-byte masking key (read from `keyIndex`)
+ * @param key the 4-byte masking key (`key[(keyPhase + i) & 3]` masks `src[i]`)
  * @param dst where to write (may be `src` for in place); defaults to `src`
  * @param dstOffset where in `dst` to start writing
  * @param keyPhase which key byte applies to `src[0]` (0–3), for payloads masked in pieces
