@@ -69,6 +69,28 @@ export const DEFAULTS = {
 } as const;
 
 
+type Limits = Readonly<Required<Pick<AsyncSocketOptions, 'maxFrameSize' | 'maxMessageSize' | 'maxFragments' | 'closeTimeout' | 'readBufferSize'>>>;
+
+// Connections made with the same limits (every connection of one server, usually) share one
+// frozen object of them, so each connection holds one field instead of five.
+const sharedLimits = new Map<string, Limits>();
+const SHARED_LIMITS_MAX = 64;
+
+function limitsOf(o: AsyncSocketOptions): Limits {
+  const limits: Limits = {
+    maxFrameSize: o.maxFrameSize ?? DEFAULTS.maxFrameSize,
+    maxMessageSize: o.maxMessageSize ?? DEFAULTS.maxMessageSize,
+    maxFragments: o.maxFragments ?? DEFAULTS.maxFragments,
+    closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
+    readBufferSize: o.readBufferSize ?? DEFAULTS.readBufferSize
+  };
+  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.closeTimeout} ${limits.readBufferSize}`;
+  const shared = sharedLimits.get(key);
+  if (shared !== undefined) return shared;
+  if (sharedLimits.size < SHARED_LIMITS_MAX) sharedLimits.set(key, Object.freeze(limits));
+  return limits;
+}
+
 const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
 // Errors of fast-path writes are reported by the socket's 'error' event and the next call.
@@ -128,14 +150,6 @@ export class AsyncSocket {
   readonly isClient: boolean;
   /** The negotiated subprotocol, or '' when none. */
   protocol: string;
-  /** Largest payload of one frame (see {@link AsyncSocketOptions.maxFrameSize}). */
-  readonly maxFrameSize: number;
-  /** Largest reassembled message (see {@link AsyncSocketOptions.maxMessageSize}). */
-  readonly maxMessageSize: number;
-  /** Most frames in one message (see {@link AsyncSocketOptions.maxFragments}). */
-  readonly maxFragments: number;
-  /** How long the close handshake may take, in ms (see {@link AsyncSocketOptions.closeTimeout}). */
-  readonly closeTimeout: number;
   /** permessage-deflate state when the handshake agreed on it (RFC 7692), else null. */
   readonly deflate: PerMessageDeflate | null;
 
@@ -150,7 +164,8 @@ export class AsyncSocket {
   /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */
   sendQueue: Promise<void> | null = null;
 
-  private readonly readBufferSize: number;
+  // The limits, one object shared by every connection made with the same values.
+  private readonly limits: Limits;
   private paused = false;
   // The one close timer: it destroys the socket at `closeDeadline` unless it closes first.
   private closeTimer: NodeJS.Timeout | null = null;
@@ -161,13 +176,9 @@ export class AsyncSocket {
     this.role = options.role;
     this.isClient = options.role === 'client';
     this.protocol = options.protocol ?? '';
-    this.maxFrameSize = options.maxFrameSize ?? DEFAULTS.maxFrameSize;
-    this.maxMessageSize = options.maxMessageSize ?? DEFAULTS.maxMessageSize;
-    this.maxFragments = options.maxFragments ?? DEFAULTS.maxFragments;
-    this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout;
-    this.readBufferSize = options.readBufferSize ?? DEFAULTS.readBufferSize;
+    this.limits = limitsOf(options);
     this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, this.isClient) : null;
-    this.reader = new FrameReader(this);
+    this.reader = new FrameReader(this.limits);
     if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
 
     // Shared listener functions find this object through a symbol on the socket, so an idle
@@ -189,6 +200,26 @@ export class AsyncSocket {
         this.destroy(new IOError('timeout', `no traffic for ${idle} ms`))
       );
     }
+  }
+
+  /** Largest payload of one frame (see {@link AsyncSocketOptions.maxFrameSize}). */
+  get maxFrameSize(): number {
+    return this.limits.maxFrameSize;
+  }
+
+  /** Largest reassembled message (see {@link AsyncSocketOptions.maxMessageSize}). */
+  get maxMessageSize(): number {
+    return this.limits.maxMessageSize;
+  }
+
+  /** Most frames in one message (see {@link AsyncSocketOptions.maxFragments}). */
+  get maxFragments(): number {
+    return this.limits.maxFragments;
+  }
+
+  /** How long the close handshake may take, in ms (see {@link AsyncSocketOptions.closeTimeout}). */
+  get closeTimeout(): number {
+    return this.limits.closeTimeout;
   }
 
   /** Bytes received and not yet read. */
@@ -239,7 +270,7 @@ export class AsyncSocket {
   feed(chunk: Buffer): void {
     const queue = this.queue;
     queue.push(chunk);
-    if (!this.paused && !queue.waiting && queue.cost > this.readBufferSize) {
+    if (!this.paused && !queue.waiting && queue.cost > this.limits.readBufferSize) {
       this.paused = true;
       this.socket.pause();
     }

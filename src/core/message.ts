@@ -6,7 +6,7 @@
  */
 import { CloseCode, Opcode } from './constants';
 import { InvalidUtf8Error, PayloadTooBigError, ProtocolError } from './errors';
-import { Utf8Validator, isValidUtf8 } from './utf8';
+import { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, utf8Push } from './utf8';
 
 /** Limits a {@link MessageAssembler} enforces. */
 export interface MessageLimits {
@@ -31,7 +31,8 @@ export class MessageAssembler {
   size = 0;
   private fragments = 0;
   private buf: Buffer | null = null;
-  private readonly utf8 = new Utf8Validator();
+  // The incremental UTF-8 check of the text message in progress (a state number, see utf8Push).
+  private utf8 = UTF8_ACCEPT;
 
   constructor(private readonly limits: MessageLimits) {}
 
@@ -96,8 +97,9 @@ export class MessageAssembler {
    * @throws {InvalidUtf8Error} 1007
    */
   validateAhead(opcode: number, piece: Uint8Array, first: boolean): void {
-    if (first && opcode === Opcode.Text) this.utf8.reset();
-    if (!this.utf8.push(piece)) throw new InvalidUtf8Error();
+    if (first && opcode === Opcode.Text) this.utf8 = UTF8_ACCEPT;
+    this.utf8 = utf8Push(this.utf8, piece);
+    if (this.utf8 === UTF8_REJECT) throw new InvalidUtf8Error();
   }
 
   /**
@@ -114,7 +116,7 @@ export class MessageAssembler {
           const ok =
             validated === 0
               ? isValidUtf8(payload)
-              : this.utf8.push(payload.subarray(validated)) && this.utf8.end();
+              : utf8Push(this.utf8, payload.subarray(validated)) === UTF8_ACCEPT;
           if (!ok) throw new InvalidUtf8Error();
         }
         return payload;
@@ -148,12 +150,13 @@ export class MessageAssembler {
   private begin(opcode: 1 | 2, streaming: boolean, resetUtf8: boolean): void {
     this.opcode = opcode;
     this.streaming = streaming;
-    if (resetUtf8) this.utf8.reset();
+    if (resetUtf8) this.utf8 = UTF8_ACCEPT;
   }
 
   private validate(payload: Buffer, fin: boolean): void {
     if (this.opcode !== Opcode.Text) return;
-    if (!this.utf8.push(payload) || (fin && !this.utf8.end())) throw new InvalidUtf8Error();
+    this.utf8 = utf8Push(this.utf8, payload);
+    if (this.utf8 === UTF8_REJECT || (fin && this.utf8 !== UTF8_ACCEPT)) throw new InvalidUtf8Error();
   }
 
   // Fragments are copied into one growing buffer (doubling, capped at the limit), so a

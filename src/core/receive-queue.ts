@@ -30,6 +30,15 @@ const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayB
   Symbol.species
 ];
 
+// A buffer small chunks are appended to: `used` bytes of it are taken, and `view` (from
+// `start`) is the queued chunk that grows as more are appended.
+interface Tail {
+  readonly buffer: Buffer;
+  used: number;
+  start: number;
+  view: Buffer | null;
+}
+
 /** Called once a wait's bytes are buffered; gets the object the wait was made for. */
 export type ReadyFn<T> = (target: T) => void;
 /** Called when a wait cannot be served (the input ended, the queue closed). */
@@ -73,11 +82,8 @@ export class ReceiveQueue<T = unknown> {
   // at all any more (the connection is closed).
   private ended: IOError | null = null;
   private closedBy: IOError | null = null;
-  // The buffer small chunks are appended to, and the queued view of its newest bytes.
-  private tail: Buffer | null = null;
-  private tailUsed = 0;
-  private tailStart = 0;
-  private tailView: Buffer | null = null;
+  // Where small chunks are coalesced, made only when chunks pile up.
+  private tail: Tail | null = null;
 
   /** Bytes received and not read yet. */
   get length(): number {
@@ -143,22 +149,21 @@ export class ReceiveQueue<T = unknown> {
     const n = chunk.length;
     const last = this.chunks.length - 1;
     let tail = this.tail;
-    if (tail !== null && this.tailUsed + n <= tail.length && last >= this.first && this.chunks[last] === this.tailView) {
-      chunk.copy(tail, this.tailUsed);
-      this.tailUsed += n;
-      this.tailView = tail.subarray(this.tailStart, this.tailUsed);
-      this.chunks[last] = this.tailView;
+    if (tail !== null && tail.used + n <= TAIL_SIZE && last >= this.first && this.chunks[last] === tail.view) {
+      chunk.copy(tail.buffer, tail.used);
+      tail.used += n;
+      tail.view = tail.buffer.subarray(tail.start, tail.used);
+      this.chunks[last] = tail.view;
       return;
     }
-    if (tail === null || this.tailUsed + n > tail.length) {
-      tail = this.tail = Buffer.allocUnsafeSlow(TAIL_SIZE);
-      this.tailUsed = 0;
+    if (tail === null || tail.used + n > TAIL_SIZE) {
+      tail = this.tail = { buffer: Buffer.allocUnsafeSlow(TAIL_SIZE), used: 0, start: 0, view: null };
     }
-    chunk.copy(tail, this.tailUsed);
-    this.tailStart = this.tailUsed;
-    this.tailUsed += n;
-    this.tailView = tail.subarray(this.tailStart, this.tailUsed);
-    this.chunks.push(this.tailView);
+    chunk.copy(tail.buffer, tail.used);
+    tail.start = tail.used;
+    tail.used += n;
+    tail.view = tail.buffer.subarray(tail.start, tail.used);
+    this.chunks.push(tail.view);
   }
 
   /**
@@ -320,7 +325,6 @@ export class ReceiveQueue<T = unknown> {
         this.chunks.length = 0;
         this.first = 0;
         this.tail = null; // an idle connection keeps no buffer
-        this.tailView = null;
       } else if (this.first >= 1024 && this.first * 2 >= this.chunks.length) {
         this.chunks = this.chunks.slice(this.first);
         this.first = 0;
@@ -353,7 +357,6 @@ export class ReceiveQueue<T = unknown> {
     this.offset = 0;
     this.avail = 0;
     this.tail = null;
-    this.tailView = null;
   }
 
   private cutShort(n: number): IOError {

@@ -79,6 +79,45 @@ export function isValidUtf8Reference(bytes: Uint8Array): boolean {
   return run(ACCEPT, bytes, 0, bytes.length) === ACCEPT;
 }
 
+/** The state of an incremental check ({@link utf8Push}) at the start of input or after a complete sequence. */
+export const UTF8_ACCEPT = ACCEPT;
+/** The state of an incremental check once the input cannot be valid UTF-8. */
+export const UTF8_REJECT = REJECT;
+
+/**
+ * One step of an incremental check: the state after `bytes`, given the state after the
+ * pieces before them ({@link UTF8_ACCEPT} at the start). {@link UTF8_REJECT} as soon as the
+ * input so far cannot be the start of valid UTF-8; {@link UTF8_ACCEPT} at the end means it
+ * is complete and valid. A number rather than an object, so a connection can keep it in a
+ * field of its own.
+ */
+export function utf8Push(state: number, bytes: Uint8Array): number {
+  if (state === REJECT) return REJECT; // once invalid, always invalid
+  const n = bytes.length;
+  let i = 0;
+  // Finish a sequence carried over from the previous piece.
+  while (state !== ACCEPT && i < n) {
+    state = step(state, bytes[i++]!);
+    if (state === REJECT) return REJECT;
+  }
+  if (i === n) return state;
+  // Find where a sequence cut off by the end of this piece starts (at most 3 bytes back).
+  let cut = n;
+  for (let j = n - 1; j >= i && j >= n - 3; j--) {
+    const b = bytes[j]!;
+    if ((b & 0xc0) !== 0x80) {
+      if (b >= 0xc0 && j + sequenceLength(b) > n) cut = j;
+      break;
+    }
+  }
+  if (cut - i >= NATIVE_MIN) {
+    if (!isUtf8(bytes.subarray(i, cut))) return REJECT;
+  } else if (run(ACCEPT, bytes, i, cut) !== ACCEPT) {
+    return REJECT;
+  }
+  return run(ACCEPT, bytes, cut, n);
+}
+
 /**
  * An incremental validator for a text message that arrives in pieces. `push` returns false
  * as soon as the bytes seen so far cannot be the start of valid UTF-8; `end` says whether
@@ -89,30 +128,7 @@ export class Utf8Validator {
 
   /** Feeds the next piece; false when the input is already known to be invalid. */
   push(bytes: Uint8Array): boolean {
-    if (this.state === REJECT) return false; // once invalid, always invalid
-    const n = bytes.length;
-    let i = 0;
-    // Finish a sequence carried over from the previous piece.
-    while (this.state !== ACCEPT && i < n) {
-      this.state = step(this.state, bytes[i++]!);
-      if (this.state === REJECT) return false;
-    }
-    if (i === n) return true;
-    // Find where a sequence cut off by the end of this piece starts (at most 3 bytes back).
-    let cut = n;
-    for (let j = n - 1; j >= i && j >= n - 3; j--) {
-      const b = bytes[j]!;
-      if ((b & 0xc0) !== 0x80) {
-        if (b >= 0xc0 && j + sequenceLength(b) > n) cut = j;
-        break;
-      }
-    }
-    if (cut - i >= NATIVE_MIN) {
-      if (!isUtf8(bytes.subarray(i, cut))) return false;
-    } else if (run(ACCEPT, bytes, i, cut) !== ACCEPT) {
-      return false;
-    }
-    this.state = run(ACCEPT, bytes, cut, n);
+    this.state = utf8Push(this.state, bytes);
     return this.state !== REJECT;
   }
 
