@@ -1,15 +1,13 @@
 /**
  * Layer 1: `AsyncSocket`, the transport. It wraps a `net.Socket`, a `tls.TLSSocket` or the
- * `stream.Duplex` that a `node:http` upgrade hands over, feeds what arrives into a
- * {@link ReceiveQueue}, pauses the socket while too much is buffered ahead of the reader,
- * serves exact reads, writes with backpressure (resolved once the bytes are with the
- * kernel), maps socket errors to `IOError`, and ends or destroys the socket when told to.
+ * `stream.Duplex` of a `node:http` upgrade, feeds what arrives into a {@link ReceiveQueue},
+ * pauses the socket while too much is buffered ahead of the reader, serves exact reads,
+ * writes with backpressure, maps socket errors to `IOError`, and ends or destroys the socket.
  *
- * It is also the handle of one WebSocket connection, so it holds the parts other files own
- * and decide with: the close state (`src/core/state.ts`, applied by `src/connection.ts`),
- * the frame reader (`src/core/frame-reader.ts`, driven by `src/recv.ts`), the send queue
- * (`src/send.ts`), the pong bookkeeping and the permessage-deflate streams. It decides
- * nothing about frames or closing itself.
+ * As the handle of one WebSocket connection it also holds the parts other files own: the
+ * close state (`core/state.ts`, applied by `connection.ts`), the frame reader
+ * (`core/frame-reader.ts`, driven by `recv.ts`), the send queue (`send.ts`), the pong
+ * bookkeeping and the permessage-deflate streams. It decides nothing about frames or closing.
  * @module
  */
 import type { Duplex } from 'node:stream';
@@ -18,12 +16,15 @@ import type { CloseInfo } from './core/close';
 import { FrameReader } from './core/frame-reader';
 import type { Pongs } from './core/pongs';
 import { ReceiveQueue, type FailFn, type ReadyFn } from './core/receive-queue';
+import { DEFAULTS, type Limits, limitsOf } from './core/limits';
 import { ConnectionState, type ConnectionPhase } from './core/state';
 import { closeChannel, openChannel } from './diagnostics';
 import { DeflateSettings, PerMessageDeflate } from './deflate';
 
 /** Which end of the connection this is: clients mask what they send, servers must not. */
 export type Role = 'client' | 'server';
+
+export { DEFAULTS };
 
 /** Options of an {@link AsyncSocket}; every size is in bytes and every time in milliseconds. */
 export interface AsyncSocketOptions {
@@ -58,38 +59,7 @@ export interface AsyncSocketOptions {
   deflate?: DeflateSettings;
 }
 
-/** The default limits, documented in README. */
-export const DEFAULTS = {
-  maxFrameSize: 16 * 1024 * 1024,
-  maxMessageSize: 16 * 1024 * 1024,
-  maxFragments: 131072,
-  closeTimeout: 10_000,
-  idleTimeout: 0,
-  readBufferSize: 256 * 1024
-} as const;
 
-
-type Limits = Readonly<Required<Pick<AsyncSocketOptions, 'maxFrameSize' | 'maxMessageSize' | 'maxFragments' | 'closeTimeout' | 'readBufferSize'>>>;
-
-// Connections made with the same limits (every connection of one server, usually) share one
-// frozen object of them, so each connection holds one field instead of five.
-const sharedLimits = new Map<string, Limits>();
-const SHARED_LIMITS_MAX = 64;
-
-function limitsOf(o: AsyncSocketOptions): Limits {
-  const limits: Limits = {
-    maxFrameSize: o.maxFrameSize ?? DEFAULTS.maxFrameSize,
-    maxMessageSize: o.maxMessageSize ?? DEFAULTS.maxMessageSize,
-    maxFragments: o.maxFragments ?? DEFAULTS.maxFragments,
-    closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
-    readBufferSize: o.readBufferSize ?? DEFAULTS.readBufferSize
-  };
-  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.closeTimeout} ${limits.readBufferSize}`;
-  const shared = sharedLimits.get(key);
-  if (shared !== undefined) return shared;
-  if (sharedLimits.size < SHARED_LIMITS_MAX) sharedLimits.set(key, Object.freeze(limits));
-  return limits;
-}
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
@@ -390,10 +360,16 @@ export class AsyncSocket {
 
   /**
    * @internal Stops serving reads: pending and later reads reject with `err`, and input is
-   * read and dropped (so the peer's FIN is still seen).
+   * read and dropped (so the peer's FIN is still seen). What served reads goes too: Pings
+   * awaiting their Pong fail, and the decompressor is freed (the compressor stays for sends
+   * queued before our Close).
    */
   closeReads(err: IOError): void {
-    this.queue.close(err);
+    if (this.queue.closed === null) {
+      this.queue.close(err);
+      this.pongs?.failAll(err);
+      this.deflate?.closeReceiving(err);
+    }
     this.flow();
   }
 

@@ -41,10 +41,7 @@ export function pongsOf(ws: AsyncSocket): Pongs {
  * before our Close (§5.5.1 lets the current message finish).
  */
 export function stopReading(ws: AsyncSocket): void {
-  const err = new IOError('closed', 'the WebSocket connection is closed');
-  ws.closeReads(err);
-  ws.pongs?.failAll(err);
-  ws.deflate?.closeReceiving(err);
+  ws.closeReads(new IOError('closed', 'the WebSocket connection is closed'));
 }
 
 /**

@@ -8,7 +8,7 @@ import { AsyncSocket } from './async-socket';
 import { whenClosed, CloseResult } from './closing';
 import { CloseCode, Opcode } from './core/constants';
 import { failConnection } from './connection';
-import { Message, readData } from './recv';
+import { Message, closedByDrain, readData } from './recv';
 
 /** Handlers for {@link handleEvents}; each may be async, and is awaited before the next read. */
 export interface EventHandlers {
@@ -43,7 +43,14 @@ export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Pr
   try {
     await handlers.onOpen?.(ws);
     for (;;) {
-      const message = await readData(ws);
+      const message = await readData(ws).catch((err: unknown) => {
+        if (closedByDrain(ws, err)) return null; // close() read the peer's Close between two reads
+        throw err;
+      });
+      if (message === null) {
+        result = { ...ws.peerClose!, clean: ws.state.clean };
+        break;
+      }
       if (message.opcode === Opcode.Text || message.opcode === Opcode.Binary) await handlers.onMessage?.(ws, message);
       else if (message.opcode === Opcode.Ping) await handlers.onPing?.(ws, message.data);
       else if (message.opcode === Opcode.Pong) await handlers.onPong?.(ws, message.data);

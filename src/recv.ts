@@ -170,6 +170,15 @@ function release(ws: AsyncSocket): void {
 }
 
 /**
+ * @internal True when `err` only says that `close()` read the peer's Close (it reads while
+ * the caller's loop is between two reads): the handshake completed, so a loop ends as if it
+ * had read the Close itself.
+ */
+export function closedByDrain(ws: AsyncSocket, err: unknown): boolean {
+  return err instanceof IOError && err.reason === 'closed' && ws.reader.closeDrained;
+}
+
+/**
  * @internal For `close()`: reads and drops messages until the peer's Close has been read,
  * by this or by the caller's own reader. While another read is pending it waits for that to
  * end; a read the caller starts meanwhile takes over from the drain. Resolves once nothing
@@ -181,7 +190,16 @@ export async function drainUntilClose(ws: AsyncSocket): Promise<void> {
   while (queue.closed === null && ws.state.canRead) {
     if (queue.owner === reader) {
       // Someone reads: wait for that read to end (it ends when the socket closes, too).
-      await new Promise<void>((resolve) => (reader.onSettled = resolve));
+      await new Promise<void>((resolve) => {
+        const earlier = reader.onSettled; // another close() may wait on the same read
+        reader.onSettled =
+          earlier === null
+            ? resolve
+            : () => {
+                earlier();
+                resolve();
+              };
+      });
       continue;
     }
     if (queue.owner !== null) return; // an exact read holds the socket: the close timer bounds the rest
@@ -276,9 +294,7 @@ export async function* messages(ws: AsyncSocket, isClientSocket?: boolean): Asyn
     try {
       message = await readData(ws, isClientSocket);
     } catch (err) {
-      // The peer's Close was read by close() (which reads while this loop is between reads):
-      // the handshake completed, so iteration ends as if this loop had read it.
-      if (err instanceof IOError && err.reason === 'closed' && ws.reader.closeDrained) return;
+      if (closedByDrain(ws, err)) return;
       throw err;
     }
     if (message.opcode === Opcode.Close) return;

@@ -9,6 +9,7 @@ import { close } from '../../src/closing';
 import { Opcode } from '../../src/core/constants';
 import { ConcurrencyError, IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
+import { handleEvents } from '../../src/events';
 import { messages, readData, readFragment, recvFrame } from '../../src/recv';
 import { sendBinary, sendClose, sendText } from '../../src/send';
 import { AsyncPair, asyncPair, socketPair, until, within } from '../helpers/socket-pair';
@@ -155,4 +156,32 @@ test('close() after the peer already closed: nothing is sent twice, the result i
   const m = await within(reading, 'the Close');
   t.is(m.opcode, Opcode.Close);
   t.deepEqual(await within(close(server, 1000), 'close()'), { code: 4001, reason: 'peer first', clean: true });
+});
+
+test('close() while handleEvents runs a slow handler: onClose gets the peer\'s code, onError is not called', async (t) => {
+  const { client, server } = await pair(t);
+  let release!: () => void;
+  const busy = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const inHandler = new Promise<void>((resolve) => (entered = resolve));
+  const errors: unknown[] = [];
+  const events = handleEvents(server, {
+    onMessage: async () => {
+      entered();
+      await busy;
+    },
+    onError: (_ws, err) => errors.push(err)
+  });
+  const peer = (async () => {
+    for (;;) if ((await readData(client)).opcode === Opcode.Close) return;
+  })();
+  await sendText(client, 'slow');
+  await within(inHandler, 'the handler');
+  const closing = close(server, 4002, 'bye');
+  // close() reads the peer's Close itself while the handler is busy.
+  await within(peer, 'the peer');
+  release();
+  t.deepEqual(await within(closing, 'close()'), { code: 4002, reason: 'bye', clean: true });
+  t.deepEqual(await within(events, 'handleEvents'), { code: 4002, reason: 'bye', clean: true });
+  t.deepEqual(errors, []);
 });

@@ -1,0 +1,45 @@
+/**
+ * The limits of one connection, with their defaults (README "Limits and defaults"), and the
+ * frozen object of them that connections made with the same values share.
+ * @module
+ */
+
+/** The default limits, documented in README. */
+export const DEFAULTS = {
+  maxFrameSize: 16 * 1024 * 1024,
+  maxMessageSize: 16 * 1024 * 1024,
+  maxFragments: 131072,
+  closeTimeout: 10_000,
+  idleTimeout: 0,
+  readBufferSize: 256 * 1024
+} as const;
+
+/** The limits a connection checks all its life. */
+export interface Limits {
+  readonly maxFrameSize: number;
+  readonly maxMessageSize: number;
+  readonly maxFragments: number;
+  readonly closeTimeout: number;
+  readonly readBufferSize: number;
+}
+
+// Connections made with the same limits (every connection of one server, usually) share one
+// frozen object of them, so each connection holds one field instead of five.
+const sharedLimits = new Map<string, Limits>();
+const SHARED_LIMITS_MAX = 64;
+
+/** The limits for these options (defaults where unset), shared when possible. */
+export function limitsOf(o: Partial<Limits>): Limits {
+  const limits: Limits = {
+    maxFrameSize: o.maxFrameSize ?? DEFAULTS.maxFrameSize,
+    maxMessageSize: o.maxMessageSize ?? DEFAULTS.maxMessageSize,
+    maxFragments: o.maxFragments ?? DEFAULTS.maxFragments,
+    closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
+    readBufferSize: o.readBufferSize ?? DEFAULTS.readBufferSize
+  };
+  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.closeTimeout} ${limits.readBufferSize}`;
+  const shared = sharedLimits.get(key);
+  if (shared !== undefined) return shared;
+  if (sharedLimits.size < SHARED_LIMITS_MAX) sharedLimits.set(key, Object.freeze(limits));
+  return limits;
+}
