@@ -84,6 +84,9 @@ export class ReceiveQueue<T = unknown> {
   private closedBy: IOError | null = null;
   // Where small chunks are coalesced, made only when chunks pile up.
   private tail: Tail | null = null;
+  // Where the last visit ended: chunks[index] starts at buffered offset `at`. Made by the
+  // first visit; forgotten when bytes are consumed.
+  private cursor: { index: number; at: number } | null = null;
 
   /** Bytes received and not read yet. */
   get length(): number {
@@ -286,23 +289,39 @@ export class ReceiveQueue<T = unknown> {
   /**
    * Calls `fn` with the buffered bytes from `start` to `end` (offsets into what is buffered),
    * piece by piece as they lie in the chunks, without consuming them.
+   *
+   * A visit that starts at or after where the previous one ended resumes from the chunk it
+   * ended in, so visiting a large frame piece by piece as it trickles in costs time in
+   * proportion to its bytes, not to its chunks squared.
    */
   visit(start: number, end: number, fn: (piece: Buffer) => void): void {
-    let skip = start;
-    let left = end - start;
-    for (let i = this.first, off = this.offset; left > 0; i++, off = 0) {
-      const chunk = this.chunks[i]!;
-      const have = chunk.length - off;
-      if (skip >= have) {
-        skip -= have;
-        continue;
-      }
-      const from = off + skip;
-      const step = Math.min(left, chunk.length - from);
-      fn(chunk.subarray(from, from + step));
-      skip = 0;
-      left -= step;
+    if (end <= start) return;
+    // chunks[i] (from `offset` when it is the first) starts at buffered offset `at`.
+    let i = this.first;
+    let at = 0;
+    let cursor = this.cursor;
+    if (cursor !== null && cursor.at <= start) {
+      i = cursor.index;
+      at = cursor.at;
     }
+    for (;;) {
+      const chunk = this.chunks[i]!;
+      const off = i === this.first ? this.offset : 0;
+      const have = chunk.length - off;
+      if (at + have > start) {
+        const from = off + (start - at);
+        const step = Math.min(end - start, chunk.length - from);
+        fn(chunk.subarray(from, from + step));
+        start += step;
+        if (start >= end) break;
+      }
+      at += have;
+      i++;
+    }
+    // The visit ended inside chunks[i]; it stays where it is until bytes are consumed.
+    if (cursor === null) cursor = this.cursor = { index: i, at };
+    cursor.index = i;
+    cursor.at = at;
   }
 
   /** Consumes `n` buffered bytes without returning them. */
@@ -317,6 +336,7 @@ export class ReceiveQueue<T = unknown> {
 
   private advance(left: number, n: number): void {
     this.avail -= n;
+    this.cursor = null;
     if (left === n) {
       (this.chunks as (Buffer | undefined)[])[this.first] = undefined;
       this.first++;
@@ -357,6 +377,7 @@ export class ReceiveQueue<T = unknown> {
     this.offset = 0;
     this.avail = 0;
     this.tail = null;
+    this.cursor = null;
   }
 
   private cutShort(n: number): IOError {

@@ -200,3 +200,31 @@ test('waitThen passes its target to shared callbacks and wakes early at wakeAt',
   q.end(eof());
   t.regex(seen[3]!, /^fail socket ended after 3 of 10 bytes/);
 });
+
+test('visits that resume where the last one ended see every byte once, also across coalescing and consumption', (t) => {
+  const q = new ReceiveQueue();
+  const all: Buffer[] = [];
+  const seen: Buffer[] = [];
+  let done = 0;
+  const collect = (p: Buffer): void => {
+    seen.push(Buffer.from(p));
+  };
+  for (let i = 0; i < 300; i++) {
+    // Chunks of 1 to 40 bytes: some are queued alone, most are coalesced.
+    const chunk = Buffer.from(Array.from({ length: 1 + ((i * 7) % 40) }, (_, k) => (i + k) & 0xff));
+    all.push(Buffer.from(chunk));
+    q.push(chunk);
+    q.visit(done, q.length, collect);
+    done = q.length;
+  }
+  t.true(Buffer.concat(seen).equals(Buffer.concat(all)), 'each byte visited once, in order');
+  // A visit that starts before the last one ended walks from the first chunk again.
+  const again: Buffer[] = [];
+  q.visit(5, 25, (p) => again.push(Buffer.from(p)));
+  t.true(Buffer.concat(again).equals(Buffer.concat(all).subarray(5, 25)));
+  // After bytes are consumed, offsets are relative to what is left.
+  q.skip(100);
+  const after: Buffer[] = [];
+  q.visit(0, 50, (p) => after.push(Buffer.from(p)));
+  t.true(Buffer.concat(after).equals(Buffer.concat(all).subarray(100, 150)));
+});
