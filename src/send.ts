@@ -7,6 +7,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
 import { AsyncSocket } from './async-socket';
 import { encodeClosePayload } from './core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
@@ -31,10 +32,18 @@ const COPY_MAX = 1024;
 // Masked payloads from this size on are built in the SIMD kernel's ring when it has room.
 const RING_MIN = 16 * 1024;
 
+// True when the stream is done with a chunk once its write has completed, so a ring region
+// may be reused then. A net.Socket (and a TLS socket) has copied the bytes to the kernel (or
+// its TLS engine) by then; any other Duplex may still hold the chunk itself (an in-memory
+// pair passes it on as it is), so its frames get buffers of their own.
+function releasesChunks(ws: AsyncSocket): boolean {
+  return ws.socket instanceof Socket;
+}
+
 // Writes one frame now (no queueing): header and payload in one corked write.
 function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean): Promise<void> {
   const n = data.length;
-  if (masked && n >= RING_MIN) {
+  if (masked && n >= RING_MIN && releasesChunks(ws)) {
     const key = nextKey();
     const header = Buffer.allocUnsafe(encodedHeaderSize(n, true));
     encodeHeader(header, 0, b0, n, true, key);
