@@ -63,12 +63,14 @@ const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const EMPTY = Buffer.alloc(0);
 // Last payloads up to this size are copied to join the tail in one write.
 const JOIN_TAIL_MAX = 64 * 1024;
-// Most deflate streams that may begin after a BFINAL block within one frame's payload (§7.2.1).
-// Each costs a new zlib stream and a thread-pool trip while the frame holds its zlib slot: a
-// frame packed with 2-byte empty streams held it for seconds per 100 KB (minutes at 16 MiB),
-// and DEFLATE_CONCURRENCY such frames stalled compression for every connection. A sender that
-// ends its stream with BFINAL (§7.2.3.4) begins at most one or two more per frame.
-const MAX_STREAMS_PER_FRAME = 16;
+// New deflate streams a frame may begin after a block marked final (BFINAL, §7.2.1): one, and
+// one more per RESTART_BYTES of its payload. A new stream costs a zlib stream of its own
+// (about 40 µs of CPU here) and one more thread-pool trip (about 25 µs), where an ordinary
+// frame costs one trip: frames packed with 2-byte empty streams cost 17.4 s of CPU per
+// 760 KB at 16 per frame, and without a bound tied to the bytes received, the CPU a peer
+// can make us spend per byte has none either. A sender that ends its stream with BFINAL
+// (§7.2.3.4) begins one new stream per frame or message, which this allows.
+const RESTART_BYTES = 1024;
 
 let running = 0;
 const waiting: Array<() => void> = [];
@@ -159,8 +161,10 @@ export class PerMessageDeflate {
   private inflateInput: Buffer = EMPTY;
   private inflateFin = false;
   private inflateStart = 0;
-  // Deflate streams begun after a BFINAL block within the frame being inflated.
-  private inflateRestarts = 0;
+  // New streams the frame being inflated may still begin after a BFINAL block.
+  private restartsLeft = 0;
+  // True when the last stream ended at a BFINAL block: the next frame begins a new one.
+  private endedAtFinal = false;
   private deflater: Owned<zlib.DeflateRaw> | null = null;
   private inflateJob: Job | null = null;
   private deflateJob: Job | null = null;
@@ -221,8 +225,11 @@ export class PerMessageDeflate {
           // No stream yet (or the last one ended at a BFINAL block) and nothing to start one
           // with: the tail alone would leave a new stream inside a stored-block header.
           if (this.inflater === null && data.length === 0) return resolve(EMPTY);
+          this.restartsLeft = 1 + Math.floor(data.length / RESTART_BYTES);
+          // A stream that ended at BFINAL in an earlier frame: this frame begins a new one.
+          if (this.inflater === null && this.endedAtFinal && !this.spendRestart(reject)) return;
+          this.endedAtFinal = false;
           const inf = this.inflater ?? this.makeInflater();
-          this.inflateRestarts = 0;
           this.inflateJob = { chunks: [], size: 0, limit, resolve, reject };
           this.feed(inf, data, fin);
         })
@@ -310,25 +317,32 @@ export class PerMessageDeflate {
     if (job === null) return;
     const rest = this.inflateInput.subarray(consumed);
     if (rest.length === 0) {
+      this.endedAtFinal = true;
       this.takeInflateJob();
       job.resolve(joined(job));
       return;
     }
-    if (++this.inflateRestarts > MAX_STREAMS_PER_FRAME) {
+    if (!this.spendRestart(job.reject)) {
       this.takeInflateJob();
-      job.reject(
-        new ProtocolError(
-          'WS_ERR_INVALID_COMPRESSED_DATA',
-          `more than ${MAX_STREAMS_PER_FRAME} deflate streams in one frame`,
-          CloseCode.PolicyViolation
-        )
-      );
       return;
     }
     // §7.2.1: "The next DEFLATE block follows the padded data": the rest of the payload is more
     // blocks of this message (from a sender that ended its stream and began another), not
     // something to drop. (zlib had left it unconsumed.)
     this.feed(this.makeInflater(), rest, this.inflateFin);
+  }
+
+  // Takes one new stream from the frame's allowance; rejects with 1008 when none is left.
+  private spendRestart(reject: (err: Error) => void): boolean {
+    if (this.restartsLeft-- > 0) return true;
+    reject(
+      new ProtocolError(
+        'WS_ERR_INVALID_COMPRESSED_DATA',
+        `too many deflate streams in one frame (one, and one more per ${RESTART_BYTES} bytes)`,
+        CloseCode.PolicyViolation
+      )
+    );
+    return false;
   }
 
   private inflateFlushed(inf: zlib.InflateRaw, fin: boolean): void {
