@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { transpileTree } from '../helpers/transpile';
+import { within as boundedWait } from '../helpers/wait';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'src', 'cli.ts');
@@ -38,13 +39,9 @@ test.after.always(() => {
   rmSync(OUT, { recursive: true, force: true });
 });
 
-/** Rejects after `ms` with a message saying what was awaited. */
+/** The helpers' bounded wait, with this file's longer bound by default. */
 function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return boundedWait(p, what, ms);
 }
 
 interface Cli {

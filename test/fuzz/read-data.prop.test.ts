@@ -7,31 +7,15 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { Duplex } from 'node:stream';
 import { AsyncSocket, Role } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { IOError, ProtocolError } from '../../src/core/errors';
 import { decodeHeader, makeFrame, newFrameHeader } from '../../src/core/frame';
 import { applyMask } from '../../src/core/mask';
 import { readData, readFragment, recvFrame } from '../../src/recv';
+import { memorySocket } from '../helpers/memory-socket';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
-
-/** An in-memory socket: what we push is read by AsyncSocket; what it writes is kept. */
-function memorySocket(): { duplex: Duplex; written: Buffer[] } {
-  const written: Buffer[] = [];
-  const duplex = new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) {
-      written.push(chunk);
-      cb();
-    },
-    final(cb) {
-      cb();
-    }
-  });
-  return { duplex, written };
-}
 
 /** The first frame in `bytes`, unmasked, or null. */
 function firstFrame(bytes: Buffer): { opcode: number; data: Buffer } | null {

@@ -11,9 +11,7 @@ import { IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
 import { sendBinary, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
-import { AsyncPair, Collector, asyncPair, delay, parseFrames, socketPair, within } from '../helpers/socket-pair';
-
-const KEY = Buffer.from([0xa1, 0xb2, 0xc3, 0xd4]);
+import { delay, pair, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 function closePayload(code: number, reason = ''): Buffer {
   const b = Buffer.alloc(2 + Buffer.byteLength(reason));
@@ -24,12 +22,6 @@ function closePayload(code: number, reason = ''): Buffer {
 
 function onClose(sock: { once(ev: 'close', cb: () => void): unknown }): Promise<void> {
   return new Promise((resolve) => sock.once('close', () => resolve()));
-}
-
-async function pair(t: ExecutionContext, opts = {}): Promise<AsyncPair> {
-  const p = await asyncPair(opts);
-  t.teardown(() => p.destroy());
-  return p;
 }
 
 async function assertAllRejectIOError(t: ExecutionContext, ws: AsyncSocket): Promise<void> {
@@ -106,14 +98,8 @@ for (const role of ['server', 'client'] as Role[]) {
   for (const payload of [closePayload(1000, 'bye'), Buffer.alloc(0), closePayload(4999, 'é'), closePayload(1014)]) {
     const what = payload.length === 0 ? 'no payload' : `code ${payload.readUInt16BE(0)}`;
     test(`${role}: raw peer's Close (${what}) is echoed exactly`, async (t) => {
-      const [ours, raw] = await socketPair();
-      t.teardown(() => {
-        ours.destroy();
-        raw.destroy();
-      });
-      const ws = new AsyncSocket(ours, { role, closeTimeout: 1000 });
-      const peer = new Collector(raw);
-      raw.write(makeFrame({ fin: true, rsv1: false, rsv2: false, rsv3: false, masked: role === 'server', opcode: Opcode.Close, data: payload }, KEY));
+      const { ws, ours, raw, peer, frame } = await rawPair(t, role, { closeTimeout: 1000 });
+      raw.write(frame(Opcode.Close, payload));
       const got = await within(readData(ws), 'the Close');
       t.deepEqual(got, { opcode: Opcode.Close, data: payload });
       const [echo] = await peer.waitFrames(1);
@@ -141,13 +127,7 @@ for (const role of ['server', 'client'] as Role[]) {
 }
 
 test('client: when the server never closes TCP, the client destroys the socket after closeTimeout', async (t) => {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { role: 'client', closeTimeout: 150 });
-  const peer = new Collector(raw);
+  const { ws, ours, raw, peer } = await rawPair(t, 'client', { closeTimeout: 150 });
   const start = Date.now();
   raw.write(makeFrame(Opcode.Close, closePayload(1000), false));
   await within(readData(ws), 'the Close');
@@ -157,13 +137,7 @@ test('client: when the server never closes TCP, the client destroys the socket a
 });
 
 test('client: after its own sendClose the client still waits for the server to close TCP', async (t) => {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { role: 'client', closeTimeout: 5000 });
-  const peer = new Collector(raw);
+  const { ws, ours, raw, peer } = await rawPair(t, 'client', { closeTimeout: 5000 });
   await sendClose(ws, 1000);
   const [close] = await peer.waitFrames(1);
   t.deepEqual(close!.data, closePayload(1000));

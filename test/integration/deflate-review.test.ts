@@ -13,7 +13,7 @@ import { makeFrame } from '../../src/core/frame';
 import { encodeClosePayload } from '../../src/core/close';
 import { readData } from '../../src/recv';
 import { sendBinary, sendClose, sendText } from '../../src/send';
-import { asyncPair, within } from '../helpers/socket-pair';
+import { pair, within } from '../helpers/socket-pair';
 
 const DEFLATE: DeflateSettings = {
   serverNoContextTakeover: false,
@@ -34,8 +34,7 @@ function payload(size: number): Buffer {
 }
 
 test('a compressed message queued before our Close still goes out when the peer\'s Close is read meanwhile (§5.5.1)', async (t) => {
-  const p = await asyncPair({ client: WITH_DEFLATE, server: WITH_DEFLATE });
-  t.teardown(() => p.destroy());
+  const p = await pair(t, { client: WITH_DEFLATE, server: WITH_DEFLATE });
   const data = payload(1 << 20);
   // The message is being compressed, and our Close waits behind it.
   const sent = sendBinary(p.server, data);
@@ -63,8 +62,7 @@ test.serial('frames packed with empty BFINAL deflate streams fail fast instead o
   t.teardown(() => hogs.forEach((d) => d.close()));
   const bombs = hogs.map((d) => d.inflate(streams, true, true, 1 << 20));
   bombs.forEach((b) => b.catch(() => {}));
-  const p = await asyncPair({ client: WITH_DEFLATE, server: WITH_DEFLATE });
-  t.teardown(() => p.destroy());
+  const p = await pair(t, { client: WITH_DEFLATE, server: WITH_DEFLATE });
   const m = await within(
     sendText(p.client, 'Hello').then(() => readData(p.server)),
     'a compressed Hello on another connection',

@@ -5,7 +5,6 @@
  * socket, sendClose against a silent peer, and a failing event handler.
  */
 import test from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
 import { CloseCode, Opcode } from '../../src/core/constants';
 import { IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
@@ -13,28 +12,10 @@ import { handleEvents } from '../../src/events';
 import { keepalive } from '../../src/keepalive';
 import { readData } from '../../src/recv';
 import { sendBinary, sendChain, sendClose, sendText } from '../../src/send';
-import { Collector, delay, parseFrames, socketPair, until, within } from '../helpers/socket-pair';
-
-async function rawPair(t: { teardown(fn: () => void): void }, role: 'client' | 'server', closeTimeout = 300) {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  return { ours, raw, ws: new AsyncSocket(ours, { role, closeTimeout }) };
-}
-
-async function drain(ws: AsyncSocket): Promise<unknown> {
-  try {
-    for (let i = 0; i < 100_000; i++) if ((await readData(ws)).opcode === Opcode.Close) return 'close';
-    return 'too many';
-  } catch (err) {
-    return err;
-  }
-}
+import { delay, drain, parseFrames, rawPair, until, within } from '../helpers/socket-pair';
 
 test('keepalive against a peer that stops reading fails the connection without an unhandled rejection', async (t) => {
-  const { ws, raw } = await rawPair(t, 'server');
+  const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
   raw.pause(); // the peer reads nothing: our writes back up
   const reading = drain(ws);
   void sendBinary(ws, Buffer.alloc(8 << 20)).catch(() => undefined);
@@ -46,7 +27,7 @@ test('keepalive against a peer that stops reading fails the connection without a
 });
 
 test('a Ping flood from a peer that does not read keeps our write buffer bounded', async (t) => {
-  const { ws, raw } = await rawPair(t, 'server');
+  const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
   raw.pause();
   const reading = drain(ws);
   const ping = makeFrame(Opcode.Ping, Buffer.alloc(125, 1), true);
@@ -66,8 +47,7 @@ test('a Ping flood from a peer that does not read keeps our write buffer bounded
 });
 
 test('the peer Close while a fragmented send is queued stops reads at once and closes within closeTimeout', async (t) => {
-  const { ws, raw, ours } = await rawPair(t, 'server', 300);
-  const peer = new Collector(raw);
+  const { ws, raw, ours, peer } = await rawPair(t, 'server', { closeTimeout: 300 });
   // A message whose source stalls: its first fragment goes out, the rest never comes.
   let release!: () => void;
   const stalled = new Promise<void>((resolve) => (release = resolve));
@@ -91,8 +71,7 @@ test('the peer Close while a fragmented send is queued stops reads at once and c
 });
 
 test('a message source that fails after the first frame fails the connection with 1011', async (t) => {
-  const { ws, raw } = await rawPair(t, 'client');
-  const peer = new Collector(raw);
+  const { ws, peer } = await rawPair(t, 'client', { closeTimeout: 300 });
   async function* broken(): AsyncGenerator<string> {
     yield 'a';
     yield 'b';
@@ -109,7 +88,7 @@ test('a message source that fails after the first frame fails the connection wit
 });
 
 test('a write on a socket destroyed before it flushed rejects with IOError', async (t) => {
-  const { ws, ours, raw } = await rawPair(t, 'server');
+  const { ws, ours, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
   raw.pause();
   const sending = sendBinary(ws, Buffer.alloc(16 << 20));
   await delay(10);
@@ -118,7 +97,7 @@ test('a write on a socket destroyed before it flushed rejects with IOError', asy
 });
 
 test('sendClose against a silent peer destroys the socket after closeTimeout', async (t) => {
-  const { ws, ours } = await rawPair(t, 'server', 200);
+  const { ws, ours } = await rawPair(t, 'server', { closeTimeout: 200 });
   const reading = drain(ws);
   const started = Date.now();
   await sendClose(ws, 1000);
@@ -129,7 +108,7 @@ test('sendClose against a silent peer destroys the socket after closeTimeout', a
 });
 
 test('handleEvents: a handler that sends Close and then throws still ends the connection', async (t) => {
-  const { ws } = await rawPair(t, 'server', 200);
+  const { ws } = await rawPair(t, 'server', { closeTimeout: 200 });
   const done = handleEvents(ws, {
     onMessage: async (w) => {
       await sendClose(w, 4000);

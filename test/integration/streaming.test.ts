@@ -3,19 +3,13 @@
  * `readFragment`, which hands a message out piece by piece (so `maxMessageSize` does not
  * bound it) while answering pings in between.
  */
-import test, { ExecutionContext } from 'ava';
+import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { Opcode } from '../../src/core/constants';
 import { IOError, PayloadTooBigError } from '../../src/core/errors';
 import { Fragment, Message, messages, readData, readFragment } from '../../src/recv';
 import { sendBinary, sendClose, sendFragmented, sendFrame, sendPing, sendText } from '../../src/send';
-import { AsyncPair, AsyncPairOptions, asyncPair, within } from '../helpers/socket-pair';
-
-async function pair(t: ExecutionContext, opts?: AsyncPairOptions): Promise<AsyncPair> {
-  const p = await asyncPair(opts);
-  t.teardown(() => p.destroy());
-  return p;
-}
+import { pair, within } from '../helpers/socket-pair';
 
 test('messages(ws) yields text and binary messages, skips pings, and ends after the close', async (t) => {
   const { client, server } = await pair(t);
