@@ -1,8 +1,10 @@
 /**
  * The close handshake (RFC 6455 §5.5.1, §7.1.1; DESIGN §3): the Close is echoed with its
  * code and reason, the server closes TCP first, the client waits for that (at most `closeTimeout`),
- * and afterwards every read and send rejects with `IOError`. Also the synchronous argument
- * checks of `sendClose`, `sendPing` and `sendPong`.
+ * and afterwards every read and send rejects with `IOError`. Bytes after the peer's Close are
+ * dropped; messages it sent before echoing ours are still read; its Close ends reads at once
+ * even while a fragmented send of ours is stalled. Also the synchronous argument checks of
+ * `sendClose`, `sendPing` and `sendPong`.
  */
 import test, { ExecutionContext } from 'ava';
 import { AsyncSocket, Role } from '../../src/async-socket';
@@ -10,7 +12,7 @@ import { Opcode } from '../../src/core/constants';
 import { IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
-import { sendBinary, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
+import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
 import { delay, pair, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 function closePayload(code: number, reason = ''): Buffer {
@@ -125,6 +127,60 @@ for (const role of ['server', 'client'] as Role[]) {
     });
   }
 }
+
+// Around the Close: what the peer sends after its own Close is dropped; what it sent before
+// echoing ours is still read.
+for (const role of ['server', 'client'] as Role[]) {
+  test(`${role}: bytes after the peer's Close are dropped, never returned`, async (t) => {
+    const { ws, raw, peer, frame } = await rawPair(t, role);
+    raw.write(Buffer.concat([frame(Opcode.Close, Buffer.from([0x03, 0xe8])), frame(Opcode.Text, 'after close'), frame(Opcode.Ping, 'x')]));
+    t.is((await within(readData(ws), 'the Close')).opcode, Opcode.Close);
+    await t.throwsAsync(readData(ws), { instanceOf: IOError });
+    raw.end();
+    await peer.waitClose();
+    const frames = peer.bytes;
+    // Only the Close echo: no Pong for the ping that followed the Close.
+    t.is(frames[0]! & 0x0f, Opcode.Close);
+    t.is(frames.length, role === 'client' ? 2 + 4 + 2 : 2 + 2);
+  });
+
+  test(`${role}: after our sendClose, messages the peer sent before its echo are still returned`, async (t) => {
+    const { ws, raw, peer, frame } = await rawPair(t, role);
+    await sendClose(ws, 1000);
+    await peer.waitFrames(1);
+    raw.write(Buffer.concat([frame(Opcode.Text, 'late but legal'), frame(Opcode.Ping, 'p'), frame(Opcode.Close, Buffer.from([0x03, 0xe8]))]));
+    t.deepEqual(await within(readData(ws), 'the message'), { opcode: Opcode.Text, data: Buffer.from('late but legal') });
+    t.deepEqual(await within(readData(ws), 'the ping'), { opcode: Opcode.Ping, data: Buffer.from('p') });
+    t.deepEqual(await within(readData(ws), 'the echo'), { opcode: Opcode.Close, data: Buffer.from([0x03, 0xe8]) });
+    if (role === 'client') raw.end();
+    await peer.waitClose();
+    t.is(peer.bytes.length, role === 'client' ? 8 : 4, 'only our Close: no Pong after our Close, no second Close');
+  });
+}
+
+test('the peer Close while a fragmented send is queued stops reads at once and closes within closeTimeout', async (t) => {
+  const { ws, raw, ours, peer } = await rawPair(t, 'server', { closeTimeout: 300 });
+  // A message whose source stalls: its first fragment goes out, the rest never comes.
+  let release!: () => void;
+  const stalled = new Promise<void>((resolve) => (release = resolve));
+  async function* slow(): AsyncGenerator<string> {
+    yield 'first';
+    yield 'second';
+    await stalled;
+    yield 'never';
+  }
+  const sending = sendChain(ws, Opcode.Text, slow());
+  sending.catch(() => undefined);
+  await peer.waitFrames(1);
+  raw.write(makeFrame(Opcode.Close, Buffer.from([0x03, 0xe8]), true));
+  raw.write(makeFrame(Opcode.Text, 'after the close', true));
+  const first = await within(readData(ws), 'the Close');
+  t.is(first.opcode, Opcode.Close);
+  await t.throwsAsync(within(readData(ws), 'the next read'), { instanceOf: IOError, message: /closed/ });
+  await within(new Promise((resolve) => ours.once('close', resolve)), 'the socket to close within closeTimeout', 2000);
+  release();
+  await t.throwsAsync(sending, { instanceOf: IOError });
+});
 
 test('client: when the server never closes TCP, the client destroys the socket after closeTimeout', async (t) => {
   const { ws, ours, raw, peer } = await rawPair(t, 'client', { closeTimeout: 150 });

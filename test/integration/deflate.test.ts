@@ -7,6 +7,8 @@
  * - The frame rules of §6: RSV1 only on the first frame of a data message, 1007 for data that
  *   does not inflate or inflates to invalid UTF-8, readFragment and recvFrame on compressed
  *   messages, a Ping between compressed fragments.
+ * - Round trips between our own client and server, and a compressed message that still goes
+ *   out although the peer's Close is read while it is being compressed (§5.5.1).
  * - The zlib contexts: freed on close, pending work rejected with IOError, and never more
  *   than DEFLATE_CONCURRENCY zlib jobs at once in the process.
  */
@@ -20,10 +22,11 @@ import { close, whenClosed } from '../../src/closing';
 import { Opcode } from '../../src/core/constants';
 import { DeflateParams } from '../../src/core/extensions';
 import { HandshakeError, IOError, InvalidUtf8Error, ProtocolError, ProtocolErrorCode } from '../../src/core/errors';
+import { encodeClosePayload } from '../../src/core/close';
 import { makeFrame } from '../../src/core/frame';
 import { DEFLATE_CONCURRENCY, DeflateOptions, DeflateSettings, PerMessageDeflate, deflateLoad } from '../../src/deflate';
 import { Fragment, readData, readFragment, recvFrame } from '../../src/recv';
-import { sendBinary, sendFragmented, sendText } from '../../src/send';
+import { sendBinary, sendClose, sendFragmented, sendText } from '../../src/send';
 import { Collector, RawFrame, delay, pair, rawPair, until, within } from '../helpers/socket-pair';
 import { readHttpHead } from '../helpers/upgrade';
 import { GOOD, rawServer, request, upgradeServer, write101 } from '../handshake/support';
@@ -531,6 +534,29 @@ test('our client fails the handshake on a permessage-deflate answer it must not 
     instanceOf: HandshakeError,
     message: /above the offer/
   });
+});
+
+test('a compressed message queued before our Close still goes out when the peer\'s Close is read meanwhile (§5.5.1)', async (t) => {
+  const p = await deflatePair(t, { ...PARAMS, threshold: 0 });
+  // Compressible but not trivially so: zlib takes a few ms on it, on the thread pool.
+  const word = randomBytes(64);
+  const data = Buffer.alloc(1 << 20);
+  for (let i = 0; i < data.length; i += 64) word.copy(data, i);
+  for (let i = 0; i < data.length; i += 997) data[i] = i & 0xff;
+  // The message is being compressed, and our Close waits behind it.
+  const sent = sendBinary(p.server, data);
+  const closed = sendClose(p.server, 1000, 'bye');
+  // The peer's Close arrives before ours went out: the message in progress may finish (§5.5.1).
+  p.server.feed(makeFrame({ fin: true, rsv1: false, rsv2: false, rsv3: false, masked: true, opcode: Opcode.Close, data: encodeClosePayload(1001) }));
+  const m = await within(readData(p.server), 'the server to read the peer\'s Close');
+  t.is(m.opcode, Opcode.Close);
+  await t.notThrowsAsync(within(sent, 'the compressed send'));
+  await t.notThrowsAsync(within(closed, 'our Close'));
+  const got = await within(readData(p.client), 'the client to read the message');
+  t.is(got.opcode, Opcode.Binary);
+  t.true(got.data.equals(data));
+  const c = await within(readData(p.client), 'the client to read the Close');
+  t.is(c.opcode, Opcode.Close);
 });
 
 // ---------------------------------------------------------------------------------------

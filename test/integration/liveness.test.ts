@@ -193,3 +193,18 @@ test('handleEvents(): a handler that throws closes the connection with 1011 and 
   t.is((errors[0] as Error).message, 'handler bug');
   t.deepEqual(closed, { code: CloseCode.Abnormal, reason: '', clean: false });
 });
+
+test('handleEvents(): a handler that sends Close and then throws still ends the connection', async (t) => {
+  const { ws } = await rawPair(t, 'server', { closeTimeout: 200 });
+  const done = handleEvents(ws, {
+    onMessage: async (w) => {
+      await sendClose(w, 4000);
+      throw new Error('after close');
+    }
+  });
+  // Any data message triggers the handler.
+  ws.feed(makeFrame(Opcode.Text, 'go', true));
+  const result = await within(done, 'handleEvents to end', 3000);
+  t.false(result.clean);
+  t.true(ws.destroyed);
+});

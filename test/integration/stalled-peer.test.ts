@@ -1,18 +1,18 @@
 /**
- * Regressions from a review of the socket layer: a late Pong while a Ping is stuck behind
- * backpressure, Ping floods from a peer that does not read, the close handshake while a
- * fragmented send is queued, a message source that fails halfway, writes on a destroyed
- * socket, sendClose against a silent peer, and a failing event handler.
+ * When one side stops reading or goes silent: what we hold stays bounded both ways (a flood
+ * nobody reads pauses our socket at readBufferSize; a Ping flood from a peer that reads
+ * nothing does not pile up Pongs in our write buffer), and the timeouts end the connection
+ * (keepalive, idleTimeout, the closeTimeout after our Close), with pending reads and writes
+ * rejected with IOError and no unhandled rejection.
  */
 import test from 'ava';
-import { CloseCode, Opcode } from '../../src/core/constants';
+import { Opcode } from '../../src/core/constants';
 import { IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
-import { handleEvents } from '../../src/events';
 import { keepalive } from '../../src/keepalive';
 import { readData } from '../../src/recv';
-import { sendBinary, sendChain, sendClose, sendText } from '../../src/send';
-import { delay, drain, parseFrames, rawPair, until, within } from '../helpers/socket-pair';
+import { sendBinary, sendClose } from '../../src/send';
+import { delay, drain, pair, rawPair, until, within } from '../helpers/socket-pair';
 
 test('keepalive against a peer that stops reading fails the connection without an unhandled rejection', async (t) => {
   const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
@@ -46,47 +46,6 @@ test('a Ping flood from a peer that does not read keeps our write buffer bounded
   t.true((await within(reading, 'the end')) instanceof IOError);
 });
 
-test('the peer Close while a fragmented send is queued stops reads at once and closes within closeTimeout', async (t) => {
-  const { ws, raw, ours, peer } = await rawPair(t, 'server', { closeTimeout: 300 });
-  // A message whose source stalls: its first fragment goes out, the rest never comes.
-  let release!: () => void;
-  const stalled = new Promise<void>((resolve) => (release = resolve));
-  async function* slow(): AsyncGenerator<string> {
-    yield 'first';
-    yield 'second';
-    await stalled;
-    yield 'never';
-  }
-  const sending = sendChain(ws, Opcode.Text, slow());
-  sending.catch(() => undefined);
-  await peer.waitFrames(1);
-  raw.write(makeFrame(Opcode.Close, Buffer.from([0x03, 0xe8]), true));
-  raw.write(makeFrame(Opcode.Text, 'after the close', true));
-  const first = await within(readData(ws), 'the Close');
-  t.is(first.opcode, Opcode.Close);
-  await t.throwsAsync(within(readData(ws), 'the next read'), { instanceOf: IOError, message: /closed/ });
-  await within(new Promise((resolve) => ours.once('close', resolve)), 'the socket to close within closeTimeout', 2000);
-  release();
-  await t.throwsAsync(sending, { instanceOf: IOError });
-});
-
-test('a message source that fails after the first frame fails the connection with 1011', async (t) => {
-  const { ws, peer } = await rawPair(t, 'client', { closeTimeout: 300 });
-  async function* broken(): AsyncGenerator<string> {
-    yield 'a';
-    yield 'b';
-    throw new Error('source broke');
-  }
-  await t.throwsAsync(sendChain(ws, Opcode.Text, broken()), { message: 'source broke' });
-  await t.throwsAsync(sendText(ws, 'next'), { instanceOf: IOError });
-  const frames = await peer.waitFrames(2);
-  t.is(frames[0]!.opcode, Opcode.Text);
-  t.false(frames[0]!.fin);
-  t.is(frames[1]!.opcode, Opcode.Close);
-  t.is(frames[1]!.data.readUInt16BE(0), CloseCode.InternalError);
-  t.is(parseFrames(peer.bytes, true).length, 2, 'nothing after the Close');
-});
-
 test('a write on a socket destroyed before it flushed rejects with IOError', async (t) => {
   const { ws, ours, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
   raw.pause();
@@ -107,17 +66,29 @@ test('sendClose against a silent peer destroys the socket after closeTimeout', a
   t.true((await reading) instanceof IOError);
 });
 
-test('handleEvents: a handler that sends Close and then throws still ends the connection', async (t) => {
-  const { ws } = await rawPair(t, 'server', { closeTimeout: 200 });
-  const done = handleEvents(ws, {
-    onMessage: async (w) => {
-      await sendClose(w, 4000);
-      throw new Error('after close');
+test('a flood with nobody reading pauses the socket (readBufferSize) and is read intact afterwards', async (t) => {
+  const p = await pair(t, { server: { readBufferSize: 16 * 1024 } });
+  const count = 200;
+  const sends: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) sends.push(sendBinary(p.client, Buffer.alloc(8 * 1024, i & 0xff)));
+  // Nobody reads yet: the server stops pulling from the kernel once 16 KiB is buffered.
+  await until(() => p.serverSocket.isPaused(), 'the server socket to pause');
+  t.true(p.server.bufferedAmount <= 16 * 1024 + 8 * 1024 + 64 * 1024, `buffered ${p.server.bufferedAmount}`);
+  for (let i = 0; i < count; i++) {
+    const m = await within(readData(p.server), `message ${i}`);
+    t.is(m.data.length, 8 * 1024);
+    if (m.data[0] !== (i & 0xff) || m.data[m.data.length - 1] !== (i & 0xff)) {
+      t.fail(`message ${i} corrupted or out of order`);
+      return;
     }
-  });
-  // Any data message triggers the handler.
-  ws.feed(makeFrame(Opcode.Text, 'go', true));
-  const result = await within(done, 'handleEvents to end', 3000);
-  t.false(result.clean);
-  t.true(ws.destroyed);
+  }
+  await within(Promise.all(sends), 'all sends to resolve');
+});
+
+test('idleTimeout destroys a silent connection; the pending read rejects IOError timeout', async (t) => {
+  const p = await pair(t, { server: { idleTimeout: 100 } });
+  const err = await within(t.throwsAsync(readData(p.server), { instanceOf: IOError }), 'the timeout');
+  t.is(err?.reason, 'timeout');
+  t.true(p.server.destroyed);
+  await t.throwsAsync(readData(p.client), { instanceOf: IOError });
 });
