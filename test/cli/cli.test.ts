@@ -371,7 +371,8 @@ test('echo-client exits within about a second after a violation even when the se
   const sent = await peer.frames; // the client's Close, then its FIN
   const start = Date.now();
   t.is((await exitOf(cli)).code, 1);
-  t.true(Date.now() - start < 5000, `exited ${Date.now() - start} ms after its FIN`);
+  // About a second when idle; the bound stays under the 10 s closeTimeout it must not wait for.
+  t.true(Date.now() - start < 8000, `exited ${Date.now() - start} ms after its FIN`);
   t.is(sent[0].payload.readUInt16BE(0), 1002);
   t.regex(cli.stderr(), /close code 1002/);
 });
