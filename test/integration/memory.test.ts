@@ -1,6 +1,7 @@
 /**
  * Memory a peer can make us hold: a large frame trickled in 1-byte chunks is coalesced into
- * a few buffers (not one Buffer object per byte), and views already handed out stay intact.
+ * a few buffers (not one Buffer object per byte), and messages already handed out stay intact
+ * while later small chunks are coalesced.
  */
 import test from 'ava';
 import { AsyncSocket } from '../../src/async-socket';
@@ -9,6 +10,7 @@ import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
 import { pattern, sha } from '../helpers/bytes';
 import { memorySocket } from '../helpers/memory-socket';
+import { within } from '../helpers/wait';
 
 test('a 200 KB frame arriving one byte at a time is held in a few buffers', async (t) => {
   const ws = new AsyncSocket(memorySocket().duplex, { role: 'server', readBufferSize: 4096 });
@@ -28,20 +30,27 @@ test('a 200 KB frame arriving one byte at a time is held in a few buffers', asyn
 
 test('messages handed out earlier are not overwritten by bytes coalesced later', async (t) => {
   const ws = new AsyncSocket(memorySocket().duplex, { role: 'server' });
+  // 300 messages of 100-900 bytes (about 150 KB, many 16 KiB tail buffers' worth), each in
+  // small chunks (whole, or cut in two), so that they are coalesced once the queue is long.
+  const texts = Array.from({ length: 300 }, (_, i) => `message ${i} `.padEnd(100 + ((i * 37) % 800), String.fromCharCode(97 + (i % 26))));
+  const chunks = texts.flatMap((text, i) => {
+    const frame = makeFrame(Opcode.Text, text, true);
+    return i % 3 === 0 ? [frame.subarray(0, 3), frame.subarray(3)] : [frame];
+  });
+  // A backlog first: 40 chunks fed before anything is read must not stay 40 queued chunks.
+  let fed = 0;
+  while (fed < 40) ws.feed(Buffer.from(chunks[fed++]!));
+  t.true(ws.bufferedChunks < 40, `${ws.bufferedChunks} chunks queued for 40 fed: nothing was coalesced`);
+  // Then read one message, feed two more chunks (as many as one message has at most), and so
+  // on: every message handed out may be a view of a coalescing buffer that later chunks are
+  // copied into.
   const got: Buffer[] = [];
-  for (let i = 0; i < 300; i++) {
-    const frame = makeFrame(Opcode.Text, `message ${i}`, true);
-    // Mixed chunking: whole frames, and frames cut in two.
-    if (i % 3 === 0) {
-      ws.feed(frame.subarray(0, 3));
-      ws.feed(frame.subarray(3));
-    } else {
-      ws.feed(Buffer.from(frame));
-    }
-    got.push((await readData(ws)).data);
+  while (got.length < texts.length) {
+    got.push((await within(readData(ws), `message ${got.length}`)).data);
+    for (let k = 0; k < 2 && fed < chunks.length; k++) ws.feed(Buffer.from(chunks[fed++]!));
   }
   t.deepEqual(
     got.map((b) => b.toString()),
-    Array.from({ length: 300 }, (_, i) => `message ${i}`)
+    texts
   );
 });
