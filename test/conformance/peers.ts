@@ -63,7 +63,8 @@ async function startServerProgram(args: string[]): Promise<EchoServer> {
   const io = collect(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`echo-server printed no URL in 30 s: ${io.out()} ${io.err()}`)), 30_000);
+    // A guard against a hung start: through ts-node it takes 1.4 s of CPU, far longer on a busy machine.
+    const timer = setTimeout(() => reject(new Error(`echo-server printed no URL in 90 s: ${io.out()} ${io.err()}`)), 90_000);
     const onData = (): void => {
       const m = /ws:\/\/[^\s]+/.exec(io.out());
       if (m) {
