@@ -6,10 +6,15 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+// A bound on a hung example, not on a slow one: each takes about 2 s when the machine is idle
+// (1.4 s of it ts-node compiling), but five start at once, and on a busy 2-core machine that
+// has taken longer than 30 s.
+const HANG_MS = 120_000;
+
 async function example(name: string): Promise<string> {
   const { stdout } = await run(process.execPath, ['-r', 'ts-node/register/transpile-only', `examples/${name}`], {
     cwd: join(__dirname, '..'),
-    timeout: 30_000
+    timeout: HANG_MS
   });
   return stdout;
 }
@@ -46,6 +51,7 @@ const EXPECTED: Record<string, RegExp[]> = {
 
 for (const [name, patterns] of Object.entries(EXPECTED)) {
   test(`examples/${name} runs and prints what README shows`, async (t) => {
+    t.timeout(HANG_MS + 10_000);
     const stdout = await example(name);
     for (const p of patterns) t.regex(stdout, p);
   });

@@ -14,6 +14,11 @@ import { Case, CaseResult, Chop, CompressedSpec, Expected, OP, Step, Verdict, se
 /** Which side of the connection the suite plays. */
 export type SuiteRole = 'client' | 'server';
 
+/**
+ * How long the peer may stay silent while the suite waits for it (ms), unless the case says.
+ * A bound on silence, not on the case: a slow or busy machine stretches a case, but a peer
+ * that makes progress is never cut off, so no verdict depends on how fast the machine is.
+ */
 const DEFAULT_TIMEOUT = 5000;
 
 interface Received {
@@ -33,6 +38,8 @@ export class Conn {
   tcpEnded = false;
   tcpClosed = false;
   writeError: Error | undefined;
+  /** When the peer was last heard from (bytes, FIN or close), by Date.now(). */
+  private lastHeard = Date.now();
   private readonly parser = new FrameParser();
   private fragments: Buffer[] | null = null;
   private fragmentOp = 0;
@@ -54,10 +61,12 @@ export class Conn {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
       this.tcpEnded = true;
+      this.lastHeard = Date.now();
       this.wake();
     });
     socket.on('close', () => {
       this.tcpClosed = true;
+      this.lastHeard = Date.now();
       this.wake();
     });
     if (head.length > 0) this.onData(head);
@@ -75,25 +84,47 @@ export class Conn {
     for (const f of w) f();
   }
 
-  /** Waits until `cond` holds (checked on every event) or `ms` pass; says whether it held. */
-  waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+  /**
+   * Waits until `cond` holds (checked on every event from the peer); says whether it held.
+   * Gives up only once the peer has been silent for `quietMs`, counted from the later of the
+   * call and the last event: a peer that is slow but keeps sending is waited for. When the
+   * timer fires, input that arrived meanwhile is read first (a starved process runs its
+   * timers before its I/O), so time the process itself lost is not counted as silence.
+   */
+  waitFor(cond: () => boolean, quietMs: number): Promise<boolean> {
     if (cond()) return Promise.resolve(true);
+    const since = Date.now();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      const finish = (held: boolean): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
         this.waiters = this.waiters.filter((w) => w !== check);
-        resolve(cond());
-      }, ms);
+        resolve(held);
+      };
       const check = (): void => {
-        if (cond()) {
-          clearTimeout(timer);
-          resolve(true);
-        } else this.waiters.push(check);
+        if (cond()) finish(true);
+        else if (!done) this.waiters.push(check);
+      };
+      const arm = (ms: number): void => {
+        timer = setTimeout(() => setImmediate(expire), ms);
+      };
+      const expire = (): void => {
+        if (done) return;
+        if (cond()) return finish(true);
+        const quiet = Date.now() - Math.max(since, this.lastHeard);
+        if (quiet >= quietMs) finish(false);
+        else arm(quietMs - quiet);
       };
       this.waiters.push(check);
+      arm(quietMs);
     });
   }
 
   private onData(chunk: Buffer): void {
+    this.lastHeard = Date.now();
     this.parser.push(chunk);
     try {
       for (let f = this.parser.next(); f !== null; f = this.parser.next()) this.onFrame(f);
@@ -280,8 +311,9 @@ export type ExtraCheck = (failExpected: boolean) => Promise<{ reasons: string[];
 /** Runs a case on a connected, upgraded socket and judges it. */
 export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCheck): Promise<CaseResult> {
   const started = Date.now();
+  // The bound on the peer's silence whenever the suite waits for it (see Conn.waitFor).
   const timeout = c.timeout ?? DEFAULT_TIMEOUT;
-  const deadline = started + timeout;
+  let silent = false;
   const masked = conn.role === 'client';
   const end = c.end ?? { clean: [1000] };
   const failExpected = 'fail' in end;
@@ -289,7 +321,7 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
   const failed: string[] = [];
   const checkpoint = async (ms: number): Promise<void> => {
     const early = await conn.waitFor(() => conn.peerGone, ms);
-    if (!early) nonStrict.push(`did not fail fast: no reaction within ${ms} ms once the first invalid byte was sent`);
+    if (!early) nonStrict.push(`did not fail fast: silent for ${ms} ms once the first invalid byte was sent`);
   };
 
   for (const step of c.steps as Step[]) {
@@ -310,13 +342,13 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
       await checkpoint(step.checkpoint);
     } else if ('awaitMessages' in step) {
       const n = step.awaitMessages;
-      await conn.waitFor(() => conn.messages.length >= n || conn.peerGone, Math.max(0, deadline - Date.now()));
+      silent = !(await conn.waitFor(() => conn.messages.length >= n || conn.peerGone, timeout));
     }
-    if (Date.now() > deadline) break;
+    if (silent) break; // the peer stopped answering: the messages it owes are judged below
   }
   if (!conn.closeSent && !conn.peerGone) conn.sendClose(1000);
 
-  const finished = await conn.waitFor(() => conn.tcpClosed, Math.max(100, deadline - Date.now()));
+  const finished = await conn.waitFor(() => conn.tcpClosed, timeout);
   const durationMs = Date.now() - started;
   if (!finished) conn.socket.destroy();
 
@@ -336,16 +368,16 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
     const codes = end.fail;
     if (pc === undefined) {
       if (conn.tcpEnded || conn.tcpClosed) nonStrict.push('dropped TCP without sending a Close');
-      else failed.push(`did not fail the connection within ${timeout} ms`);
+      else failed.push(`did not fail the connection: silent for ${timeout} ms`);
     } else if (pc.code === null || !codes.includes(pc.code)) {
       failed.push(`failed with close code ${codeText(pc.code)}, expected ${codes.join(' or ')}`);
     }
   } else {
     const codes = end.clean;
-    if (pc === undefined) failed.push(conn.tcpEnded || conn.tcpClosed ? 'closed TCP without a Close' : `no Close within ${timeout} ms`);
+    if (pc === undefined) failed.push(conn.tcpEnded || conn.tcpClosed ? 'closed TCP without a Close' : `no Close: silent for ${timeout} ms`);
     else if (!codes.includes(pc.code)) failed.push(`closed with code ${codeText(pc.code)}, expected ${codes.map(codeText).join(' or ')}`);
   }
-  if (!finished && (pc !== undefined || conn.tcpEnded)) failed.push(`TCP still open ${timeout} ms into the case`);
+  if (!finished && (pc !== undefined || conn.tcpEnded)) failed.push(`TCP still open: silent for ${timeout} ms after the close`);
 
   let exitCode: number | null | undefined;
   if (extra) {

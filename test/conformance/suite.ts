@@ -24,7 +24,8 @@ export function registerRole(test: TestFn, opts: RoleOptions): void {
   let teardown: (() => Promise<void>) | undefined;
   const results: CaseResult[] = [];
 
-  test.before(async () => {
+  test.before(async (t) => {
+    t.timeout(120_000); // starting the program under test through ts-node: see startServerProgram
     ({ connector, teardown } = await opts.setup());
   });
 

@@ -71,7 +71,7 @@ export type Step =
   /** Compressed messages (cases with `deflate` only), compressed as the step runs. */
   | { sendCompressed: CompressedSpec[]; chop?: Chop }
   | { pause: number }
-  /** Fail-fast point: wait (at most `checkpoint` ms) for the peer to fail the connection here. */
+  /** Fail-fast point: wait (until the peer was silent for `checkpoint` ms) for it to fail the connection here. */
   | { checkpoint: number }
   /** Wait until this many messages (data or control, Close excluded) have come back. */
   | { awaitMessages: number };
@@ -105,7 +105,10 @@ export interface Case {
   expect: Expected[];
   /** Default: clean close with 1000 (the suite sends Close 1000 after the steps unless a step sent a Close). */
   end?: Ending;
-  /** Bound for the whole case in ms (default 5000). */
+  /**
+   * Bound in ms (default 5000) on the peer's silence whenever the suite waits for it (its
+   * echoes, its Close, TCP closing): a peer that keeps making progress is never cut off.
+   */
   timeout?: number;
   /** Only in the full run (CONFORMANCE_FULL=1): the 16 MiB messages and the slowest cases. */
   full?: boolean;

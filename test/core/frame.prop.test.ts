@@ -17,20 +17,8 @@ import {
   validateHeader
 } from '../../src/core/frame';
 import { MessageAssembler } from '../../src/core/message';
+import { noise } from '../helpers/bytes';
 import { IncrementalDecoder, chunked, decodeChunks } from '../helpers/chunked';
-
-/** Deterministic bytes (xorshift32): big payloads without generating them byte by byte. */
-function fill(n: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** Payload sizes: mostly small, some around the 16-bit boundaries, rarely over 64 KiB. */
 const payloadSize = fc.oneof(
@@ -39,10 +27,10 @@ const payloadSize = fc.oneof(
   { weight: 2, arbitrary: fc.integer({ min: 126, max: 3000 }) },
   { weight: 1, arbitrary: fc.integer({ min: 65536, max: 70000 }) }
 );
-const binaryPayload = fc.tuple(payloadSize, fc.nat()).map(([n, seed]) => fill(n, seed));
+const binaryPayload = fc.tuple(payloadSize, fc.nat()).map(([n, seed]) => noise(n, seed));
 const textPayload = fc.oneof(
   { weight: 4, arbitrary: fc.string({ unit: 'binary', maxLength: 60 }).map((s) => Buffer.from(s, 'utf8')) },
-  { weight: 1, arbitrary: fc.tuple(payloadSize, fc.nat()).map(([n, seed]) => Buffer.from(fill(n, seed).toString('base64').slice(0, n))) }
+  { weight: 1, arbitrary: fc.tuple(payloadSize, fc.nat()).map(([n, seed]) => Buffer.from(noise(n, seed).toString('base64').slice(0, n))) }
 );
 const maskKey = fc.option(fc.uint8Array({ minLength: 4, maxLength: 4 }).map((k) => Buffer.from(k)), { nil: undefined });
 
@@ -53,7 +41,7 @@ interface ControlItem {
 }
 const control = fc.record({
   opcode: fc.constantFrom(Opcode.Close, Opcode.Ping, Opcode.Pong),
-  data: fc.tuple(fc.integer({ min: 0, max: 125 }), fc.nat()).map(([n, seed]) => fill(n, seed)),
+  data: fc.tuple(fc.integer({ min: 0, max: 125 }), fc.nat()).map(([n, seed]) => noise(n, seed)),
   key: maskKey
 });
 

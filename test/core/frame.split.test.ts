@@ -7,21 +7,9 @@ import { Opcode } from '../../src/core/constants';
 import { ProtocolError } from '../../src/core/errors';
 import { Frame, HeaderRules, makeFrame } from '../../src/core/frame';
 import { DecodedFrame, IncrementalDecoder, chunked, decodeChunks, splitAt } from '../helpers/chunked';
+import { hex, noise } from '../helpers/bytes';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const KEY = hex('37fa213d');
-
-function pattern(n: number, seed = 1): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 function frame(opcode: Opcode, data: string | Buffer, fin: boolean, masked: boolean): Frame {
   return { fin, rsv1: false, rsv2: false, rsv3: false, masked, opcode, data: typeof data === 'string' ? Buffer.from(data) : data };
@@ -70,11 +58,11 @@ const STREAMS: Stream[] = [
   stream(
     'client frames (masked) with 7 and 16-bit lengths, empty frames and a control frame in a message',
     [
-      frame(Opcode.Text, pattern(300, 2).fill(0x61), false, true),
+      frame(Opcode.Text, noise(300, 2).fill(0x61), false, true),
       frame(Opcode.Ping, '', true, true),
       frame(Opcode.Cont, '', false, true),
       frame(Opcode.Cont, 'é€😀', true, true),
-      frame(Opcode.Binary, pattern(126, 3), true, true),
+      frame(Opcode.Binary, noise(126, 3), true, true),
       frame(Opcode.Binary, Buffer.alloc(0), true, true),
       frame(Opcode.Close, hex('03e8 627965'), true, true)
     ],
@@ -85,16 +73,16 @@ const STREAMS: Stream[] = [
     'server frames (unmasked) with a 64-bit length',
     [
       frame(Opcode.Text, 'a', true, false),
-      frame(Opcode.Binary, pattern(65536 + 7, 4), true, false),
-      frame(Opcode.Pong, pattern(125, 5), true, false),
-      frame(Opcode.Text, pattern(200, 6).fill(0x7a), true, false)
+      frame(Opcode.Binary, noise(65536 + 7, 4), true, false),
+      frame(Opcode.Pong, noise(125, 5), true, false),
+      frame(Opcode.Text, noise(200, 6).fill(0x7a), true, false)
     ],
     [],
     { expectMasked: false, maxFrameSize: 1 << 20 }
   ),
   stream(
     'masked frames with a 64-bit length',
-    [frame(Opcode.Binary, pattern(65536, 7), false, true), frame(Opcode.Cont, 'Hello', true, true)],
+    [frame(Opcode.Binary, noise(65536, 7), false, true), frame(Opcode.Cont, 'Hello', true, true)],
     [hex('deadbeef'), KEY],
     { expectMasked: true, maxFrameSize: 1 << 20 }
   )

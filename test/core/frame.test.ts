@@ -17,20 +17,12 @@ import {
 } from '../../src/core/frame';
 import { applyMask } from '../../src/core/mask';
 import { throwsProtocol } from '../helpers/assert-protocol';
+import { hex, pattern } from '../helpers/bytes';
 
-/** Bytes from hex, ignoring spaces. */
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 const KEY = hex('37fa213d');
 const CLIENT: HeaderRules = { expectMasked: true, maxFrameSize: 2 ** 53 };
 const SERVER: HeaderRules = { expectMasked: false, maxFrameSize: 2 ** 53 };
-
-/** The deterministic "binary data" of the big §5.7 examples. */
-function pattern(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 7 + 3) & 0xff;
-  return b;
-}
 
 /** Decodes one whole frame at the start of `bytes` (decodeHeader + applyMask). */
 function decodeOne(t: ExecutionContext, bytes: Uint8Array): { h: FrameHeader; data: Buffer; rest: number } {

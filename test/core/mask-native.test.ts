@@ -12,6 +12,7 @@ import {
   setNativeMask,
   type NativeMask
 } from '../../src/core/mask';
+import { pattern } from '../helpers/bytes';
 
 // bufferutil is a devDependency here and ships no types.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -40,12 +41,6 @@ function calls(body: () => void): string[] {
     setNativeMask(initialNative);
   }
   return made;
-}
-
-function pattern(n: number, start = 0): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = (start + i * 31 + 7) & 0xff;
-  return b;
 }
 
 test('bufferutil from node_modules loads as native (else the bufferutil runs of mask.test.ts test nothing)', (t) => {

@@ -11,6 +11,7 @@ import {
   setNativeMask,
   type NativeMask
 } from '../../src/core/mask';
+import { hex, noise } from '../helpers/bytes';
 
 // The masking tests run twice: on the WebAssembly and JS paths alone, and with bufferutil (a
 // devDependency here; ships no types) taking the sizes it measured faster at.
@@ -32,24 +33,10 @@ function withNative(impl: NativeMask | null, body: () => void): void {
   }
 }
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-
-/** Deterministic pseudo-random bytes (xorshift32), so failures reproduce. */
-function bytes(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed >>> 0 || 0x9e3779b9;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** A view of `n` bytes at `offset` inside a fresh ArrayBuffer, filled from `seed`, with guard bytes around. */
 function viewAt(n: number, offset: number, seed: number): Uint8Array {
-  const backing = bytes(offset + n + 8, seed);
+  const backing = noise(offset + n + 8, seed);
   return new Uint8Array(backing.buffer, offset, n);
 }
 
@@ -209,7 +196,7 @@ for (const [mode, impl] of MODES) {
           fc.uint8Array({ minLength: 4, maxLength: 4 }),
           fc.integer({ min: 1, max: 0x7fffffff }),
           (len, cuts, key, seed) => {
-            const data = bytes(len, seed);
+            const data = noise(len, seed);
             const whole = Buffer.from(data);
             applyMaskReference(whole, key);
             const points = [...new Set(cuts.map((c) => c % (len + 1)))].sort((a, b) => a - b);

@@ -3,8 +3,8 @@ import { Opcode } from '../../src/core/constants';
 import { InvalidUtf8Error, PayloadTooBigError, ProtocolError } from '../../src/core/errors';
 import { MessageAssembler, MessageLimits } from '../../src/core/message';
 import { throwsProtocol } from '../helpers/assert-protocol';
+import { hex } from '../helpers/bytes';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const LIMITS: MessageLimits = { maxMessageSize: 1 << 20, maxFragments: 1000 };
 
 interface Part {

@@ -1,8 +1,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { Utf8Validator, isValidUtf8, isValidUtf8Reference } from '../../src/core/utf8';
+import { hex } from '../helpers/bytes';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 /** The oracle: WHATWG's fatal UTF-8 decoder. */
 function oracle(bytes: Uint8Array): boolean {

@@ -117,7 +117,8 @@ async function untilClose(ws: AsyncSocket): Promise<{ code: number; reason: stri
 }
 
 test('close() sends 1001 to every open connection, waits for them, and resolves well within closeTimeout', async (t) => {
-  const closeTimeout = 4000;
+  // Long, so that resolving before it shows close() waited for the answers, not the timer.
+  const closeTimeout = 15_000;
   const s = await server(t, { closeTimeout });
   const clients = [await client(t, s), await client(t, s), await client(t, s)];
   await until(() => s.clients.size === 3, '3 clients');
@@ -142,10 +143,11 @@ test('close() with a client that never answers: destroyed after closeTimeout, th
   await until(() => s.clients.size === 2, '2 clients');
   const reading = untilClose(polite);
   const started = Date.now();
-  await within(s.close(4000, 'maintenance'), 'server.close()', closeTimeout + 3000);
+  await within(s.close(4000, 'maintenance'), 'server.close()', closeTimeout + 8000);
   const took = Date.now() - started;
   t.true(took >= closeTimeout - 50, `took ${took} ms`);
-  t.true(took < closeTimeout + 2000, `took ${took} ms`);
+  // Well before the 10 s default, with room for a busy machine.
+  t.true(took < closeTimeout + 8000, `took ${took} ms`);
   t.deepEqual(await reading, { code: 4000, reason: 'maintenance' });
   await within(whenClosed(silent), 'the silent client to be cut off');
   t.is(s.clients.size, 0);

@@ -1,38 +1,24 @@
 /**
  * Loopback socket pairs for the integration tests: two connected `net.Socket`s over
- * 127.0.0.1 (port 0, the listening server closed at once), or the same wrapped as a client
- * and a server `AsyncSocket`. Plus small tools for a raw peer: collect what it receives,
- * wait with a bound, and parse the frames it got.
+ * 127.0.0.1 (port 0, the listening server closed at once); the same wrapped as a client and a
+ * server `AsyncSocket` (`asyncPair`, or `pair` with teardown); or one `AsyncSocket` facing a
+ * raw peer (`rawPair`). Plus small tools for a raw peer: collect what it receives, parse the
+ * frames it got, and read our end until it closes (`drain`).
  */
 import net from 'node:net';
-import { AsyncSocket, AsyncSocketOptions } from '../../src/async-socket';
-import { decodeHeader, newFrameHeader } from '../../src/core/frame';
+import { AsyncSocket, AsyncSocketOptions, Role } from '../../src/async-socket';
+import { Opcode } from '../../src/core/constants';
+import { decodeHeader, makeFrame, newFrameHeader } from '../../src/core/frame';
 import { applyMask } from '../../src/core/mask';
+import { readData } from '../../src/recv';
+import { until, within } from './wait';
 
-/** Bound for anything a test waits on: generous, for a noisy 2-core machine. */
-export const WAIT_MS = 5000;
+// The bounded waits live in wait.ts (no src/ import there); re-exported for the tests here.
+export { WAIT_MS, delay, until, within } from './wait';
 
-/** Rejects when `p` takes longer than `ms` (the timer is cleared either way). */
-export function within<T>(p: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A pause of `ms` milliseconds. */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `cond` every millisecond until it holds; rejects after `ms`. */
-export async function until(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(1);
-  }
+/** What registers cleanup: an AVA `ExecutionContext`. */
+export interface Teardown {
+  teardown(fn: () => void): void;
 }
 
 /** Two connected TCP sockets over 127.0.0.1, with Nagle off. The server is already closed. */
@@ -98,6 +84,61 @@ export async function asyncPair(opts: AsyncPairOptions = {}): Promise<AsyncPair>
       serverSocket.destroy();
     }
   };
+}
+
+/** {@link asyncPair}, with both sockets destroyed when the test ends. */
+export async function pair(t: Teardown, opts: AsyncPairOptions = {}): Promise<AsyncPair> {
+  const p = await asyncPair(opts);
+  t.teardown(() => p.destroy());
+  return p;
+}
+
+/** The masking key of the frames a raw client peer sends (RFC 6455 §5.7's example key). */
+export const PEER_KEY = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+
+/** One `AsyncSocket` of ours facing a raw peer socket, see {@link rawPair}. */
+export interface RawPair {
+  /** Our end. */
+  ws: AsyncSocket;
+  /** Our end's TCP socket. */
+  ours: net.Socket;
+  /** The peer's TCP socket: write raw bytes on it. */
+  raw: net.Socket;
+  /** Everything the peer receives. */
+  peer: Collector;
+  /** A frame as the peer sends it: masked with PEER_KEY when the peer is the client. */
+  frame(opcode: number, data: string | Buffer, fin?: boolean): Buffer;
+}
+
+/**
+ * Our `AsyncSocket` in `role` over loopback, facing a raw peer of the other role whose
+ * bytes are collected; both sockets are destroyed when the test ends.
+ */
+export async function rawPair(t: Teardown, role: Role, options: Partial<AsyncSocketOptions> = {}): Promise<RawPair> {
+  const [ours, raw] = await socketPair();
+  t.teardown(() => {
+    ours.destroy();
+    raw.destroy();
+  });
+  const ws = new AsyncSocket(ours, { ...options, role });
+  const peer = new Collector(raw);
+  const masked = role === 'server';
+  const frame = (opcode: number, data: string | Buffer, fin = true): Buffer =>
+    makeFrame({ fin, rsv1: false, rsv2: false, rsv3: false, masked, opcode: opcode as Opcode, data: Buffer.from(data) }, PEER_KEY);
+  return { ws, ours, raw, peer, frame };
+}
+
+/**
+ * Reads `ws` (answering pings, as readData does) until the peer's Close, an error, or `max`
+ * messages; resolves to 'close', the error, or 'too many'. Never rejects.
+ */
+export async function drain(ws: AsyncSocket, max = 100_000): Promise<unknown> {
+  try {
+    for (let i = 0; i < max; i++) if ((await readData(ws)).opcode === Opcode.Close) return 'close';
+    return 'too many';
+  } catch (err) {
+    return err;
+  }
 }
 
 /** Everything a raw socket receives, and whether it saw 'end' and 'close'. */

@@ -9,16 +9,15 @@ import { AsyncSocket } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
-import { Duplex } from 'node:stream';
+import { memorySocket } from '../helpers/memory-socket';
 
 const CHUNK = 1024;
-const memorySocket = (): Duplex => new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
 const LIMIT = 64 << 20;
 
 // Feeds one masked frame of `size` bytes in 1 KiB chunks and returns the ms until the
 // message is read (the reader wakes at every chunk, as it does on a socket).
 async function trickle(opcode: Opcode, size: number): Promise<number> {
-  const ws = new AsyncSocket(memorySocket(), { role: 'server', maxFrameSize: LIMIT, maxMessageSize: LIMIT, readBufferSize: LIMIT });
+  const ws = new AsyncSocket(memorySocket().duplex, { role: 'server', maxFrameSize: LIMIT, maxMessageSize: LIMIT, readBufferSize: LIMIT });
   const frame = makeFrame(opcode, Buffer.alloc(size, 0x61), true);
   const started = performance.now();
   const reading = readData(ws);

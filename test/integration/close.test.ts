@@ -1,8 +1,10 @@
 /**
  * The close handshake (RFC 6455 §5.5.1, §7.1.1; DESIGN §3): the Close is echoed with its
  * code and reason, the server closes TCP first, the client waits for that (at most `closeTimeout`),
- * and afterwards every read and send rejects with `IOError`. Also the synchronous argument
- * checks of `sendClose`, `sendPing` and `sendPong`.
+ * and afterwards every read and send rejects with `IOError`. Bytes after the peer's Close are
+ * dropped; messages it sent before echoing ours are still read; its Close ends reads at once
+ * even while a fragmented send of ours is stalled. Also the synchronous argument checks of
+ * `sendClose`, `sendPing` and `sendPong`.
  */
 import test, { ExecutionContext } from 'ava';
 import { AsyncSocket, Role } from '../../src/async-socket';
@@ -10,10 +12,8 @@ import { Opcode } from '../../src/core/constants';
 import { IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
-import { sendBinary, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
-import { AsyncPair, Collector, asyncPair, delay, parseFrames, socketPair, within } from '../helpers/socket-pair';
-
-const KEY = Buffer.from([0xa1, 0xb2, 0xc3, 0xd4]);
+import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
+import { delay, pair, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 function closePayload(code: number, reason = ''): Buffer {
   const b = Buffer.alloc(2 + Buffer.byteLength(reason));
@@ -24,12 +24,6 @@ function closePayload(code: number, reason = ''): Buffer {
 
 function onClose(sock: { once(ev: 'close', cb: () => void): unknown }): Promise<void> {
   return new Promise((resolve) => sock.once('close', () => resolve()));
-}
-
-async function pair(t: ExecutionContext, opts = {}): Promise<AsyncPair> {
-  const p = await asyncPair(opts);
-  t.teardown(() => p.destroy());
-  return p;
 }
 
 async function assertAllRejectIOError(t: ExecutionContext, ws: AsyncSocket): Promise<void> {
@@ -106,14 +100,8 @@ for (const role of ['server', 'client'] as Role[]) {
   for (const payload of [closePayload(1000, 'bye'), Buffer.alloc(0), closePayload(4999, 'é'), closePayload(1014)]) {
     const what = payload.length === 0 ? 'no payload' : `code ${payload.readUInt16BE(0)}`;
     test(`${role}: raw peer's Close (${what}) is echoed exactly`, async (t) => {
-      const [ours, raw] = await socketPair();
-      t.teardown(() => {
-        ours.destroy();
-        raw.destroy();
-      });
-      const ws = new AsyncSocket(ours, { role, closeTimeout: 1000 });
-      const peer = new Collector(raw);
-      raw.write(makeFrame({ fin: true, rsv1: false, rsv2: false, rsv3: false, masked: role === 'server', opcode: Opcode.Close, data: payload }, KEY));
+      const { ws, ours, raw, peer, frame } = await rawPair(t, role, { closeTimeout: 1000 });
+      raw.write(frame(Opcode.Close, payload));
       const got = await within(readData(ws), 'the Close');
       t.deepEqual(got, { opcode: Opcode.Close, data: payload });
       const [echo] = await peer.waitFrames(1);
@@ -140,14 +128,63 @@ for (const role of ['server', 'client'] as Role[]) {
   }
 }
 
-test('client: when the server never closes TCP, the client destroys the socket after closeTimeout', async (t) => {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
+// Around the Close: what the peer sends after its own Close is dropped; what it sent before
+// echoing ours is still read.
+for (const role of ['server', 'client'] as Role[]) {
+  test(`${role}: bytes after the peer's Close are dropped, never returned`, async (t) => {
+    const { ws, raw, peer, frame } = await rawPair(t, role);
+    raw.write(Buffer.concat([frame(Opcode.Close, Buffer.from([0x03, 0xe8])), frame(Opcode.Text, 'after close'), frame(Opcode.Ping, 'x')]));
+    t.is((await within(readData(ws), 'the Close')).opcode, Opcode.Close);
+    await t.throwsAsync(readData(ws), { instanceOf: IOError });
+    raw.end();
+    await peer.waitClose();
+    const frames = peer.bytes;
+    // Only the Close echo: no Pong for the ping that followed the Close.
+    t.is(frames[0]! & 0x0f, Opcode.Close);
+    t.is(frames.length, role === 'client' ? 2 + 4 + 2 : 2 + 2);
   });
-  const ws = new AsyncSocket(ours, { role: 'client', closeTimeout: 150 });
-  const peer = new Collector(raw);
+
+  test(`${role}: after our sendClose, messages the peer sent before its echo are still returned`, async (t) => {
+    const { ws, raw, peer, frame } = await rawPair(t, role);
+    await sendClose(ws, 1000);
+    await peer.waitFrames(1);
+    raw.write(Buffer.concat([frame(Opcode.Text, 'late but legal'), frame(Opcode.Ping, 'p'), frame(Opcode.Close, Buffer.from([0x03, 0xe8]))]));
+    t.deepEqual(await within(readData(ws), 'the message'), { opcode: Opcode.Text, data: Buffer.from('late but legal') });
+    t.deepEqual(await within(readData(ws), 'the ping'), { opcode: Opcode.Ping, data: Buffer.from('p') });
+    t.deepEqual(await within(readData(ws), 'the echo'), { opcode: Opcode.Close, data: Buffer.from([0x03, 0xe8]) });
+    if (role === 'client') raw.end();
+    await peer.waitClose();
+    t.is(peer.bytes.length, role === 'client' ? 8 : 4, 'only our Close: no Pong after our Close, no second Close');
+  });
+}
+
+test('the peer Close while a fragmented send is queued stops reads at once and closes within closeTimeout', async (t) => {
+  const { ws, raw, ours, peer } = await rawPair(t, 'server', { closeTimeout: 300 });
+  // A message whose source stalls: its first fragment goes out, the rest never comes.
+  let release!: () => void;
+  const stalled = new Promise<void>((resolve) => (release = resolve));
+  async function* slow(): AsyncGenerator<string> {
+    yield 'first';
+    yield 'second';
+    await stalled;
+    yield 'never';
+  }
+  const sending = sendChain(ws, Opcode.Text, slow());
+  sending.catch(() => undefined);
+  await peer.waitFrames(1);
+  raw.write(makeFrame(Opcode.Close, Buffer.from([0x03, 0xe8]), true));
+  raw.write(makeFrame(Opcode.Text, 'after the close', true));
+  const first = await within(readData(ws), 'the Close');
+  t.is(first.opcode, Opcode.Close);
+  await t.throwsAsync(within(readData(ws), 'the next read'), { instanceOf: IOError, message: /closed/ });
+  // Within closeTimeout (300 ms), not the 10 s default: the bound leaves room for a busy machine.
+  await within(new Promise((resolve) => ours.once('close', resolve)), 'the socket to close within closeTimeout', 8000);
+  release();
+  await t.throwsAsync(sending, { instanceOf: IOError });
+});
+
+test('client: when the server never closes TCP, the client destroys the socket after closeTimeout', async (t) => {
+  const { ws, ours, raw, peer } = await rawPair(t, 'client', { closeTimeout: 150 });
   const start = Date.now();
   raw.write(makeFrame(Opcode.Close, closePayload(1000), false));
   await within(readData(ws), 'the Close');
@@ -157,13 +194,7 @@ test('client: when the server never closes TCP, the client destroys the socket a
 });
 
 test('client: after its own sendClose the client still waits for the server to close TCP', async (t) => {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { role: 'client', closeTimeout: 5000 });
-  const peer = new Collector(raw);
+  const { ws, ours, raw, peer } = await rawPair(t, 'client', { closeTimeout: 5000 });
   await sendClose(ws, 1000);
   const [close] = await peer.waitFrames(1);
   t.deepEqual(close!.data, closePayload(1000));

@@ -3,22 +3,15 @@
  * `ConcurrencyError` (and does not disturb the first), and concurrent sends are queued so
  * the frames of different messages never interleave.
  */
-import test, { ExecutionContext } from 'ava';
-import { createHash } from 'node:crypto';
+import test from 'ava';
 import { AsyncSocket } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { ConcurrencyError } from '../../src/core/errors';
 import { Message, readData, readFragment, recvFrame } from '../../src/recv';
 import { sendBinary, sendChain, sendClose, sendFragmented, sendPing, sendText } from '../../src/send';
-import { AsyncPair, asyncPair, until, within } from '../helpers/socket-pair';
+import { pair, until, within } from '../helpers/socket-pair';
+import { sha } from '../helpers/bytes';
 
-async function pair(t: ExecutionContext): Promise<AsyncPair> {
-  const p = await asyncPair();
-  t.teardown(() => p.destroy());
-  return p;
-}
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 test('two readData calls at once: the second rejects ConcurrencyError, the first still works', async (t) => {
   const { client, server } = await pair(t);

@@ -4,38 +4,11 @@
  * on with the message, which comes out intact.
  */
 import test, { ExecutionContext } from 'ava';
-import { AsyncSocket, Role } from '../../src/async-socket';
+import { Role } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
-import { Collector, RawFrame, parseFrames, socketPair, within } from '../helpers/socket-pair';
-
-const KEY = Buffer.from([1, 2, 3, 4]);
-
-async function setup(t: ExecutionContext, role: Role) {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { role });
-  const peer = new Collector(raw);
-  const peerMasks = role === 'server';
-  const frame = (opcode: number, data: string | Buffer, fin = true): Buffer =>
-    makeFrame(
-      {
-        fin,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        masked: peerMasks,
-        opcode: opcode as Opcode,
-        data: Buffer.from(data)
-      },
-      KEY
-    );
-  return { ws, raw, peer, frame };
-}
+import { RawFrame, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 /** Checks a Pong exactly as the given role must send it. */
 function assertPong(t: ExecutionContext, f: RawFrame, role: Role, payload: Buffer): void {
@@ -49,7 +22,7 @@ function assertPong(t: ExecutionContext, f: RawFrame, role: Role, payload: Buffe
 
 for (const role of ['server', 'client'] as Role[]) {
   test(`${role}: a ping inside a fragmented message is answered and returned; the message stays intact`, async (t) => {
-    const { ws, raw, peer, frame } = await setup(t, role);
+    const { ws, raw, peer, frame } = await rawPair(t, role);
     const part1 = 'Hello, ';
     const part2 = 'wörld';
     raw.write(Buffer.concat([frame(Opcode.Text, part1, false), frame(Opcode.Ping, 'are you there?')]));
@@ -69,7 +42,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: a pong inside a fragmented message is returned, not answered; the message stays intact`, async (t) => {
-    const { ws, raw, peer, frame } = await setup(t, role);
+    const { ws, raw, peer, frame } = await rawPair(t, role);
     raw.write(
       Buffer.concat([
         frame(Opcode.Binary, Buffer.from([1, 2, 3]), false),
@@ -88,7 +61,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: several pings (empty, 125 bytes, binary) between fragments are each answered in order`, async (t) => {
-    const { ws, raw, peer, frame } = await setup(t, role);
+    const { ws, raw, peer, frame } = await rawPair(t, role);
     const tokens = [Buffer.alloc(0), Buffer.alloc(125, 0x5a), Buffer.from([0, 0xff, 0x80, 0xc0]), Buffer.from('last')];
     const parts = ['one ', 'two ', 'three ', 'four'];
     const bytes: Buffer[] = [];
@@ -115,7 +88,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: a ping between two whole messages and a ping arriving with the message in one chunk`, async (t) => {
-    const { ws, raw, peer, frame } = await setup(t, role);
+    const { ws, raw, peer, frame } = await rawPair(t, role);
     raw.write(Buffer.concat([frame(Opcode.Text, 'a'), frame(Opcode.Ping, 'x'), frame(Opcode.Binary, 'b')]));
     t.deepEqual(await within(readData(ws), 'a'), { opcode: Opcode.Text, data: Buffer.from('a') });
     t.deepEqual(await within(readData(ws), 'ping'), { opcode: Opcode.Ping, data: Buffer.from('x') });

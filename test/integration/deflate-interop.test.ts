@@ -9,7 +9,7 @@
  * (and the same zlib slots) and take longer.
  */
 import test, { ExecutionContext } from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { PerMessageDeflateOptions, RawData, WebSocket } from 'ws';
 import { AsyncSocket } from '../../src/async-socket';
@@ -22,8 +22,8 @@ import { sendBinary, sendText } from '../../src/send';
 import { within } from '../helpers/socket-pair';
 import { Queue, echo, upgradeServer } from '../handshake/support';
 import { listeningWsServer } from '../helpers/ws-server';
+import { sha } from '../helpers/bytes';
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const toBuffer = (d: RawData): Buffer => (Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d as ArrayBuffer));
 const KiB = 1024;
 const MiB = 1024 * 1024;

@@ -7,29 +7,31 @@
  * - The frame rules of §6: RSV1 only on the first frame of a data message, 1007 for data that
  *   does not inflate or inflates to invalid UTF-8, readFragment and recvFrame on compressed
  *   messages, a Ping between compressed fragments.
+ * - Round trips between our own client and server, and a compressed message that still goes
+ *   out although the peer's Close is read while it is being compressed (§5.5.1).
  * - The zlib contexts: freed on close, pending work rejected with IOError, and never more
  *   than DEFLATE_CONCURRENCY zlib jobs at once in the process.
  */
 import test, { ExecutionContext } from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import zlib from 'node:zlib';
-import { AsyncSocket, AsyncSocketOptions, Role } from '../../src/async-socket';
+import { AsyncSocket } from '../../src/async-socket';
 import { connect } from '../../src/client';
 import { close, whenClosed } from '../../src/closing';
 import { Opcode } from '../../src/core/constants';
 import { DeflateParams } from '../../src/core/extensions';
 import { HandshakeError, IOError, InvalidUtf8Error, ProtocolError, ProtocolErrorCode } from '../../src/core/errors';
+import { encodeClosePayload } from '../../src/core/close';
 import { makeFrame } from '../../src/core/frame';
 import { DEFLATE_CONCURRENCY, DeflateOptions, DeflateSettings, PerMessageDeflate, deflateLoad } from '../../src/deflate';
 import { Fragment, readData, readFragment, recvFrame } from '../../src/recv';
-import { sendBinary, sendFragmented, sendText } from '../../src/send';
-import { Collector, RawFrame, delay, socketPair, until, within } from '../helpers/socket-pair';
+import { sendBinary, sendClose, sendFragmented, sendText } from '../../src/send';
+import { Collector, RawFrame, delay, pair, rawPair, until, within } from '../helpers/socket-pair';
 import { readHttpHead } from '../helpers/upgrade';
 import { GOOD, rawServer, request, upgradeServer, write101 } from '../handshake/support';
+import { hex, sha } from '../helpers/bytes';
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const KEY = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
 
 const PARAMS: DeflateParams = {
@@ -262,17 +264,6 @@ test('client: a compressed message received just before the server closed TCP is
 // §6 frame rules, with a raw peer on one side of a socket pair and our end set up as if the
 // handshake had agreed on deflate.
 
-async function pair(t: ExecutionContext, role: Role, deflate: DeflateSettings | undefined, extra: Partial<AsyncSocketOptions> = {}) {
-  const [a, b] = await socketPair();
-  t.teardown(() => {
-    a.destroy();
-    b.destroy();
-  });
-  const ws = new AsyncSocket(a, { ...extra, role, deflate });
-  const peer = new Collector(b);
-  return { ws, peer, socket: b, masked: role === 'server' };
-}
-
 async function fails(
   t: ExecutionContext,
   read: Promise<unknown>,
@@ -291,85 +282,86 @@ async function fails(
 }
 
 for (const role of ['server', 'client'] as const) {
+  const masked = role === 'server'; // the raw peer masks when it plays the client
   test(`${role}: RSV1 on a control frame fails with 1002`, async (t) => {
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(wire(0xc9, Buffer.from('x'), p.masked)); // Ping with RSV1
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(wire(0xc9, Buffer.from('x'), masked)); // Ping with RSV1
     await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_UNEXPECTED_RSV', 1002);
   });
 
   test(`${role}: RSV1 on a continuation frame fails with 1002, compressed message or not`, async (t) => {
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), p.masked), wire(0xc0, hex('c9 c9 07 00'), p.masked)]));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), masked), wire(0xc0, hex('c9 c9 07 00'), masked)]));
     await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_UNEXPECTED_RSV', 1002);
-    const q = await pair(t, role, { ...PARAMS });
-    q.socket.write(Buffer.concat([wire(0x01, Buffer.from('He'), q.masked), wire(0xc0, Buffer.from('llo'), q.masked)]));
+    const q = await rawPair(t, role, { deflate: { ...PARAMS } });
+    q.raw.write(Buffer.concat([wire(0x01, Buffer.from('He'), masked), wire(0xc0, Buffer.from('llo'), masked)]));
     await fails(t, readData(q.ws), q.peer, ProtocolError, 'WS_ERR_UNEXPECTED_RSV', 1002);
   });
 
   test(`${role}: RSV1 without permessage-deflate fails with 1002`, async (t) => {
-    const p = await pair(t, role, undefined);
-    p.socket.write(wire(0xc1, hex(HELLO), p.masked));
+    const p = await rawPair(t, role);
+    p.raw.write(wire(0xc1, hex(HELLO), masked));
     await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_UNEXPECTED_RSV', 1002);
-    const q = await pair(t, role, undefined);
-    q.socket.write(wire(0xc1, hex(HELLO), q.masked));
+    const q = await rawPair(t, role);
+    q.raw.write(wire(0xc1, hex(HELLO), masked));
     await fails(t, recvFrame(q.ws), q.peer, ProtocolError, 'WS_ERR_UNEXPECTED_RSV', 1002);
   });
 
   test(`${role}: data that does not inflate fails with 1007`, async (t) => {
     // ff: BFINAL 1, BTYPE 11 (reserved): "invalid block type".
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(wire(0xc2, hex('ff ff ff ff'), p.masked));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(wire(0xc2, hex('ff ff ff ff'), masked));
     await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
     // A back-reference before the start of the stream, in the second fragment.
-    const q = await pair(t, role, { ...PARAMS });
-    q.socket.write(Buffer.concat([wire(0x42, hex('f2 48 cd'), q.masked), wire(0x80, hex('f2 00 11 00 00'), q.masked)]));
+    const q = await rawPair(t, role, { deflate: { ...PARAMS } });
+    q.raw.write(Buffer.concat([wire(0x42, hex('f2 48 cd'), masked), wire(0x80, hex('f2 00 11 00 00'), masked)]));
     await fails(t, readData(q.ws), q.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
     // The same through readFragment.
-    const r = await pair(t, role, { ...PARAMS });
-    r.socket.write(wire(0xc1, hex('ff ff ff ff'), r.masked));
+    const r = await rawPair(t, role, { deflate: { ...PARAMS } });
+    r.raw.write(wire(0xc1, hex('ff ff ff ff'), masked));
     await fails(t, readFragment(r.ws), r.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
   });
 
   test(`${role}: compressed text that inflates to invalid UTF-8 fails with 1007`, async (t) => {
     const bad = Buffer.concat([Buffer.from('valid text, then '), Buffer.from([0xc3, 0x28]), Buffer.from(' and more')]);
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(wire(0xc1, compress(bad), p.masked));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(wire(0xc1, compress(bad), masked));
     await fails(t, readData(p.ws), p.peer, InvalidUtf8Error, 'WS_ERR_INVALID_UTF8', 1007);
     // Split between fragments: the first piece is fine, the second breaks the character.
-    const r = await pair(t, role, { ...PARAMS });
+    const r = await rawPair(t, role, { deflate: { ...PARAMS } });
     const stream = compress(Buffer.concat([Buffer.from('abc'), Buffer.from([0xe2, 0x82]), Buffer.from('x')]));
-    r.socket.write(Buffer.concat([wire(0x41, stream.subarray(0, 3), r.masked), wire(0x80, stream.subarray(3), r.masked)]));
+    r.raw.write(Buffer.concat([wire(0x41, stream.subarray(0, 3), masked), wire(0x80, stream.subarray(3), masked)]));
     await fails(t, readFragment(r.ws).then(() => readFragment(r.ws)), r.peer, InvalidUtf8Error, 'WS_ERR_INVALID_UTF8', 1007);
     // Valid text split mid-character across compressed fragments is fine.
-    const s = await pair(t, role, { ...PARAMS });
+    const s = await rawPair(t, role, { deflate: { ...PARAMS } });
     const euro = compress('price: 5€ each');
-    s.socket.write(Buffer.concat([wire(0x41, euro.subarray(0, 5), s.masked), wire(0x80, euro.subarray(5), s.masked)]));
+    s.raw.write(Buffer.concat([wire(0x41, euro.subarray(0, 5), masked), wire(0x80, euro.subarray(5), masked)]));
     t.is((await readData(s.ws)).data.toString(), 'price: 5€ each');
   });
 
   test(`${role}: a compressed message with no payload at all fails with 1007 (it is not DEFLATE data)`, async (t) => {
     // Empty + 00 00 ff ff leaves zlib inside a stored-block header: taken as an empty message,
     // the next message's first bytes would complete that header and the rest come out raw.
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(Buffer.concat([wire(0xc1, Buffer.alloc(0), p.masked), wire(0xc1, hex('00 05 00 fa ff 48 65 6c 6c 6f 00'), p.masked)]));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(Buffer.concat([wire(0xc1, Buffer.alloc(0), masked), wire(0xc1, hex('00 05 00 fa ff 48 65 6c 6c 6f 00'), masked)]));
     await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
     // Fragments that are all empty, through readFragment.
-    const q = await pair(t, role, { ...PARAMS });
-    q.socket.write(Buffer.concat([wire(0x42, Buffer.alloc(0), q.masked), wire(0x00, Buffer.alloc(0), q.masked), wire(0x80, Buffer.alloc(0), q.masked)]));
+    const q = await rawPair(t, role, { deflate: { ...PARAMS } });
+    q.raw.write(Buffer.concat([wire(0x42, Buffer.alloc(0), masked), wire(0x00, Buffer.alloc(0), masked), wire(0x80, Buffer.alloc(0), masked)]));
     const parts = [await readFragment(q.ws), await readFragment(q.ws)];
     t.deepEqual(parts.map((f) => [f.opcode, f.data.length, f.fin]), [[Opcode.Binary, 0, false], [Opcode.Binary, 0, false]]);
     await fails(t, readFragment(q.ws), q.peer, ProtocolError, 'WS_ERR_INVALID_COMPRESSED_DATA', 1007);
   });
 
   test(`${role}: readFragment hands out the inflated pieces of a compressed fragmented message`, async (t) => {
-    const p = await pair(t, role, { ...PARAMS });
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
     // Mostly incompressible, so every third of the stream inflates to bytes of its own.
     const text = randomBytes(30_000).toString('base64') + ' and the end.'.repeat(100);
     const stream = compress(text);
     const cuts = [0, Math.floor(stream.length / 3), Math.floor((2 * stream.length) / 3), stream.length];
-    const frames = [0, 1, 2].map((i) => wire((i === 2 ? 0x80 : 0) | (i === 0 ? 0x41 : 0x00), stream.subarray(cuts[i], cuts[i + 1]), p.masked));
+    const frames = [0, 1, 2].map((i) => wire((i === 2 ? 0x80 : 0) | (i === 0 ? 0x41 : 0x00), stream.subarray(cuts[i], cuts[i + 1]), masked));
     // §7.2.3.1's fragmented "Hello" first, then the longer one.
-    p.socket.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), p.masked), wire(0x80, hex('c9 c9 07 00'), p.masked), ...frames]));
+    p.raw.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), masked), wire(0x80, hex('c9 c9 07 00'), masked), ...frames]));
     const hello: Fragment[] = [await readFragment(p.ws), await readFragment(p.ws)];
     t.deepEqual(hello.map((f) => [f.opcode, f.fin]), [[Opcode.Text, false], [Opcode.Text, true]]);
     t.is(Buffer.concat(hello.map((f) => f.data)).toString(), 'Hello');
@@ -381,10 +373,10 @@ for (const role of ['server', 'client'] as const) {
   });
 
   test(`${role}: recvFrame shows RSV1 and the raw compressed payload`, async (t) => {
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(Buffer.concat([wire(0xc1, hex(HELLO), p.masked), wire(0x41, hex('f2 48 cd'), p.masked), wire(0x80, hex('c9 c9 07 00'), p.masked)]));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(Buffer.concat([wire(0xc1, hex(HELLO), masked), wire(0x41, hex('f2 48 cd'), masked), wire(0x80, hex('c9 c9 07 00'), masked)]));
     const a = await recvFrame(p.ws);
-    t.deepEqual([a.fin, a.rsv1, a.rsv2, a.rsv3, a.opcode, a.masked, a.data.toString('hex')], [true, true, false, false, Opcode.Text, p.masked, hex(HELLO).toString('hex')]);
+    t.deepEqual([a.fin, a.rsv1, a.rsv2, a.rsv3, a.opcode, a.masked, a.data.toString('hex')], [true, true, false, false, Opcode.Text, masked, hex(HELLO).toString('hex')]);
     const b = await recvFrame(p.ws);
     t.deepEqual([b.fin, b.rsv1, b.opcode, b.data.toString('hex')], [false, true, Opcode.Text, 'f248cd']);
     const c = await recvFrame(p.ws);
@@ -392,17 +384,17 @@ for (const role of ['server', 'client'] as const) {
   });
 
   test(`${role}: a Ping between the fragments of a compressed message is answered; the message is intact`, async (t) => {
-    const p = await pair(t, role, { ...PARAMS });
-    p.socket.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), p.masked), wire(0x89, Buffer.from('mid'), p.masked)]));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS } });
+    p.raw.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), masked), wire(0x89, Buffer.from('mid'), masked)]));
     const ping = await readData(p.ws);
     t.deepEqual([ping.opcode, ping.data.toString()], [Opcode.Ping, 'mid']);
     const [pong] = await p.peer.waitFrames(1);
     t.deepEqual([pong!.opcode, pong!.data.toString(), pong!.rsv], [Opcode.Pong, 'mid', 0]);
-    p.socket.write(wire(0x80, hex('c9 c9 07 00'), p.masked));
+    p.raw.write(wire(0x80, hex('c9 c9 07 00'), masked));
     const m = await readData(p.ws);
     t.deepEqual([m.opcode, m.data.toString()], [Opcode.Text, 'Hello']);
     // And with readFragment: the Ping comes out between the two inflated pieces.
-    p.socket.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), p.masked), wire(0x89, Buffer.from('two'), p.masked), wire(0x80, hex('c9 c9 07 00'), p.masked)]));
+    p.raw.write(Buffer.concat([wire(0x41, hex('f2 48 cd'), masked), wire(0x89, Buffer.from('two'), masked), wire(0x80, hex('c9 c9 07 00'), masked)]));
     const parts = [await readFragment(p.ws), await readFragment(p.ws), await readFragment(p.ws)];
     t.deepEqual(parts.map((f) => f.opcode), [Opcode.Text, Opcode.Ping, Opcode.Text]);
     t.is(parts[0]!.data.toString() + parts[2]!.data.toString(), 'Hello');
@@ -410,33 +402,33 @@ for (const role of ['server', 'client'] as const) {
 
   test(`${role}: a compressed message is bounded by maxMessageSize as it inflates (1009), across fragments too`, async (t) => {
     const limit = 64 * 1024;
-    const p = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
-    p.socket.write(wire(0xc2, compress(Buffer.alloc(limit + 1)), p.masked));
+    const p = await rawPair(t, role, { deflate: { ...PARAMS }, maxMessageSize: limit });
+    p.raw.write(wire(0xc2, compress(Buffer.alloc(limit + 1)), masked));
     await fails(t, readData(p.ws), p.peer, ProtocolError, 'WS_ERR_MESSAGE_TOO_BIG', 1009);
     // Exactly the limit is fine.
-    const q = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
-    q.socket.write(wire(0xc2, compress(Buffer.alloc(limit, 7)), q.masked));
+    const q = await rawPair(t, role, { deflate: { ...PARAMS }, maxMessageSize: limit });
+    q.raw.write(wire(0xc2, compress(Buffer.alloc(limit, 7)), masked));
     t.is((await readData(q.ws)).data.length, limit);
     // Three fragments of 30 KiB each inflate past 64 KiB in the third.
-    const r = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
+    const r = await rawPair(t, role, { deflate: { ...PARAMS }, maxMessageSize: limit });
     const stream = compress(Buffer.alloc(90 * 1024, 1));
     const third = Math.floor(stream.length / 3);
-    r.socket.write(
+    r.raw.write(
       Buffer.concat([
-        wire(0x42, stream.subarray(0, third), r.masked),
-        wire(0x00, stream.subarray(third, 2 * third), r.masked),
-        wire(0x80, stream.subarray(2 * third), r.masked)
+        wire(0x42, stream.subarray(0, third), masked),
+        wire(0x00, stream.subarray(third, 2 * third), masked),
+        wire(0x80, stream.subarray(2 * third), masked)
       ])
     );
     await fails(t, readData(r.ws), r.peer, ProtocolError, 'WS_ERR_MESSAGE_TOO_BIG', 1009);
     // Blocks after a BFINAL block (a new zlib stream) count against the same limit.
     const bfinal = hex('f3 48 cd c9 c9 07 00');
-    const u = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
-    u.socket.write(wire(0xc2, Buffer.concat([bfinal, compress(Buffer.alloc(limit - 5, 1))]), u.masked));
+    const u = await rawPair(t, role, { deflate: { ...PARAMS }, maxMessageSize: limit });
+    u.raw.write(wire(0xc2, Buffer.concat([bfinal, compress(Buffer.alloc(limit - 5, 1))]), masked));
     const exact = await readData(u.ws);
     t.deepEqual([exact.data.length, exact.data.subarray(0, 6).toString()], [limit, 'Hello\x01']);
-    const v = await pair(t, role, { ...PARAMS }, { maxMessageSize: limit });
-    v.socket.write(wire(0xc2, Buffer.concat([bfinal, compress(Buffer.alloc(limit - 4, 1))]), v.masked));
+    const v = await rawPair(t, role, { deflate: { ...PARAMS }, maxMessageSize: limit });
+    v.raw.write(wire(0xc2, Buffer.concat([bfinal, compress(Buffer.alloc(limit - 4, 1))]), masked));
     await fails(t, readData(v.ws), v.peer, ProtocolError, 'WS_ERR_MESSAGE_TOO_BIG', 1009);
   });
 }
@@ -444,13 +436,9 @@ for (const role of ['server', 'client'] as const) {
 // ---------------------------------------------------------------------------------------
 // Round trips between our own client and server
 
-async function deflatePair(t: ExecutionContext, server: DeflateSettings, client: DeflateSettings = server) {
-  const [a, b] = await socketPair();
-  t.teardown(() => {
-    a.destroy();
-    b.destroy();
-  });
-  return { client: new AsyncSocket(a, { role: 'client', deflate: client }), server: new AsyncSocket(b, { role: 'server', deflate: server }) };
+/** Our client and server over loopback with deflate agreed as given. */
+function deflatePair(t: ExecutionContext, server: DeflateSettings, client: DeflateSettings = server) {
+  return pair(t, { server: { deflate: server }, client: { deflate: client } });
 }
 
 test('our client and server: messages of every size and kind round-trip under each parameter set', async (t) => {
@@ -546,6 +534,29 @@ test('our client fails the handshake on a permessage-deflate answer it must not 
     instanceOf: HandshakeError,
     message: /above the offer/
   });
+});
+
+test('a compressed message queued before our Close still goes out when the peer\'s Close is read meanwhile (§5.5.1)', async (t) => {
+  const p = await deflatePair(t, { ...PARAMS, threshold: 0 });
+  // Compressible but not trivially so: zlib takes a few ms on it, on the thread pool.
+  const word = randomBytes(64);
+  const data = Buffer.alloc(1 << 20);
+  for (let i = 0; i < data.length; i += 64) word.copy(data, i);
+  for (let i = 0; i < data.length; i += 997) data[i] = i & 0xff;
+  // The message is being compressed, and our Close waits behind it.
+  const sent = sendBinary(p.server, data);
+  const closed = sendClose(p.server, 1000, 'bye');
+  // The peer's Close arrives before ours went out: the message in progress may finish (§5.5.1).
+  p.server.feed(makeFrame({ fin: true, rsv1: false, rsv2: false, rsv3: false, masked: true, opcode: Opcode.Close, data: encodeClosePayload(1001) }));
+  const m = await within(readData(p.server), 'the server to read the peer\'s Close');
+  t.is(m.opcode, Opcode.Close);
+  await t.notThrowsAsync(within(sent, 'the compressed send'));
+  await t.notThrowsAsync(within(closed, 'our Close'));
+  const got = await within(readData(p.client), 'the client to read the message');
+  t.is(got.opcode, Opcode.Binary);
+  t.true(got.data.equals(data));
+  const c = await within(readData(p.client), 'the client to read the Close');
+  t.is(c.opcode, Opcode.Close);
 });
 
 // ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { makeFrame } from '../../src/core/frame';
 import { CHANNELS } from '../../src/diagnostics';
 import { readData } from '../../src/recv';
 import { sendClose } from '../../src/send';
-import { asyncPair, socketPair, until, within } from '../helpers/socket-pair';
+import { pair, rawPair, until, within } from '../helpers/socket-pair';
 
 interface Event {
   channel: string;
@@ -30,33 +30,25 @@ function record(t: { teardown(fn: () => void): void }): Event[] {
 
 test.serial('open and a clean close are published with the peer code', async (t) => {
   const events = record(t);
-  const pair = await asyncPair();
-  t.teardown(() => pair.destroy());
-  const mine = (): Event[] => events.filter((e) => e.message.ws === pair.client || e.message.ws === pair.server);
+  const p = await pair(t);
+  const mine = (): Event[] => events.filter((e) => e.message.ws === p.client || e.message.ws === p.server);
   t.deepEqual(
     mine().map((e) => e.channel),
     [CHANNELS.open, CHANNELS.open]
   );
-  await sendClose(pair.client, 4000, 'bye');
-  t.is((await readData(pair.server)).opcode, Opcode.Close);
-  t.is((await readData(pair.client)).opcode, Opcode.Close);
+  await sendClose(p.client, 4000, 'bye');
+  t.is((await readData(p.server)).opcode, Opcode.Close);
+  t.is((await readData(p.client)).opcode, Opcode.Close);
   await until(() => mine().filter((e) => e.channel === CHANNELS.close).length === 2, 'two close events');
-  const client = mine().find((e) => e.channel === CHANNELS.close && e.message.ws === pair.client)!;
-  const server = mine().find((e) => e.channel === CHANNELS.close && e.message.ws === pair.server)!;
+  const client = mine().find((e) => e.channel === CHANNELS.close && e.message.ws === p.client)!;
+  const server = mine().find((e) => e.channel === CHANNELS.close && e.message.ws === p.server)!;
   t.like(client.message, { code: 4000, reason: 'bye', clean: true }); // the echo carried both
   t.like(server.message, { code: 4000, reason: 'bye', clean: true });
 });
 
 test.serial('a protocol error is published with its close code, then an unclean close', async (t) => {
   const events = record(t);
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  raw.on('error', () => {});
-  raw.resume();
-  const ws = new AsyncSocket(ours, { role: 'server', closeTimeout: 200 });
+  const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 200 });
   // An unmasked frame to a server: 1002.
   raw.write(makeFrame(Opcode.Text, 'x', false));
   await t.throwsAsync(within(readData(ws), 'the failure'), { instanceOf: ProtocolError });

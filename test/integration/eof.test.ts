@@ -3,33 +3,17 @@
  * frames, and a reset. `readData` rejects with `IOError` saying what happened, and so does
  * every read after.
  */
-import test, { ExecutionContext } from 'ava';
-import { AsyncSocket, Role } from '../../src/async-socket';
+import test from 'ava';
+import { Role } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { IOError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
 import { sendText } from '../../src/send';
-import { Collector, socketPair, until, within } from '../helpers/socket-pair';
-
-const KEY = Buffer.from([9, 8, 7, 6]);
-
-async function setup(t: ExecutionContext, role: Role) {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { role });
-  const peer = new Collector(raw);
-  const frame = (opcode: number, data: Buffer | string, fin = true): Buffer =>
-    makeFrame({ fin, rsv1: false, rsv2: false, rsv3: false, masked: role === 'server', opcode: opcode as Opcode, data: Buffer.from(data) }, KEY);
-  return { ours, raw, ws, peer, frame };
-}
+import { rawPair, until, within } from '../helpers/socket-pair';
 
 for (const role of ['server', 'client'] as Role[]) {
   test(`${role}: EOF in the middle of a payload rejects IOError 'eof' with bytesRead/expected`, async (t) => {
-    const { raw, ws, frame } = await setup(t, role);
+    const { raw, ws, frame } = await rawPair(t, role);
     const whole = frame(Opcode.Text, '0123456789');
     t.is(whole.length, role === 'server' ? 16 : 12);
     const reading = readData(ws);
@@ -44,7 +28,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: EOF in the middle of a header, and EOF arriving before the read starts`, async (t) => {
-    const { raw, ws, ours, frame } = await setup(t, role);
+    const { raw, ws, ours, frame } = await rawPair(t, role);
     // A 16-bit length header cut after 3 bytes: 4 (+4 key) bytes of header are expected.
     const whole = frame(Opcode.Binary, Buffer.alloc(300));
     raw.end(whole.subarray(0, 3));
@@ -56,7 +40,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: EOF between the fragments of a message, and after a whole message`, async (t) => {
-    const { raw, ws, frame } = await setup(t, role);
+    const { raw, ws, frame } = await rawPair(t, role);
     raw.write(Buffer.concat([frame(Opcode.Text, 'whole'), frame(Opcode.Text, 'part', false)]));
     t.deepEqual(await within(readData(ws), 'the whole message'), { opcode: Opcode.Text, data: Buffer.from('whole') });
     const reading = readData(ws);
@@ -68,7 +52,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: a clean EOF without a Close frame rejects IOError 'eof'`, async (t) => {
-    const { raw, ws } = await setup(t, role);
+    const { raw, ws } = await rawPair(t, role);
     const reading = readData(ws);
     raw.end();
     const err = await within(t.throwsAsync(reading, { instanceOf: IOError }), 'readData to reject');
@@ -77,7 +61,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: a peer reset (RST) while a read is pending rejects IOError`, async (t) => {
-    const { raw, ws, ours, frame } = await setup(t, role);
+    const { raw, ws, ours, frame } = await rawPair(t, role);
     // resetAndDestroy() closes with SO_LINGER 0: the kernel sends RST.
     raw.write(frame(Opcode.Binary, Buffer.alloc(100)).subarray(0, 10));
     await until(() => ours.bytesRead >= 10, 'the partial frame');
@@ -94,7 +78,7 @@ for (const role of ['server', 'client'] as Role[]) {
   });
 
   test(`${role}: a peer destroy while a read is pending rejects IOError`, async (t) => {
-    const { raw, ws } = await setup(t, role);
+    const { raw, ws } = await rawPair(t, role);
     const reading = readData(ws);
     raw.destroy();
     const err = await within(t.throwsAsync(reading, { instanceOf: IOError }), 'readData to reject');

@@ -4,27 +4,19 @@
  * roles, in readData and readFragment; and valid text split anywhere still arrives intact.
  */
 import test from 'ava';
-import { AsyncSocket, Role } from '../../src/async-socket';
+import { Role } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { InvalidUtf8Error, IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { readData, readFragment } from '../../src/recv';
-import { Collector, socketPair, within } from '../helpers/socket-pair';
-
-const KEY = Buffer.from([1, 2, 3, 4]);
+import { PEER_KEY, rawPair, within } from '../helpers/socket-pair';
 
 for (const role of ['server', 'client'] as Role[]) {
   for (const read of [readData, readFragment]) {
     test(`${role}, ${read.name}: invalid UTF-8 in the first chunk of a frame fails before the frame is complete`, async (t) => {
-      const [ours, raw] = await socketPair();
-      t.teardown(() => {
-        ours.destroy();
-        raw.destroy();
-      });
-      const ws = new AsyncSocket(ours, { role, closeTimeout: 500 });
-      const peer = new Collector(raw);
+      const { ws, raw, peer } = await rawPair(t, role, { closeTimeout: 500 });
       const payload = Buffer.concat([Buffer.from('valid start '), Buffer.from([0xf4, 0x90, 0x80, 0x80]), Buffer.alloc(5000, 0x61)]);
-      const frame = makeFrame(Opcode.Text, payload, role === 'server', KEY);
+      const frame = makeFrame(Opcode.Text, payload, role === 'server', PEER_KEY);
       const reading = read(ws);
       raw.write(frame.subarray(0, 30)); // header, the valid start and the invalid sequence
       const err = await within(t.throwsAsync(reading, { instanceOf: InvalidUtf8Error }), 'the failure');
@@ -37,14 +29,9 @@ for (const role of ['server', 'client'] as Role[]) {
   }
 
   test(`${role}: valid text in one frame, arriving in many chunks, is read intact`, async (t) => {
-    const [ours, raw] = await socketPair();
-    t.teardown(() => {
-      ours.destroy();
-      raw.destroy();
-    });
-    const ws = new AsyncSocket(ours, { role });
+    const { ws, raw } = await rawPair(t, role);
     const text = 'ünïcödé 🎉 '.repeat(500);
-    const frame = makeFrame(Opcode.Text, text, role === 'server', KEY);
+    const frame = makeFrame(Opcode.Text, text, role === 'server', PEER_KEY);
     const reading = readData(ws);
     for (let at = 0; at < frame.length; at += 997) {
       raw.write(frame.subarray(at, at + 997));

@@ -5,7 +5,7 @@
  * `ws` client.
  */
 import test, { ExecutionContext } from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { WebSocket, WebSocketServer, RawData } from 'ws';
 import { AsyncSocket } from '../../src/async-socket';
@@ -15,8 +15,8 @@ import { sendBinary, sendClose, sendFragmented, sendPing, sendText } from '../..
 import { within } from '../helpers/socket-pair';
 import { clientUpgrade, serverAccept, wrap } from '../helpers/upgrade';
 import { listeningWsServer } from '../helpers/ws-server';
+import { sha } from '../helpers/bytes';
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 function toBuffer(data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);

@@ -48,7 +48,8 @@ test('a client that never finishes its request is dropped after handshakeTimeout
   const server = await echoServer(t, { handshakeTimeout: 300 });
   const r = await within(rawRequest(server.port, 'GET / HTTP/1.1\r\nHost: x\r\n'), 'the slow client to be dropped');
   t.is(r.status, 'HTTP/1.1 408 Request Timeout');
-  t.true(r.ms >= 250 && r.ms < 3000, `dropped after ${r.ms} ms`);
+  // Not before handshakeTimeout; well before the 10 s default, with room for a busy machine.
+  t.true(r.ms >= 250 && r.ms < 8000, `dropped after ${r.ms} ms`);
 });
 
 test('an open WebSocket outlives handshakeTimeout', async (t) => {

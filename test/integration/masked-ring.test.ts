@@ -8,16 +8,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Opcode } from '../../src/core/constants';
 import { readData } from '../../src/recv';
 import { sendBinary } from '../../src/send';
-import { asyncPair, delay, within } from '../helpers/socket-pair';
+import { delay, pair, within } from '../helpers/socket-pair';
 
 const hash = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 test('concurrent large masked sends on several sockets arrive intact', async (t) => {
-  const pairs = await Promise.all([0, 1, 2, 3].map(() => asyncPair()));
-  t.teardown(() => pairs.forEach((p) => p.destroy()));
+  const pairs = await Promise.all([0, 1, 2, 3].map(() => pair(t)));
   // A fifth client whose peer does not read: its frames stay in flight, holding the ring.
-  const stuck = await asyncPair();
-  t.teardown(() => stuck.destroy());
+  const stuck = await pair(t);
   stuck.serverSocket.pause();
   const stuckSends = Array.from({ length: 8 }, () => sendBinary(stuck.client, randomBytes(512 * 1024)));
   stuckSends.forEach((p) => p.catch(() => undefined));

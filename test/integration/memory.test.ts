@@ -1,23 +1,19 @@
 /**
  * Memory a peer can make us hold: a large frame trickled in 1-byte chunks is coalesced into
- * a few buffers (not one Buffer object per byte), and views already handed out stay intact.
+ * a few buffers (not one Buffer object per byte), and messages already handed out stay intact
+ * while later small chunks are coalesced.
  */
 import test from 'ava';
-import { Duplex } from 'node:stream';
-import { createHash } from 'node:crypto';
 import { AsyncSocket } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
-
-function memorySocket(): Duplex {
-  return new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
-}
+import { pattern, sha } from '../helpers/bytes';
+import { memorySocket } from '../helpers/memory-socket';
 
 test('a 200 KB frame arriving one byte at a time is held in a few buffers', async (t) => {
-  const ws = new AsyncSocket(memorySocket(), { role: 'server', readBufferSize: 4096 });
-  const payload = Buffer.alloc(200_000);
-  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+  const ws = new AsyncSocket(memorySocket().duplex, { role: 'server', readBufferSize: 4096 });
+  const payload = pattern(200_000);
   const frame = makeFrame(Opcode.Binary, payload, true);
   const pending = readData(ws);
   let most = 0;
@@ -28,11 +24,11 @@ test('a 200 KB frame arriving one byte at a time is held in a few buffers', asyn
   const m = await pending;
   // 8 chunks queue as they come; from then on they are copied into 16 KiB tail buffers.
   t.true(most <= 8 + Math.ceil(frame.length / 16384) + 1, `${most} buffers held for ${frame.length} bytes`);
-  t.is(createHash('sha256').update(m.data).digest('hex'), createHash('sha256').update(payload).digest('hex'));
+  t.is(sha(m.data), sha(payload));
 });
 
 test('messages handed out earlier are not overwritten by bytes coalesced later', async (t) => {
-  const ws = new AsyncSocket(memorySocket(), { role: 'server' });
+  const ws = new AsyncSocket(memorySocket().duplex, { role: 'server' });
   const frames = Array.from({ length: 300 }, (_, i) => makeFrame(Opcode.Text, `message ${i}`, true));
   let fed = 0;
   // Each frame arrives in three small chunks, so the queue piles up chunks and coalesces them.

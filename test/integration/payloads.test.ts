@@ -4,20 +4,19 @@
  * never modified by a masked send.
  */
 import test from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Opcode } from '../../src/core/constants';
 import { readData } from '../../src/recv';
 import { sendBinary, sendFragmented, sendText } from '../../src/send';
-import { asyncPair, within } from '../helpers/socket-pair';
+import { pair, within } from '../helpers/socket-pair';
+import { sha } from '../helpers/bytes';
 
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const MiB = 1024 * 1024;
 const sizes = [0, 1, 125, 126, 127, 65535, 65536, 65537, MiB, 8 * MiB];
 
 for (const size of sizes) {
   test(`binary of ${size} bytes: client → server (masked) → client (unmasked)`, async (t) => {
-    const p = await asyncPair();
-    t.teardown(() => p.destroy());
+    const p = await pair(t);
     const data = randomBytes(size);
     const before = sha(data);
     const [, atServer] = await within(Promise.all([sendBinary(p.client, data), readData(p.server)]), 'client to server');
@@ -35,8 +34,7 @@ for (const size of sizes) {
 
 for (const size of [0, 125, 126, 65536, MiB]) {
   test(`text of ${size} bytes with multi-byte characters round-trips`, async (t) => {
-    const p = await asyncPair();
-    t.teardown(() => p.destroy());
+    const p = await pair(t);
     // 'aé€😀' is 1 + 2 + 3 + 4 = 10 bytes; pad with ASCII to the exact size.
     const text = 'aé€😀'.repeat(Math.floor(size / 10)) + 'z'.repeat(size % 10);
     t.is(Buffer.byteLength(text), size);
@@ -49,8 +47,7 @@ for (const size of [0, 125, 126, 65536, MiB]) {
 }
 
 test('8 MiB in fragments of odd sizes, both directions', async (t) => {
-  const p = await asyncPair();
-  t.teardown(() => p.destroy());
+  const p = await pair(t);
   const data = randomBytes(8 * MiB);
   const [, atServer] = await within(
     Promise.all([sendFragmented(p.client, Opcode.Binary, data, 100_003), readData(p.server)]),

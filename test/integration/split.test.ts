@@ -1,7 +1,8 @@
 /**
  * Every split point over real sockets: a stream of frames written by a raw peer in two
  * writes, split at each offset (the second write waits until the first has been received),
- * and byte by byte. `readData` must return the same messages every time.
+ * and byte by byte. `readData` must return the same messages every time. Also a frame split
+ * between the `head` bytes handed over after the HTTP upgrade and the socket.
  */
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
@@ -9,7 +10,7 @@ import { AsyncSocket, Role } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { makeFrame } from '../../src/core/frame';
 import { Message, readData } from '../../src/recv';
-import { Collector, socketPair, until, within } from '../helpers/socket-pair';
+import { Collector, PEER_KEY, rawPair, socketPair, until, within } from '../helpers/socket-pair';
 
 const KEYS = [
   Buffer.from([0x11, 0x22, 0x33, 0x44]),
@@ -117,5 +118,17 @@ for (const role of ['server', 'client'] as Role[]) {
       { opcode: Opcode.Text, data: Buffer.from('hé€') },
       { opcode: Opcode.Close, data: closeData }
     ]);
+  });
+
+  test(`${role}: bytes passed as head are read first, a frame straddling head and socket included`, async (t) => {
+    const f = (opcode: number, data: string, fin = true): Buffer =>
+      makeFrame({ fin, rsv1: false, rsv2: false, rsv3: false, masked: role === 'server', opcode: opcode as Opcode, data: Buffer.from(data) }, PEER_KEY);
+    const bytes = Buffer.concat([f(Opcode.Text, 'in head'), f(Opcode.Binary, 'straddling', false), f(Opcode.Cont, '!')]);
+    const cut = f(Opcode.Text, 'in head').length + 5;
+    const { ws, raw } = await rawPair(t, role, { head: bytes.subarray(0, cut) });
+    t.deepEqual(await within(readData(ws), 'the head message'), { opcode: Opcode.Text, data: Buffer.from('in head') });
+    const next = readData(ws);
+    raw.write(bytes.subarray(cut));
+    t.deepEqual(await within(next, 'the straddling message'), { opcode: Opcode.Binary, data: Buffer.from('straddling!') });
   });
 }

@@ -1,21 +1,16 @@
 /**
- * The message-level readers beyond `readData`: the `messages(ws)` async iterator and
- * `readFragment`, which hands a message out piece by piece (so `maxMessageSize` does not
- * bound it) while answering pings in between.
+ * Streaming messages: the readers beyond `readData` (the `messages(ws)` async iterator and
+ * `readFragment`, which hands a message out piece by piece, so `maxMessageSize` does not
+ * bound it, while answering pings in between), and `sendChain`, whose source failing
+ * halfway fails the connection with 1011.
  */
-import test, { ExecutionContext } from 'ava';
+import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { Opcode } from '../../src/core/constants';
+import { CloseCode, Opcode } from '../../src/core/constants';
 import { IOError, PayloadTooBigError } from '../../src/core/errors';
 import { Fragment, Message, messages, readData, readFragment } from '../../src/recv';
-import { sendBinary, sendClose, sendFragmented, sendFrame, sendPing, sendText } from '../../src/send';
-import { AsyncPair, AsyncPairOptions, asyncPair, within } from '../helpers/socket-pair';
-
-async function pair(t: ExecutionContext, opts?: AsyncPairOptions): Promise<AsyncPair> {
-  const p = await asyncPair(opts);
-  t.teardown(() => p.destroy());
-  return p;
-}
+import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendText } from '../../src/send';
+import { pair, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 test('messages(ws) yields text and binary messages, skips pings, and ends after the close', async (t) => {
   const { client, server } = await pair(t);
@@ -125,4 +120,21 @@ test('readFragment and readData cannot be mixed within one message', async (t) =
   await t.throwsAsync(readData(server), { instanceOf: TypeError });
   const last = await within(readFragment(server), 'the last piece');
   t.deepEqual(last, { opcode: Opcode.Binary, data: Buffer.from('b'), fin: true });
+});
+
+test('a message source that fails after the first frame fails the connection with 1011', async (t) => {
+  const { ws, peer } = await rawPair(t, 'client', { closeTimeout: 300 });
+  async function* broken(): AsyncGenerator<string> {
+    yield 'a';
+    yield 'b';
+    throw new Error('source broke');
+  }
+  await t.throwsAsync(sendChain(ws, Opcode.Text, broken()), { message: 'source broke' });
+  await t.throwsAsync(sendText(ws, 'next'), { instanceOf: IOError });
+  const frames = await peer.waitFrames(2);
+  t.is(frames[0]!.opcode, Opcode.Text);
+  t.false(frames[0]!.fin);
+  t.is(frames[1]!.opcode, Opcode.Close);
+  t.is(frames[1]!.data.readUInt16BE(0), CloseCode.InternalError);
+  t.is(parseFrames(peer.bytes, true).length, 2, 'nothing after the Close');
 });

@@ -6,7 +6,7 @@
  * a server) and then the end of the stream; later reads and sends reject with `IOError`.
  */
 import test, { ExecutionContext } from 'ava';
-import { AsyncSocket, AsyncSocketOptions, Role } from '../../src/async-socket';
+import { AsyncSocketOptions, Role } from '../../src/async-socket';
 import { encodeClosePayload } from '../../src/core/close';
 import { Opcode } from '../../src/core/constants';
 import {
@@ -19,9 +19,7 @@ import {
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
 import { sendText } from '../../src/send';
-import { Collector, parseFrames, socketPair, within } from '../helpers/socket-pair';
-
-const KEY = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+import { PEER_KEY, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 /** Builds frames as the raw peer sends them: masked when the peer is the client. */
 class Peer {
@@ -42,7 +40,7 @@ class Peer {
         opcode: opcode as Opcode,
         data: typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)
       },
-      KEY
+      PEER_KEY
     );
   }
 
@@ -59,7 +57,7 @@ class Peer {
     h[1] = (this.masked ? 0x80 : 0) | 127;
     h.writeUInt32BE(hi >>> 0, 2);
     h.writeUInt32BE(lo >>> 0, 6);
-    if (this.masked) KEY.copy(h, 10);
+    if (this.masked) PEER_KEY.copy(h, 10);
     return h;
   }
 }
@@ -336,7 +334,7 @@ const violations: Violation[] = [
       const f = p.frame(Opcode.Binary, Buffer.alloc(0));
       // Length 5 written in the 16-bit form: 126, then 0x0005.
       const h = Buffer.from([f[0]!, (f[1]! & 0x80) | 126, 0, 5]);
-      return [Buffer.concat([h, p.masked ? KEY : Buffer.alloc(0), Buffer.alloc(5)])];
+      return [Buffer.concat([h, p.masked ? PEER_KEY : Buffer.alloc(0), Buffer.alloc(5)])];
     },
     error: ProtocolError,
     code: 'WS_ERR_NON_MINIMAL_LENGTH',
@@ -352,13 +350,7 @@ const violations: Violation[] = [
 ];
 
 async function runViolation(t: ExecutionContext, role: Role, v: Violation): Promise<void> {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { ...v.options, role });
-  const peer = new Collector(raw);
+  const { ws, raw, peer } = await rawPair(t, role, v.options);
   // The peer is the other role: a client peer masks, a server peer does not.
   const p = new Peer(role === 'server');
 
@@ -405,13 +397,7 @@ for (const v of violations) {
 // A failure found while a fragmented message is pending still answers nothing and drops the
 // partial message: the ping before the violation was answered, the data never echoed.
 test('ping answered before a later violation; the violation still fails the connection', async (t) => {
-  const [ours, raw] = await socketPair();
-  t.teardown(() => {
-    ours.destroy();
-    raw.destroy();
-  });
-  const ws = new AsyncSocket(ours, { role: 'server' });
-  const peer = new Collector(raw);
+  const { ws, raw, peer } = await rawPair(t, 'server');
   const p = new Peer(true);
   raw.write(Buffer.concat([p.frame(Opcode.Text, 'a', { fin: false }), p.frame(Opcode.Ping, 'tok'), p.frame(Opcode.Binary, 'x')]));
   const ping = await within(readData(ws), 'the ping');

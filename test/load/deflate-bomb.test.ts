@@ -241,7 +241,7 @@ function checkOutcome(t: ExecutionContext, o: Outcome, payload: number, label: s
   t.true(o.streamsDestroyed, `${label}: an inflate stream was left open`);
   t.is(o.zlibStreams, 0, label);
   // Milliseconds when idle; generous for a loaded machine (what zlib consumed is the sharp check).
-  t.true(o.ms < 5000, `${label}: ${o.ms} ms`);
+  t.true(o.ms < 15_000, `${label}: ${o.ms} ms`);
 }
 
 let bomb: Buffer;

@@ -12,23 +12,13 @@ import { AsyncSocket, CloseResult, ListenOptions, Opcode, close, connect, readDa
 import { prng } from '../conformance/wire';
 import type { ConnStats, ErrorRecord, MemSample, Rpc } from './server-child';
 import { transpileTree } from '../helpers/transpile';
-import { delay, within } from '../helpers/socket-pair';
-
+import { delay, until, within } from '../helpers/wait';
 
 /** True for the full run (1,000 x 100 and 2,000 idle connections): LOAD_FULL=1. */
 export const FULL = process.env.LOAD_FULL === '1';
 
-// The bounded wait and the pause of the other tests (load tests always give `within` its bound).
-export { delay, within };
-
-/** Polls `cond` every `every` ms until it holds; rejects after `ms`. */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, ms: number, every = 20): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(every);
-  }
-}
+// The bounded waits of the other tests (load tests always give `within` and `until` their bound).
+export { delay, until, within };
 
 let transpiled: { dir: string; refs: number } | null = null;
 

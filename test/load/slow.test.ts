@@ -272,7 +272,7 @@ test.serial('131,073 fragments (maxFragments 131072): close 1008, a ProtocolErro
   await writing;
   t.is(reply.opcode, Opcode.Close);
   t.is(reply.data.readUInt16BE(0), 1008);
-  await until(async () => (await server.errors()).some((e) => e.tag === 'frag-many'), 'the server’s error', 10_000);
+  await until(async () => (await server.errors()).some((e) => e.tag === 'frag-many'), 'the server’s error', 10_000, 20);
   const err = (await server.errors()).find((e) => e.tag === 'frag-many')!;
   t.true(err.protocolError, err.name);
   t.is(err.closeCode, 1008);
@@ -291,7 +291,7 @@ test.serial('a large frame in one-byte TCP writes: tiny chunks are coalesced, me
   const t0 = performance.now();
   for (let i = 0; i < TRICKLE; i++) await ws.write(wire.subarray(i, i + 1));
   const trickleMs = performance.now() - t0;
-  await until(async () => (await server.stats('tiny'))['tiny']!.chunkBytes >= TRICKLE, 'the server to receive the trickle', 10_000);
+  await until(async () => (await server.stats('tiny'))['tiny']!.chunkBytes >= TRICKLE, 'the server to receive the trickle', 10_000, 20);
   const mid = await server.mem(true);
   const { chunks, chunkBytes } = (await server.stats('tiny'))['tiny']!;
   const growth = held(mid, base);

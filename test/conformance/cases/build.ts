@@ -3,10 +3,12 @@ import { Case, Chop, Expected, FrameSpec, OP, Step } from '../types';
 import { closePayload } from '../wire';
 
 /**
- * How long a fail-fast checkpoint waits for the peer to react. A correct peer reacts within
- * milliseconds, so only a late failure (NON-STRICT) pays for the margin a loaded CI box needs.
+ * How long a fail-fast checkpoint waits for the peer to react (ms of silence, see
+ * Conn.waitFor). A correct peer reacts within milliseconds, and the wait ends as soon as it
+ * does, so only a late failure (NON-STRICT) pays for the margin: 1.5 s was not enough on a
+ * 2-core machine with other work running.
  */
-export const FAIL_FAST_MS = 1500;
+export const FAIL_FAST_MS = 5000;
 
 type Data = Buffer | string;
 type Extra = Omit<FrameSpec, 'op' | 'data'>;

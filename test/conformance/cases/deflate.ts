@@ -241,7 +241,10 @@ function roundTrips(messages: CompressedSpec[], threshold?: number): Pick<Case, 
   return { steps, expect: messages.map((m) => echoed(m.op, m.data, threshold)) };
 }
 
-/** Timeout for a case moving `bytes` in `messages` round trips, compressed both ways, on a slow machine. */
+/**
+ * The timeout of a case moving `bytes` in `messages` round trips, compressed both ways: a bound
+ * on the peer's silence (see Conn.waitFor), ample for inflating and compressing a message.
+ */
 function timeoutFor(bytes: number, messages: number): number {
   return 10_000 + Math.ceil(bytes / MiB) * 4000 + messages * 10;
 }

@@ -14,7 +14,10 @@ function size(n: number): string {
   return n >= MiB ? `${n / MiB} MiB` : n >= KiB ? `${n / KiB} KiB` : `${n} bytes`;
 }
 
-/** Timeout for moving `bytes` through an echo in both directions on a slow machine. */
+/**
+ * The timeout of a case moving `bytes` through an echo: a bound on the peer's silence (see
+ * Conn.waitFor), ample for the peer to take in a message of that size before echoing it.
+ */
 function timeoutFor(bytes: number, extraMs = 0): number {
   return 10_000 + Math.ceil(bytes / MiB) * 1500 + extraMs;
 }
