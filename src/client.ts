@@ -26,9 +26,12 @@ export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head'
   protocols?: string | readonly string[];
   /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
   keepalive?: KeepaliveOptions;
-  /** Extra request headers (e.g. `Authorization`, `Cookie`). */
+  /**
+   * Extra request headers (e.g. `Authorization`, `Cookie`). A name that is not an HTTP token,
+   * or a value with CR, LF or another control character, is a `TypeError`.
+   */
   headers?: Record<string, string | readonly string[]>;
-  /** The `Origin` header, as a browser would send it. */
+  /** The `Origin` header, as a browser would send it (checked as `headers` are). */
   origin?: string;
   /** Time for the whole handshake (including redirects), in ms. Default 10000; 0 for none. */
   timeout?: number;
@@ -62,6 +65,24 @@ function target(url: URL): { secure: boolean; host: string; port: number; path: 
   return { secure, host, port, path: (url.pathname || '/') + search };
 }
 
+// Node's http.request throws a TypeError of its own (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN)
+// for these, after our timer and abort listener were armed; check them first, and name the
+// option (never the value, which may be a secret).
+function checkHeaders(options: ConnectOptions): void {
+  const given: Array<[option: string, name: string, value: unknown]> = Object.entries(options.headers ?? {}).map(
+    ([name, value]) => ['headers', name, value]
+  );
+  if (options.origin !== undefined) given.push(['origin', 'Origin', options.origin]);
+  for (const [option, name, value] of given) {
+    try {
+      http.validateHeaderName(name);
+      for (const v of Array.isArray(value) ? value : [value]) http.validateHeaderValue(name, v);
+    } catch (err) {
+      throw new TypeError(`connect() option ${option}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
 // The server's answer to our permessage-deflate offer (RFC 7692 §7.1), as a HandshakeError.
 function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | null): DeflateParams | null {
   try {
@@ -84,8 +105,13 @@ function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | nu
  * console.log((await readData(ws)).data.toString(), ws.protocol);
  * ```
  * @returns an {@link AsyncSocket} in client role, with `protocol` set
- * @throws {HandshakeError} for any failure, with the status and headers received, if any
+ * @throws {HandshakeError} for any failure of the handshake, with the status and headers
+ * received, if any (also for `tls` options that Node refuses, as its `cause`)
  * @throws {SyntaxError} (rejection) for a URL that is not ws:/wss:, or an invalid protocol name
+ * @throws {TypeError} (rejection) for a header name or value (in `headers` or `origin`) that
+ * HTTP cannot carry (CR, LF or another control character), before anything is sent. Every
+ * error of `connect`, misuse included, comes as a rejection, and whatever failed, the
+ * timer, the abort listener and the socket are released first.
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<AsyncSocket> {
   let protocols: string[];
@@ -96,6 +122,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     first = new URL(url);
     target(first);
     protocols = normalizeProtocols(options.protocols);
+    checkHeaders(options);
     if (options.perMessageDeflate) {
       deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate;
       checkDeflateOptions(deflate);
@@ -111,6 +138,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     let req: http.ClientRequest | null = null;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
+    // The one exit: every path, success or failure, releases what was armed here.
     const finish = (err: Error | null, ws?: AsyncSocket): void => {
       if (settled) return;
       settled = true;
@@ -126,6 +154,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         resolve(ws!);
       }
     };
+    const connectionFailed = (err: Error): void =>
+      finish(new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err }));
     const onAbort = (): void =>
       finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: options.signal?.reason }));
     if (options.signal?.aborted) return onAbort();
@@ -165,26 +195,34 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       if (secure && requestOptions.servername === undefined && !/^[\d.]+$|:/.test(host)) {
         requestOptions.servername = host;
       }
-      const r = secure ? https.request(requestOptions) : http.request(requestOptions);
+      let r: http.ClientRequest;
+      try {
+        // Throws at once for TLS options Node refuses (a key that does not parse, …).
+        r = secure ? https.request(requestOptions) : http.request(requestOptions);
+      } catch (err) {
+        return connectionFailed(err as Error);
+      }
       req = r;
-      r.on('error', (err) => finish(new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err })));
+      r.on('error', connectionFailed);
       r.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
         if (settled) return socket.destroy();
-        let protocol: string;
-        let agreed: DeflateParams | null;
+        let ws: AsyncSocket | undefined;
         try {
           // Extensions are checked once, by checkExtensions (it also refuses any we did not offer).
-          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, true);
-          agreed = checkExtensions(res, deflate);
+          const protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, true);
+          const agreed = checkExtensions(res, deflate);
+          socket.setNoDelay(true);
+          socket.setTimeout(0);
+          const settings = agreed === null ? undefined : { ...deflate, ...agreed };
+          ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
+          // Throws (RangeError) for keepalive options out of range: an exception in this
+          // listener would otherwise be uncaught, and the socket left open.
+          if (options.keepalive) keepalive(ws, options.keepalive);
         } catch (err) {
-          socket.destroy();
+          if (ws !== undefined) ws.destroy();
+          else socket.destroy();
           return finish(err as Error);
         }
-        socket.setNoDelay(true);
-        socket.setTimeout(0);
-        const settings = agreed === null ? undefined : { ...deflate, ...agreed };
-        const ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
-        if (options.keepalive) keepalive(ws, options.keepalive);
         finish(null, ws);
       });
       r.on('response', (res: http.IncomingMessage) => {
