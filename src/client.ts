@@ -27,22 +27,35 @@ export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head'
   /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
   keepalive?: KeepaliveOptions;
   /**
-   * Extra request headers (e.g. `Authorization`, `Cookie`). A name that is not an HTTP token,
-   * or a value with CR, LF or another control character, is a `TypeError`.
+   * Extra request headers (e.g. `Authorization`, `Cookie`), for the URL's origin only (see
+   * `trustRedirects`). A name that is not an HTTP token, or a value with CR, LF or another
+   * control character, is a `TypeError`.
    */
   headers?: Record<string, string | readonly string[]>;
-  /** The `Origin` header, as a browser would send it (checked as `headers` are). */
+  /** The `Origin` header, as a browser would send it; for the URL's origin only, checked as `headers` are. */
   origin?: string;
   /** Time for the whole handshake (including redirects), in ms. Default 10000; 0 for none. */
   timeout?: number;
   /** Aborts the handshake (not the connection once it is open). */
   signal?: AbortSignal;
-  /** TLS options for `wss:` (`ca`, `cert`, `key`, `servername`, …). Certificates are verified by default. */
+  /**
+   * TLS options for `wss:` (`ca`, `cert`, `key`, `servername`, …), for the URL's origin only
+   * (see `trustRedirects`). Certificates are verified by default.
+   */
   tls?: ConnectionOptions;
   /** Follow 3xx redirects (to ws:, wss:, http: or https: URLs). Default false. */
   followRedirects?: boolean;
   /** Most redirects to follow. Default 10. */
   maxRedirects?: number;
+  /**
+   * Send `headers`, `origin` and `tls` also where a redirect leads to another origin (another
+   * scheme, host or port than the URL given). Default false: such a hop gets only the
+   * WebSocket headers (a fresh key, the version, the protocols and extensions offered) and
+   * Node's TLS defaults, so credentials, API keys and a client certificate stay with the
+   * origin they were given for. `true` sends them wherever the redirects lead, even from
+   * wss: to ws:.
+   */
+  trustRedirects?: boolean;
 }
 
 const DEFAULT_TIMEOUT = 10_000;
@@ -63,6 +76,13 @@ function target(url: URL): { secure: boolean; host: string; port: number; path: 
   // An empty query ("/x?") leaves url.search ''; keep its '?' so the path goes out verbatim.
   const search = url.search !== '' ? url.search : url.href.endsWith('?') ? '?' : '';
   return { secure, host, port, path: (url.pathname || '/') + search };
+}
+
+// The origin (RFC 6454 §4: scheme, host, port) of a URL that target() accepts, with http:
+// counted as ws: and https: as wss:.
+function originOf(url: URL): string {
+  const { secure, host, port } = target(url);
+  return `${secure ? 'wss' : 'ws'}://${host}:${port}`;
 }
 
 // Node's http.request throws a TypeError of its own (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN)
@@ -133,6 +153,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   }
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   const maxRedirects = options.followRedirects ? (options.maxRedirects ?? 10) : 0;
+  const firstOrigin = originOf(first);
 
   return new Promise<AsyncSocket>((resolve, reject) => {
     let req: http.ClientRequest | null = null;
@@ -167,14 +188,12 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     const attempt = (url: URL, redirects: number): void => {
       const { secure, host, port, path } = target(url);
       const key = generateKey();
-      // Credentials go only to the first host (host and port), and never from wss: down to
-      // ws: (as curl and ws do): a redirect must not hand them to someone else.
-      const trusted = url.host === first.host && (secure || !target(first).secure);
-      const userHeaders = Object.entries(options.headers ?? {}).filter(
-        ([name]) => trusted || !/^(authorization|cookie|proxy-authorization)$/i.test(name)
-      );
+      // What the caller gave (headers, Origin, TLS options with a client certificate) is for
+      // the first URL's origin: a redirect elsewhere must not hand it to someone else, unless
+      // the caller trusts the redirects.
+      const own = options.trustRedirects === true || originOf(url) === firstOrigin;
       const headers: Record<string, string | readonly string[]> = {
-        ...Object.fromEntries(userHeaders),
+        ...(own ? options.headers : {}),
         Connection: 'Upgrade',
         Upgrade: 'websocket',
         'Sec-WebSocket-Key': key,
@@ -182,9 +201,9 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       };
       if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
       if (offer !== undefined) headers['Sec-WebSocket-Extensions'] = offer;
-      if (options.origin !== undefined) headers.Origin = options.origin;
+      if (own && options.origin !== undefined) headers.Origin = options.origin;
       const requestOptions: https.RequestOptions = {
-        ...(secure ? options.tls : {}),
+        ...(secure && own ? options.tls : {}),
         host,
         port,
         path,
