@@ -103,6 +103,20 @@ function checkHeaders(options: ConnectOptions): void {
   }
 }
 
+// Node's timers take at most 2^31-1 ms; a longer delay (Infinity included) fires after 1 ms.
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+// A timeout of NaN or below 0 left the handshake without a bound, one over MAX_TIMEOUT failed
+// it at once; a maxRedirects that is not a count is as wrong.
+function checkTimeAndRedirects({ timeout, maxRedirects }: ConnectOptions): void {
+  if (timeout !== undefined && !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
+    throw new RangeError(`timeout must be from 0 (none) to ${MAX_TIMEOUT} ms, not ${timeout}`);
+  }
+  if (maxRedirects !== undefined && !(Number.isInteger(maxRedirects) && maxRedirects >= 0)) {
+    throw new RangeError(`maxRedirects must be an integer, 0 or more, not ${maxRedirects}`);
+  }
+}
+
 // The server's answer to our permessage-deflate offer (RFC 7692 §7.1), as a HandshakeError.
 function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | null): DeflateParams | null {
   try {
@@ -129,9 +143,13 @@ function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | nu
  * received, if any (also for `tls` options that Node refuses, as its `cause`)
  * @throws {SyntaxError} (rejection) for a URL that is not ws:/wss:, or an invalid protocol name
  * @throws {TypeError} (rejection) for a header name or value (in `headers` or `origin`) that
- * HTTP cannot carry (CR, LF or another control character), before anything is sent. Every
- * error of `connect`, misuse included, comes as a rejection, and whatever failed, the
- * timer, the abort listener and the socket are released first.
+ * HTTP cannot carry (CR, LF or another control character), before anything is sent
+ * @throws {RangeError} (rejection) for a `timeout` outside 0 to 2^31-1 ms, or a `maxRedirects`
+ * that is not an integer of 0 or more, before anything is sent; for `keepalive` options out
+ * of range, once connected (the socket is then destroyed)
+ *
+ * Every error of `connect`, misuse included, comes as a rejection, and whatever failed,
+ * the timer, the abort listener and the socket are released first.
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<AsyncSocket> {
   let protocols: string[];
@@ -143,6 +161,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     target(first);
     protocols = normalizeProtocols(options.protocols);
     checkHeaders(options);
+    checkTimeAndRedirects(options);
     if (options.perMessageDeflate) {
       deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate;
       checkDeflateOptions(deflate);

@@ -13,9 +13,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { transpileTree, ROOT } from '../helpers/transpile';
 import { within } from '../helpers/socket-pair';
 import { listeningWsServer } from '../helpers/ws-server';
+import { connect } from '../../src/client';
 
 const WAIT_MS = 30_000; // bound on a child's whole run (a busy 2-core machine starts node slowly)
 // The child must be gone this soon after connect settled. The handshake timeout it would
@@ -103,13 +105,21 @@ async function connectInChild(
 /** A TCP server that counts connections and never answers. */
 async function silentServer(t: ExecutionContext): Promise<{ port: number; connections: () => number }> {
   let connections = 0;
+  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     connections++;
+    sockets.add(socket);
     socket.on('error', () => undefined);
     socket.resume();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      })
+  );
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections };
 }
 
@@ -161,4 +171,32 @@ test('keepalive options out of range: a RangeError rejection (no uncaught except
   t.true(exitMs < EXIT_WITHIN_MS, `exited ${exitMs} ms after the rejection (bound ${EXIT_WITHIN_MS} ms)`);
   await within(closed, 'the server to see the connection close', WAIT_MS);
   t.pass();
+});
+
+test('a timeout or maxRedirects out of range: a RangeError before anything is sent (NaN meant no bound, Infinity 1 ms)', async (t) => {
+  const server = await silentServer(t);
+  const url = `ws://127.0.0.1:${server.port}/`;
+  for (const options of [
+    { timeout: Number.NaN },
+    { timeout: -1 },
+    { timeout: Number.POSITIVE_INFINITY },
+    { timeout: 2 ** 31 },
+    { followRedirects: true, maxRedirects: -1 },
+    { followRedirects: true, maxRedirects: 1.5 }
+  ]) {
+    // Bounded: before the fix, NaN left the handshake pending forever.
+    const err = await within(
+      connect(url, options).then(
+        (ws) => {
+          ws.destroy();
+          return ws;
+        },
+        (e: unknown) => e
+      ),
+      `connect(${inspect(options)}) to settle`,
+      3000 // far more than a rejection before any I/O needs
+    ).catch((e: unknown) => e);
+    t.true(err instanceof RangeError, `${inspect(options)} → ${String(err)}`);
+  }
+  t.is(server.connections(), 0, 'nothing was sent');
 });
