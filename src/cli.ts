@@ -21,7 +21,7 @@ import { sendBinary, sendClose, sendText } from './send';
 const USAGE = `Usage:
   wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b] [--deflate]
   wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES] [--deflate]
-  wsframe connect URL [--protocol a,b] [--deflate]
+  wsframe connect URL [--protocol a,b] [--deflate] [--raw]
 
   echo-server  echoes every text and binary message with its type, answers pings, and
                echoes the close code and reason. Prints the URL it listens on (--port 0
@@ -40,6 +40,15 @@ const USAGE = `Usage:
                       messages of 1024 bytes or more are sent compressed. The agreed
                       parameters go to stderr: echo-server one line per connection,
                       echo-client and connect one line after connecting.
+  --raw               (connect) prints text messages exactly as they arrive: only for a
+                      server you trust, or output piped to another program.
+
+  Text from a server (messages, close reasons, header values quoted in errors) is
+  shown with control characters escaped, so that it can neither drive the terminal
+  (clear it, move the cursor, set its title or the clipboard) nor fake a line of
+  ours: \\n \\r \\t, \\\\ for a backslash, \\xHH for other C0 and C1 controls and DEL,
+  \\uHHHH for line separators and bidirectional controls. A message stays on one line.
+
   Exit codes: 0 success, 1 connection or protocol failure, 2 usage error.
 `;
 
@@ -56,6 +65,7 @@ function parse(args: string[]) {
         'max-message-size': { type: 'string' },
         protocol: { type: 'string' },
         deflate: { type: 'boolean' },
+        raw: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       }
     });
@@ -70,7 +80,7 @@ type Values = ReturnType<typeof parse>['values'];
 const OPTIONS: Record<string, readonly string[]> = {
   'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate'],
   'echo-client': ['protocol', 'max-message-size', 'deflate'],
-  connect: ['protocol', 'deflate']
+  connect: ['protocol', 'deflate', 'raw']
 };
 
 function byteCount(name: string, value: string | undefined): number | undefined {
@@ -101,6 +111,24 @@ function wsUrl(command: string, url: string): string {
     throw new UsageError(`${command} takes a ws: or wss: URL, not ${parsed.protocol}`);
   }
   return url;
+}
+
+// What a peer's text may not put on our terminal as is: C0 controls (ESC starts every
+// escape sequence; BEL ends OSC ones such as the title and OSC 52 clipboard writes; CR and
+// LF could overwrite or fake our lines), DEL, C1 controls (U+009B is CSI on its own), the
+// line and paragraph separators, and the bidirectional controls that reorder what is
+// shown. The backslash is escaped too, so that each shown line maps back to one text.
+const UNPRINTABLE = /[\\\p{Cc}\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+const NAMED_ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return NAMED_ESCAPES[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+}
+
+/** Text from a peer as it may be shown on a terminal: one line, control characters escaped. */
+function printable(text: string): string {
+  return text.replace(UNPRINTABLE, escapeChar);
 }
 
 /**
@@ -191,7 +219,7 @@ async function echoClient(url: string, values: Values): Promise<void> {
     throw err;
   }
   await whenClosed(ws);
-  console.error(`closed cleanly: ${closed.code}${closed.reason ? ` ${closed.reason}` : ''}`);
+  console.error(`closed cleanly: ${describeClose(closed)}`);
 }
 
 // After a failure the library waits up to closeTimeout (10 s) for the server to close TCP;
@@ -202,7 +230,13 @@ function lingerAfterFailure(ws: AsyncSocket): void {
   ws.destroyAfter(Math.min(ws.closeTimeout, FAILURE_LINGER_MS));
 }
 
+// A close code and the peer's reason, escaped.
+function describeClose({ code, reason }: { code: number; reason: string }): string {
+  return `${code}${reason ? ` ${printable(reason)}` : ''}`;
+}
+
 async function interactive(url: string, values: Values): Promise<void> {
+  const show = values.raw === true ? (text: string) => text : printable;
   const protocols = protocolList(values.protocol);
   const ws = await connect(url, { protocols, ...(values.deflate === true ? { perMessageDeflate: true } : {}) });
   console.error(`connected to ${url}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
@@ -221,11 +255,10 @@ async function interactive(url: string, values: Values): Promise<void> {
   try {
     for (;;) {
       const { opcode, data } = await readData(ws);
-      if (opcode === Opcode.Text) console.log(`< ${data.toString('utf8')}`);
+      if (opcode === Opcode.Text) console.log(`< ${show(data.toString('utf8'))}`);
       else if (opcode === Opcode.Binary) console.log(`< binary, ${data.length} bytes: ${data.subarray(0, 32).toString('hex')}${data.length > 32 ? '…' : ''}`);
       else if (opcode === Opcode.Close) {
-        const { code, reason } = decodeClosePayload(data);
-        console.error(`${closing ? 'closed' : 'closed by the server'}: ${code}${reason ? ` ${reason}` : ''}`);
+        console.error(`${closing ? 'closed' : 'closed by the server'}: ${describeClose(decodeClosePayload(data))}`);
         break;
       }
     }
@@ -268,7 +301,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     const detail = err instanceof ProtocolError ? ` (close code ${err.closeCode})` : '';
     const name = err instanceof WebSocketError || err instanceof Error ? err.name : 'Error';
-    process.stderr.write(`wsframe: ${name}: ${(err as Error).message ?? String(err)}${detail}\n`);
+    // Messages may quote the peer (a header value, a redirect's Location).
+    process.stderr.write(`wsframe: ${name}: ${printable((err as Error).message ?? String(err))}${detail}\n`);
     return 1;
   }
 }

@@ -26,20 +26,36 @@ export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head'
   protocols?: string | readonly string[];
   /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
   keepalive?: KeepaliveOptions;
-  /** Extra request headers (e.g. `Authorization`, `Cookie`). */
+  /**
+   * Extra request headers (e.g. `Authorization`, `Cookie`), for the URL's origin only (see
+   * `trustRedirects`). A name that is not an HTTP token, or a value with CR, LF or another
+   * control character, is a `TypeError`.
+   */
   headers?: Record<string, string | readonly string[]>;
-  /** The `Origin` header, as a browser would send it. */
+  /** The `Origin` header, as a browser would send it; for the URL's origin only, checked as `headers` are. */
   origin?: string;
   /** Time for the whole handshake (including redirects), in ms. Default 10000; 0 for none. */
   timeout?: number;
   /** Aborts the handshake (not the connection once it is open). */
   signal?: AbortSignal;
-  /** TLS options for `wss:` (`ca`, `cert`, `key`, `servername`, …). Certificates are verified by default. */
+  /**
+   * TLS options for `wss:` (`ca`, `cert`, `key`, `servername`, …), for the URL's origin only
+   * (see `trustRedirects`). Certificates are verified by default.
+   */
   tls?: ConnectionOptions;
   /** Follow 3xx redirects (to ws:, wss:, http: or https: URLs). Default false. */
   followRedirects?: boolean;
   /** Most redirects to follow. Default 10. */
   maxRedirects?: number;
+  /**
+   * Send `headers`, `origin` and `tls` also where a redirect leads to another origin (another
+   * scheme, host or port than the URL given). Default false: such a hop gets only the
+   * WebSocket headers (a fresh key, the version, the protocols and extensions offered) and
+   * Node's TLS defaults, so credentials, API keys and a client certificate stay with the
+   * origin they were given for. `true` sends them wherever the redirects lead, even from
+   * wss: to ws:.
+   */
+  trustRedirects?: boolean;
 }
 
 const DEFAULT_TIMEOUT = 10_000;
@@ -60,6 +76,45 @@ function target(url: URL): { secure: boolean; host: string; port: number; path: 
   // An empty query ("/x?") leaves url.search ''; keep its '?' so the path goes out verbatim.
   const search = url.search !== '' ? url.search : url.href.endsWith('?') ? '?' : '';
   return { secure, host, port, path: (url.pathname || '/') + search };
+}
+
+// The origin (RFC 6454 §4: scheme, host, port) of a URL that target() accepts, with http:
+// counted as ws: and https: as wss:.
+function originOf(url: URL): string {
+  const { secure, host, port } = target(url);
+  return `${secure ? 'wss' : 'ws'}://${host}:${port}`;
+}
+
+// Node's http.request throws a TypeError of its own (ERR_INVALID_CHAR, ERR_INVALID_HTTP_TOKEN)
+// for these, after our timer and abort listener were armed; check them first, and name the
+// option (never the value, which may be a secret).
+function checkHeaders(options: ConnectOptions): void {
+  const given: Array<[option: string, name: string, value: unknown]> = Object.entries(options.headers ?? {}).map(
+    ([name, value]) => ['headers', name, value]
+  );
+  if (options.origin !== undefined) given.push(['origin', 'Origin', options.origin]);
+  for (const [option, name, value] of given) {
+    try {
+      http.validateHeaderName(name);
+      for (const v of Array.isArray(value) ? value : [value]) http.validateHeaderValue(name, v);
+    } catch (err) {
+      throw new TypeError(`connect() option ${option}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+// Node's timers take at most 2^31-1 ms; a longer delay (Infinity included) fires after 1 ms.
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+// A timeout of NaN or below 0 left the handshake without a bound, one over MAX_TIMEOUT failed
+// it at once; a maxRedirects that is not a count is as wrong.
+function checkTimeAndRedirects({ timeout, maxRedirects }: ConnectOptions): void {
+  if (timeout !== undefined && !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
+    throw new RangeError(`timeout must be from 0 (none) to ${MAX_TIMEOUT} ms, not ${timeout}`);
+  }
+  if (maxRedirects !== undefined && !(Number.isInteger(maxRedirects) && maxRedirects >= 0)) {
+    throw new RangeError(`maxRedirects must be an integer, 0 or more, not ${maxRedirects}`);
+  }
 }
 
 // The server's answer to our permessage-deflate offer (RFC 7692 §7.1), as a HandshakeError.
@@ -84,8 +139,17 @@ function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | nu
  * console.log((await readData(ws)).data.toString(), ws.protocol);
  * ```
  * @returns an {@link AsyncSocket} in client role, with `protocol` set
- * @throws {HandshakeError} for any failure, with the status and headers received, if any
+ * @throws {HandshakeError} for any failure of the handshake, with the status and headers
+ * received, if any (also for `tls` options that Node refuses, as its `cause`)
  * @throws {SyntaxError} (rejection) for a URL that is not ws:/wss:, or an invalid protocol name
+ * @throws {TypeError} (rejection) for a header name or value (in `headers` or `origin`) that
+ * HTTP cannot carry (CR, LF or another control character), before anything is sent
+ * @throws {RangeError} (rejection) for a `timeout` outside 0 to 2^31-1 ms, or a `maxRedirects`
+ * that is not an integer of 0 or more, before anything is sent; for `keepalive` options out
+ * of range, once connected (the socket is then destroyed)
+ *
+ * Every error of `connect`, misuse included, comes as a rejection, and whatever failed,
+ * the timer, the abort listener and the socket are released first.
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<AsyncSocket> {
   let protocols: string[];
@@ -96,6 +160,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     first = new URL(url);
     target(first);
     protocols = normalizeProtocols(options.protocols);
+    checkHeaders(options);
+    checkTimeAndRedirects(options);
     if (options.perMessageDeflate) {
       deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate;
       checkDeflateOptions(deflate);
@@ -106,11 +172,13 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   }
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   const maxRedirects = options.followRedirects ? (options.maxRedirects ?? 10) : 0;
+  const firstOrigin = originOf(first);
 
   return new Promise<AsyncSocket>((resolve, reject) => {
     let req: http.ClientRequest | null = null;
     let settled = false;
     let timer: NodeJS.Timeout | null = null;
+    // The one exit: every path, success or failure, releases what was armed here.
     const finish = (err: Error | null, ws?: AsyncSocket): void => {
       if (settled) return;
       settled = true;
@@ -126,6 +194,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         resolve(ws!);
       }
     };
+    const connectionFailed = (err: Error): void =>
+      finish(new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err }));
     const onAbort = (): void =>
       finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: options.signal?.reason }));
     if (options.signal?.aborted) return onAbort();
@@ -137,14 +207,12 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     const attempt = (url: URL, redirects: number): void => {
       const { secure, host, port, path } = target(url);
       const key = generateKey();
-      // Credentials go only to the first host (host and port), and never from wss: down to
-      // ws: (as curl and ws do): a redirect must not hand them to someone else.
-      const trusted = url.host === first.host && (secure || !target(first).secure);
-      const userHeaders = Object.entries(options.headers ?? {}).filter(
-        ([name]) => trusted || !/^(authorization|cookie|proxy-authorization)$/i.test(name)
-      );
+      // What the caller gave (headers, Origin, TLS options with a client certificate) is for
+      // the first URL's origin: a redirect elsewhere must not hand it to someone else, unless
+      // the caller trusts the redirects.
+      const own = options.trustRedirects === true || originOf(url) === firstOrigin;
       const headers: Record<string, string | readonly string[]> = {
-        ...Object.fromEntries(userHeaders),
+        ...(own ? options.headers : {}),
         Connection: 'Upgrade',
         Upgrade: 'websocket',
         'Sec-WebSocket-Key': key,
@@ -152,9 +220,9 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       };
       if (protocols.length > 0) headers['Sec-WebSocket-Protocol'] = protocols.join(', ');
       if (offer !== undefined) headers['Sec-WebSocket-Extensions'] = offer;
-      if (options.origin !== undefined) headers.Origin = options.origin;
+      if (own && options.origin !== undefined) headers.Origin = options.origin;
       const requestOptions: https.RequestOptions = {
-        ...(secure ? options.tls : {}),
+        ...(secure && own ? options.tls : {}),
         host,
         port,
         path,
@@ -165,26 +233,34 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       if (secure && requestOptions.servername === undefined && !/^[\d.]+$|:/.test(host)) {
         requestOptions.servername = host;
       }
-      const r = secure ? https.request(requestOptions) : http.request(requestOptions);
+      let r: http.ClientRequest;
+      try {
+        // Throws at once for TLS options Node refuses (a key that does not parse, …).
+        r = secure ? https.request(requestOptions) : http.request(requestOptions);
+      } catch (err) {
+        return connectionFailed(err as Error);
+      }
       req = r;
-      r.on('error', (err) => finish(new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err })));
+      r.on('error', connectionFailed);
       r.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
         if (settled) return socket.destroy();
-        let protocol: string;
-        let agreed: DeflateParams | null;
+        let ws: AsyncSocket | undefined;
         try {
           // Extensions are checked once, by checkExtensions (it also refuses any we did not offer).
-          protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, true);
-          agreed = checkExtensions(res, deflate);
+          const protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, true);
+          const agreed = checkExtensions(res, deflate);
+          socket.setNoDelay(true);
+          socket.setTimeout(0);
+          const settings = agreed === null ? undefined : { ...deflate, ...agreed };
+          ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
+          // Throws (RangeError) for keepalive options out of range: an exception in this
+          // listener would otherwise be uncaught, and the socket left open.
+          if (options.keepalive) keepalive(ws, options.keepalive);
         } catch (err) {
-          socket.destroy();
+          if (ws !== undefined) ws.destroy();
+          else socket.destroy();
           return finish(err as Error);
         }
-        socket.setNoDelay(true);
-        socket.setTimeout(0);
-        const settings = agreed === null ? undefined : { ...deflate, ...agreed };
-        const ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
-        if (options.keepalive) keepalive(ws, options.keepalive);
         finish(null, ws);
       });
       r.on('response', (res: http.IncomingMessage) => {
