@@ -14,7 +14,7 @@ import { WebSocketError } from './core/errors';
 import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
-import { UpgradeOptions, rejectUpgrade, upgrade } from './server';
+import { UpgradeOptions, guardHandshake, rejectUpgrade, upgrade } from './server';
 import { checkDeflateOptions } from './deflate';
 
 /** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
@@ -35,13 +35,20 @@ export interface ListenOptions extends UpgradeOptions {
   onError?: (err: unknown, ws: AsyncSocket) => void;
   /** Answers plain HTTP requests. Default: 426 Upgrade Required. */
   onRequest?: http.RequestListener;
-  /** Checks an upgrade request before it is accepted (authentication): return an HTTP status to refuse. */
+  /**
+   * Checks an upgrade request before it is accepted (authentication): return an HTTP status to
+   * refuse. It has `handshakeTimeout` to settle; a request whose verify takes longer is
+   * answered 503 and closed (the client sent its whole request: the wait is ours, not its).
+   */
   verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
   /** Largest request head (request line and headers), in bytes; larger ones get 431. Default 16 KiB. */
   maxHeaderSize?: number;
   /** Most request headers read; the rest are dropped (Node's `maxHeadersCount`). Default 100. */
   maxHeadersCount?: number;
-  /** Time a client has to send its whole upgrade request, in ms (Node's `headersTimeout`). Default 10000. */
+  /**
+   * Time a client has to send its whole upgrade request, in ms (Node's `headersTimeout`), and
+   * then again the time `verify` has to settle. Default 10000.
+   */
   handshakeTimeout?: number;
 }
 
@@ -69,6 +76,36 @@ export interface WsServer {
 
 function defaultOnError(err: unknown): void {
   if (!(err instanceof WebSocketError)) console.error('wsframe: connection handler failed:', err);
+}
+
+/**
+ * Runs `verify` for an upgrade request and says what it answered, or 'gone' when the socket
+ * closed first, or 'late' when it did not settle within `ms` (0: no bound). A verify that
+ * settles afterwards changes nothing.
+ */
+function verifyWithin(
+  verify: NonNullable<ListenOptions['verify']>,
+  req: http.IncomingMessage,
+  socket: Duplex,
+  ms: number
+): Promise<number | undefined | 'gone' | 'late'> {
+  if (socket.destroyed) return Promise.resolve('gone');
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const onClose = (): void => settle('gone');
+    function settle(outcome: number | undefined | 'gone' | 'late', err?: unknown): void {
+      clearTimeout(timer);
+      socket.off('close', onClose);
+      if (err === undefined) resolve(outcome);
+      else reject(err);
+    }
+    socket.once('close', onClose);
+    if (ms > 0) timer = setTimeout(() => settle('late'), ms);
+    new Promise<number | undefined>((r) => r(verify(req))).then(
+      (status) => settle(status),
+      (err: unknown) => settle(undefined, err ?? new Error('verify rejected'))
+    );
+  });
 }
 
 /**
@@ -119,8 +156,11 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
       return rejectUpgrade(socket, 404);
     }
     if (options.verify) {
-      const status = await options.verify(req);
+      const status = await verifyWithin(options.verify, req, socket, handshakeTimeout);
+      if (status === 'gone') return; // the client went away; its socket is destroyed already
+      if (status === 'late') return rejectUpgrade(socket, 503);
       if (status !== undefined) return rejectUpgrade(socket, status);
+      if (closing) return rejectUpgrade(socket, 503); // close() was called while verify ran
     }
     let ws: AsyncSocket;
     try {
@@ -153,6 +193,8 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
   }
 
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node took its 'error' listener off this socket; ours must be on before any await.
+    guardHandshake(socket);
     accept(req, socket, head).catch((err) => {
       rejectUpgrade(socket, 500);
       console.error('wsframe: upgrade failed:', err);

@@ -44,6 +44,16 @@ function destroyOnError(this: Duplex): void {
   this.destroy();
 }
 
+/**
+ * @internal Makes a socket just handed over by an `'upgrade'` event safe to hold across an
+ * `await`: Node removed its own 'error' listener, so until an `AsyncSocket` owns the socket a
+ * reset would be an unhandled 'error' (a crash). With no listener attached, one is added that
+ * destroys the socket; {@link upgrade} removes it once its `AsyncSocket` listens.
+ */
+export function guardHandshake(socket: Duplex): void {
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+}
+
 // Milliseconds a refused socket gets to read our response before it is destroyed.
 const REJECT_LINGER_MS = 1000;
 
@@ -68,7 +78,7 @@ export function rejectUpgrade(
   if (handshakeRejectedChannel.hasSubscribers) {
     handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
   }
-  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+  guardHandshake(socket);
   if (socket.destroyed) return;
   socket.resume(); // drain what the client still sends, so our close is not a reset
   socket.end(response);
@@ -113,7 +123,7 @@ export function upgrade(
   options: UpgradeOptions = {}
 ): Promise<AsyncSocket> {
   // The socket is ours from here on: a reset must never become an unhandled 'error'.
-  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+  guardHandshake(socket);
   const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
   if (isRefusal(checked)) {
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
