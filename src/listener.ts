@@ -23,7 +23,10 @@ export interface ListenOptions extends UpgradeOptions {
   host?: string;
   /** Port to bind; 0 picks a free one. Default 0. */
   port?: number;
-  /** Only upgrade requests for this path (others get 404). Default: any path. */
+  /**
+   * Only upgrade requests for this path, compared with the target's path as sent, up to '?'
+   * (others get 404; a target that is no URL gets 400). Default: any path.
+   */
   path?: string;
   /** Serve `wss:` with these TLS options (`key`, `cert`, …). */
   tls?: https.ServerOptions;
@@ -76,6 +79,28 @@ export interface WsServer {
 
 function defaultOnError(err: unknown): void {
   if (!(err instanceof WebSocketError)) console.error('wsframe: connection handler failed:', err);
+}
+
+/**
+ * The path of a request target (RFC 9112 §3.2), or null for a target that is not one:
+ * origin-form ('/chat?room=1') gives the path up to '?' as sent, so '//host/chat' is not
+ * '/chat'; absolute-form ('http://host/chat') gives the URL's path. Node's HTTP parser lets
+ * through targets that the URL parser refuses ('http://[/chat', 'ws://%zz/', '//[/x'): those
+ * are the client's error (400), not ours (a 500 and a stack trace on stderr).
+ */
+function requestPath(target: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(target, 'http://host');
+  } catch {
+    return null;
+  }
+  if (target.startsWith('/')) {
+    const end = target.search(/[?#]/);
+    return end === -1 ? target : target.slice(0, end);
+  }
+  // Absolute-form has a scheme and an authority; anything else ('*', 'chat') is no target here.
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(target) ? url.pathname : null;
 }
 
 /**
@@ -152,8 +177,10 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
 
   async function accept(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (closing) return rejectUpgrade(socket, 503);
-    if (options.path !== undefined && new URL(req.url ?? '/', 'ws://x').pathname !== options.path) {
-      return rejectUpgrade(socket, 404);
+    if (options.path !== undefined) {
+      const path = requestPath(req.url ?? '');
+      if (path === null) return rejectUpgrade(socket, 400);
+      if (path !== options.path) return rejectUpgrade(socket, 404);
     }
     if (options.verify) {
       const status = await verifyWithin(options.verify, req, socket, handshakeTimeout);
