@@ -46,7 +46,11 @@ export interface ListenOptions extends UpgradeOptions {
   verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
   /** Largest request head (request line and headers), in bytes; larger ones get 431. Default 16 KiB. */
   maxHeaderSize?: number;
-  /** Most request headers read; the rest are dropped (Node's `maxHeadersCount`). Default 100. */
+  /**
+   * Most request headers; a request with more gets 431 (Node would drop the rest without a
+   * word, and a header a proxy appends could be lost behind a client's padding). 0: no count
+   * (`maxHeaderSize` still bounds the bytes). Default 100.
+   */
   maxHeadersCount?: number;
   /**
    * Time a client has to send its whole upgrade request, in ms (Node's `headersTimeout`), and
@@ -155,12 +159,20 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
         };
   const clients = new Set<AsyncSocket>();
   const onError = options.onError ?? defaultOnError;
-  const onRequest: http.RequestListener =
+  const maxHeadersCount = options.maxHeadersCount ?? 100;
+  // Node reads one header past the count, so a request that has more can be told apart.
+  const tooManyHeaders = (req: http.IncomingMessage): boolean => maxHeadersCount > 0 && req.rawHeaders.length > 2 * maxHeadersCount;
+  const answer: http.RequestListener =
     options.onRequest ??
     ((_req, res) => {
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket' });
       res.end('This is a WebSocket endpoint.\n');
     });
+  const onRequest: http.RequestListener = (req, res) => {
+    if (!tooManyHeaders(req)) return answer(req, res);
+    res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+    res.end(`More than ${maxHeadersCount} header fields.\n`);
+  };
   const handshakeTimeout = options.handshakeTimeout ?? 10_000;
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
@@ -172,11 +184,12 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
   const httpServer = options.tls
     ? https.createServer({ ...options.tls, ...serverOptions }, onRequest)
     : http.createServer(serverOptions, onRequest);
-  httpServer.maxHeadersCount = options.maxHeadersCount ?? 100;
+  httpServer.maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
   let closing = false;
 
   async function accept(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (closing) return rejectUpgrade(socket, 503);
+    if (tooManyHeaders(req)) return rejectUpgrade(socket, 431, {}, `More than ${maxHeadersCount} header fields.`);
     if (options.path !== undefined) {
       const path = requestPath(req.url ?? '');
       if (path === null) return rejectUpgrade(socket, 400);
