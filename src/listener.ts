@@ -53,6 +53,27 @@ export interface ListenOptions extends UpgradeOptions {
    */
   maxHeadersCount?: number;
   /**
+   * Unsent bytes a connection may hold before {@link WsServer.broadcast} stops adding to them:
+   * its socket's write buffer plus the broadcast messages still waiting in its send queue. A
+   * connection over it gets the `backpressurePolicy`. Default 1 MiB.
+   */
+  maxBackpressure?: number;
+  /**
+   * What `broadcast` does with a connection over `maxBackpressure` (a client that does not read
+   * as fast as messages come): 'close' sends it a Close with 1008 (queued behind what it has
+   * not read; the socket is destroyed after `closeTimeout` if it never gets there), 'skip'
+   * leaves it open and it misses this message. Default 'close': a skipped client has gaps it
+   * cannot see.
+   */
+  backpressurePolicy?: 'close' | 'skip';
+  /**
+   * Longest `broadcast` waits for connections to flush a message, in ms. It waits for those that
+   * had flushed everything before (or, when none had, for the fastest of the others); one still
+   * flushing after this is behind, and is not waited for again until it has caught up. So a
+   * client that stops reading costs the others one pause of at most this. Default 100.
+   */
+  broadcastWait?: number;
+  /**
    * Time a client has to send its whole upgrade request, in ms (Node's `headersTimeout`), and
    * then again the time `verify` has to settle. Default 10000.
    */
@@ -72,13 +93,106 @@ export interface WsServer {
   readonly port: number;
   /** The bound address. */
   readonly address: AddressInfo;
-  /** Sends a text (string) or binary message to every open connection; resolves when all are written. */
+  /**
+   * Sends a text (string) or binary message to every open connection, without waiting for the
+   * slow ones: a connection that holds more than `maxBackpressure` unsent bytes is closed with
+   * 1008 or skipped (`backpressurePolicy`). Resolves once the connections that were keeping up
+   * have flushed the message, or after `broadcastWait` ms, so a loop that awaits it goes at the
+   * pace of the clients that read and is never held by one that does not.
+   */
   broadcast(data: string | Uint8Array): Promise<void>;
   /**
    * Stops accepting, sends every open connection a Close (1001 by default) and resolves once
    * they are all closed (or destroyed after their `closeTimeout`).
    */
   close(code?: number, reason?: string): Promise<void>;
+}
+
+const noop = (): void => {};
+
+// Resolves when one of `sends` is fulfilled or all have settled (a peer that went away is
+// not the others' problem).
+function firstFlushed(sends: readonly Promise<void>[]): Promise<void> {
+  return new Promise((resolve) => {
+    let left = sends.length;
+    for (const p of sends) p.then(resolve, () => --left === 0 && resolve());
+  });
+}
+
+/**
+ * `broadcast` with a bound per connection. A connection holding more than `maxBackpressure`
+ * unsent bytes is closed (1008) or skipped. Otherwise the message is sent, and broadcast waits,
+ * for at most `broadcastWait` ms, for the connections that keep up: a connection that has not
+ * flushed by then is *behind*, and is no longer waited for until it has flushed everything.
+ * Among those behind, the first one that made progress since the last broadcast is waited for,
+ * so the pace is set by a client that reads even when the only ones "keeping up" are stalled
+ * clients whose kernel buffers still take what we send; one that makes no progress costs
+ * nothing. When every connection is behind and none moves, each broadcast waits broadcastWait.
+ */
+class Broadcaster {
+  // Bytes of broadcast messages that wait in a connection's send queue (behind a fragmented
+  // or compressed message), so not in its socket's write buffer yet.
+  private readonly queued = new WeakMap<AsyncSocket, number>();
+  // Connections behind, with their unsent bytes just after the last broadcast.
+  private readonly behind = new WeakMap<AsyncSocket, number>();
+
+  constructor(
+    private readonly clients: ReadonlySet<AsyncSocket>,
+    private readonly maxBackpressure: number,
+    private readonly policy: 'close' | 'skip',
+    private readonly wait: number
+  ) {}
+
+  /** Bytes a connection has been given and has not flushed: its write buffer plus broadcasts queued. */
+  unsent(ws: AsyncSocket): number {
+    return ws.socket.writableLength + (this.queued.get(ws) ?? 0);
+  }
+
+  send(data: string | Uint8Array): Promise<void> {
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const current: AsyncSocket[] = [];
+    const flushes: Promise<void>[] = []; // to the connections that keep up
+    const moving: Promise<void>[] = []; // to those behind that made progress
+    const stalled: Promise<void>[] = []; // to the others behind
+    for (const ws of this.clients) {
+      if (ws.closeQueued || ws.destroyed) continue;
+      const before = this.unsent(ws);
+      if (before > this.maxBackpressure) {
+        if (this.policy === 'close') close(ws, CloseCode.PolicyViolation, 'too slow').catch(noop);
+        continue;
+      }
+      const lastUnsent = this.behind.get(ws);
+      if (before === 0) this.behind.delete(ws); // it caught up
+      const sent = typeof data === 'string' ? sendText(ws, data) : sendBinary(ws, data);
+      if (ws.sendQueue !== null) {
+        // Not written yet: it waits its turn (or for zlib). Count it until it is flushed.
+        this.queued.set(ws, (this.queued.get(ws) ?? 0) + size);
+        const done = (): void => void this.queued.set(ws, this.queued.get(ws)! - size);
+        sent.then(done, done);
+      }
+      if (!this.behind.has(ws)) {
+        current.push(ws);
+        flushes.push(sent);
+      } else {
+        (before < lastUnsent! ? moving : stalled).push(sent);
+        this.behind.set(ws, this.unsent(ws));
+      }
+    }
+    const waits: Promise<unknown>[] = [];
+    if (flushes.length > 0) waits.push(Promise.allSettled(flushes));
+    if (moving.length > 0) waits.push(firstFlushed(moving));
+    else if (flushes.length === 0 && stalled.length > 0) waits.push(firstFlushed(stalled));
+    // With connections behind, give I/O one turn even when every write completed at once, so
+    // that their progress (or its absence) shows by the next broadcast.
+    if (moving.length + stalled.length > 0) waits.push(new Promise((resolve) => setImmediate(resolve)));
+    if (waits.length === 0) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.wait)));
+    return Promise.race([Promise.all(waits), elapsed]).then(() => {
+      clearTimeout(timer);
+      for (const ws of current) if (!ws.destroyed && this.unsent(ws) > 0) this.behind.set(ws, this.unsent(ws));
+    });
+  }
 }
 
 function defaultOnError(err: unknown): void {
@@ -173,6 +287,13 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
     res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
     res.end(`More than ${maxHeadersCount} header fields.\n`);
   };
+  const maxBackpressure = options.maxBackpressure ?? 1024 * 1024;
+  if (!(maxBackpressure >= 0)) throw new RangeError(`maxBackpressure must be 0 or more, not ${maxBackpressure}`);
+  const policy = options.backpressurePolicy ?? 'close';
+  const broadcastWait = options.broadcastWait ?? 100;
+  if (!(broadcastWait >= 0)) throw new RangeError(`broadcastWait must be 0 or more, not ${broadcastWait}`);
+  if (policy !== 'close' && policy !== 'skip') throw new TypeError(`backpressurePolicy must be 'close' or 'skip', not ${String(policy)}`);
+  const broadcaster = new Broadcaster(clients, maxBackpressure, policy, broadcastWait);
   const handshakeTimeout = options.handshakeTimeout ?? 10_000;
   const serverOptions: http.ServerOptions = {
     maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
@@ -254,14 +375,8 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
     clients,
     port: address.port,
     address,
-    async broadcast(data) {
-      const sends: Promise<void>[] = [];
-      for (const ws of clients) {
-        if (ws.closeQueued || ws.destroyed) continue;
-        const p = typeof data === 'string' ? sendText(ws, data) : sendBinary(ws, data);
-        sends.push(p.catch(() => undefined)); // a peer that went away is not the others' problem
-      }
-      await Promise.all(sends);
+    broadcast(data) {
+      return broadcaster.send(data);
     },
     async close(code = CloseCode.GoingAway, reason = '') {
       closing = true;
