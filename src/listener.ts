@@ -14,8 +14,7 @@ import { WebSocketError } from './core/errors';
 import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
-import { UpgradeOptions, guardHandshake, rejectUpgrade, upgrade } from './server';
-import { checkDeflateOptions } from './deflate';
+import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectUpgrade, upgrade } from './server';
 
 /** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
 export interface ListenOptions extends UpgradeOptions {
@@ -264,7 +263,7 @@ function verifyWithin(
  * ```
  */
 export async function listen(options: ListenOptions, handler: ConnectionHandler): Promise<WsServer> {
-  if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
+  checkUpgradeOptions(options);
   const run =
     typeof handler === 'function'
       ? handler

@@ -85,6 +85,23 @@ export function rejectUpgrade(
   setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
 }
 
+/**
+ * @internal Checks the options of {@link upgrade} that do not depend on the request, so a
+ * mistake is found before a 101 goes out (and once, by `listen`, before it serves anyone).
+ * @throws {RangeError} for deflate limits or keepalive times out of range
+ * @throws {SyntaxError} for an invalid subprotocol name
+ */
+export function checkUpgradeOptions(options: UpgradeOptions): void {
+  if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
+  for (const p of options.protocols ?? []) {
+    if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
+  }
+  if (options.keepalive) {
+    const { interval, timeout = interval } = options.keepalive;
+    if (!(interval > 0) || !(timeout > 0)) throw new RangeError('keepalive interval and timeout must be positive');
+  }
+}
+
 // A failure on our side (options, selectProtocol): answer 500 and reject, as documented,
 // with a HandshakeError that carries the status answered and the original error as cause.
 function refuse500(socket: Duplex, req: IncomingMessage, what: string, err: unknown): Promise<never> {
@@ -132,16 +149,13 @@ export function upgrade(
   let protocol: string | undefined;
   const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
   try {
-    if (deflate !== null) checkDeflateOptions(deflate);
+    checkUpgradeOptions(options);
     if (options.selectProtocol !== undefined) {
       protocol = options.selectProtocol(checked.protocols, req);
       if (protocol !== undefined && !checked.protocols.includes(protocol)) {
         throw new Error(`selectProtocol returned ${JSON.stringify(protocol)}, which the client did not offer`);
       }
     } else if (options.protocols !== undefined) {
-      for (const p of options.protocols) {
-        if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
-      }
       protocol = options.protocols.find((p) => checked.protocols.includes(p));
     }
   } catch (err) {
