@@ -1,5 +1,6 @@
 // A broadcast chat on the standalone server: server.clients is the set of open connections
-// and server.broadcast() sends to all of them.
+// and server.broadcast() sends to all of them. A client that stops reading does not hold up
+// the others: past maxBackpressure (1 MiB) unsent, it is closed with 1008.
 // Run: npx ts-node examples/chat.ts
 import { AsyncSocket, Opcode, close, connect, listen, messages, readData, sendText } from '../src';
 

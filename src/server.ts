@@ -44,6 +44,16 @@ function destroyOnError(this: Duplex): void {
   this.destroy();
 }
 
+/**
+ * @internal Makes a socket just handed over by an `'upgrade'` event safe to hold across an
+ * `await`: Node removed its own 'error' listener, so until an `AsyncSocket` owns the socket a
+ * reset would be an unhandled 'error' (a crash). With no listener attached, one is added that
+ * destroys the socket; {@link upgrade} removes it once its `AsyncSocket` listens.
+ */
+export function guardHandshake(socket: Duplex): void {
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+}
+
 // Milliseconds a refused socket gets to read our response before it is destroyed.
 const REJECT_LINGER_MS = 1000;
 
@@ -68,11 +78,28 @@ export function rejectUpgrade(
   if (handshakeRejectedChannel.hasSubscribers) {
     handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
   }
-  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+  guardHandshake(socket);
   if (socket.destroyed) return;
   socket.resume(); // drain what the client still sends, so our close is not a reset
   socket.end(response);
   setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
+}
+
+/**
+ * @internal Checks the options of {@link upgrade} that do not depend on the request, so a
+ * mistake is found before a 101 goes out (and once, by `listen`, before it serves anyone).
+ * @throws {RangeError} for deflate limits or keepalive times out of range
+ * @throws {SyntaxError} for an invalid subprotocol name
+ */
+export function checkUpgradeOptions(options: UpgradeOptions): void {
+  if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
+  for (const p of options.protocols ?? []) {
+    if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
+  }
+  if (options.keepalive) {
+    const { interval, timeout = interval } = options.keepalive;
+    if (!(interval > 0) || !(timeout > 0)) throw new RangeError('keepalive interval and timeout must be positive');
+  }
 }
 
 // A failure on our side (options, selectProtocol): answer 500 and reject, as documented,
@@ -113,7 +140,7 @@ export function upgrade(
   options: UpgradeOptions = {}
 ): Promise<AsyncSocket> {
   // The socket is ours from here on: a reset must never become an unhandled 'error'.
-  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+  guardHandshake(socket);
   const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
   if (isRefusal(checked)) {
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
@@ -122,16 +149,13 @@ export function upgrade(
   let protocol: string | undefined;
   const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
   try {
-    if (deflate !== null) checkDeflateOptions(deflate);
+    checkUpgradeOptions(options);
     if (options.selectProtocol !== undefined) {
       protocol = options.selectProtocol(checked.protocols, req);
       if (protocol !== undefined && !checked.protocols.includes(protocol)) {
         throw new Error(`selectProtocol returned ${JSON.stringify(protocol)}, which the client did not offer`);
       }
     } else if (options.protocols !== undefined) {
-      for (const p of options.protocols) {
-        if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
-      }
       protocol = options.protocols.find((p) => checked.protocols.includes(p));
     }
   } catch (err) {
