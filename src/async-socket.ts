@@ -11,7 +11,7 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { IOError } from './core/errors';
+import { IOError, toIOError } from './core/errors';
 import type { CloseInfo } from './core/close';
 import { FrameReader } from './core/frame-reader';
 import type { Pongs } from './core/pongs';
@@ -59,8 +59,6 @@ export interface AsyncSocketOptions {
   deflate?: DeflateSettings;
 }
 
-
-
 const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
 // Errors of fast-path writes are reported by the socket's 'error' event and the next call.
@@ -92,14 +90,6 @@ function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (
   s.write(a);
   s.write(b, done);
   s.uncork();
-}
-
-function ioErrorFrom(err: unknown): IOError {
-  if (err instanceof IOError) return err;
-  const code = (err as { code?: string } | null)?.code;
-  const reason = code === 'ETIMEDOUT' ? 'timeout' : code === 'ABORT_ERR' ? 'aborted' : 'reset';
-  const text = err instanceof Error ? err.message : String(err);
-  return new IOError(reason, `socket error: ${text}`, { cause: err });
 }
 
 /**
@@ -298,7 +288,7 @@ export class AsyncSocket {
     return new Promise<void>((resolve, reject) => {
       // Node calls back without an error when the stream was destroyed before flushing.
       const done = (err?: Error | null): void => {
-        if (err) reject(ioErrorFrom(err));
+        if (err) reject(toIOError(err));
         else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
         else resolve();
       };
@@ -318,7 +308,7 @@ export class AsyncSocket {
         else s.once('drain', check).once('close', check);
       };
       // Zero-length write: its callback runs once every earlier write has completed.
-      s.write(EMPTY, (err?: Error | null) => (err ? reject(ioErrorFrom(err)) : check()));
+      s.write(EMPTY, (err?: Error | null) => (err ? reject(toIOError(err)) : check()));
     });
   }
 
@@ -336,7 +326,7 @@ export class AsyncSocket {
 
   /** Destroys the socket at once; pending and later reads and writes reject with `IOError`. */
   destroy(err?: Error): void {
-    const ioErr = err ? ioErrorFrom(err) : new IOError('closed', 'socket destroyed');
+    const ioErr = err ? toIOError(err) : new IOError('closed', 'socket destroyed');
     this.queue.end(ioErr);
     this.deflate?.close(ioErr);
     this.socket.destroy();
@@ -382,7 +372,7 @@ export class AsyncSocket {
 
   /** @internal */
   onError(err: Error): void {
-    this.queue.end(ioErrorFrom(err));
+    this.queue.end(toIOError(err));
   }
 
   /** @internal */

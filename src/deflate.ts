@@ -15,6 +15,9 @@ import zlib from 'node:zlib';
 import { DeflateNegotiation, DeflateParams, checkNegotiation } from './core/extensions';
 import { CloseCode } from './core/constants';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
+import { limited } from './zlib-jobs';
+
+export { DEFLATE_CONCURRENCY, deflateLoad } from './zlib-jobs';
 
 /** How messages are compressed once permessage-deflate is agreed. */
 export interface CompressionOptions {
@@ -52,9 +55,6 @@ export function checkDeflateOptions(options: DeflateOptions): void {
   }
 }
 
-/** Most zlib jobs (one message or frame each) running at once in the process. */
-export const DEFLATE_CONCURRENCY = 10;
-
 // Default of CompressionOptions.threshold.
 const DEFAULT_THRESHOLD = 1024;
 
@@ -71,33 +71,6 @@ const JOIN_TAIL_MAX = 64 * 1024;
 // can make us spend per byte has none either. A sender that ends its stream with BFINAL
 // (§7.2.3.4) begins one new stream per frame or message, which this allows.
 const RESTART_BYTES = 1024;
-
-let running = 0;
-const waiting: Array<() => void> = [];
-
-// Runs `job` when fewer than DEFLATE_CONCURRENCY jobs are running; jobs wait in order.
-function limited<T>(job: () => Promise<T>): Promise<T> {
-  const run = (): Promise<T> => {
-    const done = (): void => {
-      const next = waiting.shift();
-      if (next !== undefined) next();
-      else running--;
-    };
-    const p = job();
-    p.then(done, done);
-    return p;
-  };
-  if (running < DEFLATE_CONCURRENCY) {
-    running++;
-    return run();
-  }
-  return new Promise<void>((resolve) => waiting.push(resolve)).then(run);
-}
-
-/** @internal How many zlib jobs run and wait now (for tests). */
-export function deflateLoad(): { running: number; waiting: number } {
-  return { running, waiting: waiting.length };
-}
 
 const ignore = (): void => {};
 

@@ -9,6 +9,7 @@ const SRC = join(__dirname, '..', 'src');
 const LAYER: Record<string, number> = {
   'async-socket': 1,
   diagnostics: 1,
+  'zlib-jobs': 1,
   deflate: 1,
   connection: 2,
   recv: 3,

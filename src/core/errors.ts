@@ -133,3 +133,15 @@ export class HandshakeError extends WebSocketError {
 
 /** A second read was started while one was pending: reads on one socket must be serialized. */
 export class ConcurrencyError extends WebSocketError {}
+
+/**
+ * The `IOError` for an error a socket (or a stream) raised: 'timeout' for ETIMEDOUT,
+ * 'aborted' for an abort, 'reset' for anything else, with the original as `cause`.
+ */
+export function toIOError(err: unknown): IOError {
+  if (err instanceof IOError) return err;
+  const code = (err as { code?: string } | null)?.code;
+  const reason = code === 'ETIMEDOUT' ? 'timeout' : code === 'ABORT_ERR' ? 'aborted' : 'reset';
+  const text = err instanceof Error ? err.message : String(err);
+  return new IOError(reason, `socket error: ${text}`, { cause: err });
+}
