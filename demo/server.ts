@@ -12,6 +12,8 @@ import { parseArgs } from 'node:util';
 import { AsyncSocket, Opcode, close, messages, rejectUpgrade, sendBinary, sendText, upgrade } from '../src';
 
 const page = readFileSync(join(__dirname, 'index.html'));
+// Unsent bytes a chat member may hold before it misses messages.
+const MAX_BACKLOG = 1 << 20;
 
 async function chat(ws: AsyncSocket, room: Set<AsyncSocket>): Promise<void> {
   room.add(ws);
@@ -29,7 +31,12 @@ async function chat(ws: AsyncSocket, room: Set<AsyncSocket>): Promise<void> {
         await close(ws, 1003, 'expected JSON');
         return;
       }
-      await Promise.all([...room].map((peer) => sendText(peer, text).catch(() => undefined)));
+      // Nobody waits for the slowest member: a peer that does not read misses messages once
+      // MAX_BACKLOG of ours is unsent to it, instead of holding up the room.
+      for (const peer of room) {
+        if (peer.closeQueued || peer.socket.writableLength > MAX_BACKLOG) continue;
+        sendText(peer, text).catch(() => undefined);
+      }
     }
   } finally {
     room.delete(ws);
@@ -56,7 +63,10 @@ export async function startDemo(port: number, host = '127.0.0.1'): Promise<http.
     }
   });
   server.on('upgrade', (req, socket, head) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    // The path as sent, up to any query (a target new URL() refuses must not throw here).
+    const target = req.url ?? '/';
+    const query = target.indexOf('?');
+    const path = query === -1 ? target : target.slice(0, query);
     const serve = path === '/chat' ? (ws: AsyncSocket) => chat(ws, room) : path === '/echo' ? echo : null;
     if (serve === null) return rejectUpgrade(socket, 404);
     // maxMessageSize bounds messages once inflated, so a small compressed frame cannot grow past it.
