@@ -19,45 +19,12 @@ import { ReceiveQueue, type FailFn, type ReadyFn } from './core/receive-queue';
 import { DEFAULTS, type Limits, limitsOf } from './core/limits';
 import { ConnectionState, type ConnectionPhase } from './core/state';
 import { closeChannel, openChannel } from './diagnostics';
-import { DeflateSettings, PerMessageDeflate } from './deflate';
+import { PerMessageDeflate } from './deflate';
+import { SendWatchdog } from './send-watchdog';
+import type { AsyncSocketOptions, Role } from './socket-options';
 
-/** Which end of the connection this is: clients mask what they send, servers must not. */
-export type Role = 'client' | 'server';
-
+export type { AsyncSocketOptions, Role } from './socket-options';
 export { DEFAULTS };
-
-/** Options of an {@link AsyncSocket}; every size is in bytes and every time in milliseconds. */
-export interface AsyncSocketOptions {
-  /** Which end this is. Decides masking and who closes TCP first. */
-  role: Role;
-  /** The subprotocol the handshake agreed on, if any. */
-  protocol?: string;
-  /** Bytes that already arrived after the handshake (the `head` of an upgrade): read first. */
-  head?: Uint8Array;
-  /** Largest payload of one frame. Default 16 MiB. Larger frames fail the connection with 1009. */
-  maxFrameSize?: number;
-  /** Largest reassembled message. Default 16 MiB. Larger messages fail with 1009. */
-  maxMessageSize?: number;
-  /** Most frames in one message. Default 131072. More fail with 1008. */
-  maxFragments?: number;
-  /** How long to wait for the peer to finish the close handshake before destroying. Default 10000. */
-  closeTimeout?: number;
-  /** Idle timeout: destroy the socket after this long with no traffic (0: never). Default 0. */
-  idleTimeout?: number;
-  /**
-   * How much received data is buffered ahead of the reader before the socket is paused
-   * (TCP backpressure then slows the peer). Each buffered chunk also counts 64 bytes of
-   * overhead, so a flood of tiny chunks pauses it too. A frame larger than this is still
-   * read whole. Default 256 KiB.
-   */
-  readBufferSize?: number;
-  /**
-   * permessage-deflate parameters agreed in the handshake (RFC 7692), with the compression
-   * tuning. `connect`, `upgrade` and `listen` set this from their `perMessageDeflate`
-   * option; set it yourself only after your own handshake agreed on them.
-   */
-  deflate?: DeflateSettings;
-}
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const EMPTY = Buffer.alloc(0);
@@ -130,6 +97,8 @@ export class AsyncSocket {
   // The one close timer: it destroys the socket at `closeDeadline` unless it closes first.
   private closeTimer: NodeJS.Timeout | null = null;
   private closeDeadline = 0;
+  // Watches sends that did not complete at once (made on the first such send).
+  private watchdog: SendWatchdog | null = null;
 
   constructor(socket: Duplex, options: AsyncSocketOptions) {
     this.socket = socket;
@@ -285,9 +254,11 @@ export class AsyncSocket {
       if (s.writableLength === 0 && !s.destroyed) return RESOLVED;
       return this.flushed();
     }
+    this.watchSends();
     return new Promise<void>((resolve, reject) => {
       // Node calls back without an error when the stream was destroyed before flushing.
       const done = (err?: Error | null): void => {
+        this.watchdog?.progress();
         if (err) reject(toIOError(err));
         else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
         else resolve();
@@ -299,6 +270,7 @@ export class AsyncSocket {
   // Resolves once everything written so far has been flushed (the write buffer drained).
   private flushed(): Promise<void> {
     const s = this.socket;
+    this.watchSends();
     return new Promise<void>((resolve, reject) => {
       const check = (): void => {
         s.off('drain', check);
@@ -310,6 +282,16 @@ export class AsyncSocket {
       // Zero-length write: its callback runs once every earlier write has completed.
       s.write(EMPTY, (err?: Error | null) => (err ? reject(toIOError(err)) : check()));
     });
+  }
+
+  // Bytes wait to be written: the send timeout watches them.
+  private watchSends(): void {
+    const ms = this.limits.sendTimeout;
+    if (ms <= 0) return;
+    this.watchdog ??= new SendWatchdog(this.socket, ms, (unsent) =>
+      this.destroy(new IOError('timeout', `the peer took none of ${unsent} unsent bytes for ${ms} ms`))
+    );
+    this.watchdog.arm();
   }
 
   /**
@@ -390,6 +372,7 @@ export class AsyncSocket {
     }
     this.pongs?.failAll(err);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.watchdog?.stop();
     if (closeChannel.hasSubscribers) {
       const peer = this.state.peerClose;
       closeChannel.publish({ ws: this, code: peer?.code ?? 1006, reason: peer?.reason ?? '', clean: this.state.clean });

@@ -10,6 +10,8 @@ const LAYER: Record<string, number> = {
   'async-socket': 1,
   diagnostics: 1,
   'zlib-jobs': 1,
+  'send-watchdog': 1,
+  'socket-options': 1,
   deflate: 1,
   connection: 2,
   recv: 3,

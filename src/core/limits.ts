@@ -11,6 +11,7 @@ export const DEFAULTS = {
   maxFragments: 131072,
   closeTimeout: 10_000,
   idleTimeout: 0,
+  sendTimeout: 15_000,
   readBufferSize: 256 * 1024
 } as const;
 
@@ -20,11 +21,12 @@ export interface Limits {
   readonly maxMessageSize: number;
   readonly maxFragments: number;
   readonly closeTimeout: number;
+  readonly sendTimeout: number;
   readonly readBufferSize: number;
 }
 
 // Connections made with the same limits (every connection of one server, usually) share one
-// frozen object of them, so each connection holds one field instead of five.
+// frozen object of them, so each connection holds one field instead of six.
 const sharedLimits = new Map<string, Limits>();
 const SHARED_LIMITS_MAX = 64;
 
@@ -35,9 +37,10 @@ export function limitsOf(o: Partial<Limits>): Limits {
     maxMessageSize: o.maxMessageSize ?? DEFAULTS.maxMessageSize,
     maxFragments: o.maxFragments ?? DEFAULTS.maxFragments,
     closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
+    sendTimeout: o.sendTimeout ?? DEFAULTS.sendTimeout,
     readBufferSize: o.readBufferSize ?? DEFAULTS.readBufferSize
   };
-  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.closeTimeout} ${limits.readBufferSize}`;
+  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.closeTimeout} ${limits.sendTimeout} ${limits.readBufferSize}`;
   const shared = sharedLimits.get(key);
   if (shared !== undefined) return shared;
   if (sharedLimits.size < SHARED_LIMITS_MAX) sharedLimits.set(key, Object.freeze(limits));

@@ -8,6 +8,7 @@ test('unset limits take their defaults', (t) => {
     maxMessageSize: DEFAULTS.maxMessageSize,
     maxFragments: DEFAULTS.maxFragments,
     closeTimeout: DEFAULTS.closeTimeout,
+    sendTimeout: DEFAULTS.sendTimeout,
     readBufferSize: DEFAULTS.readBufferSize
   });
 });
