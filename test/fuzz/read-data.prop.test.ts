@@ -151,7 +151,7 @@ for (const [role, mode, deflate, name] of [
 ] as [Role, number, boolean, string][]) {
   test(`fuzz: ${name} only ever rejects with ProtocolError or IOError`, async (t) => {
     t.timeout(Math.max(60_000, RUNS * 10));
-    await fc.assert(fc.asyncProperty(input(deflate, role), cuts, (bytes, sizes) => drive(bytes, sizes, role, mode, deflate)), { numRuns: RUNS });
+    await fc.assert(fc.asyncProperty(input(deflate, role), cuts, (bytes, sizes) => drive(bytes, sizes, role, mode, deflate)), { numRuns: RUNS, verbose: 1, includeErrorInReport: true, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) });
     t.pass();
   });
 }
