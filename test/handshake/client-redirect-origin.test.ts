@@ -7,19 +7,15 @@
  * record what each request carried.
  */
 import test, { ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { promisify } from 'node:util';
 import { ConnectOptions, connect } from '../../src/client';
 import { HandshakeError } from '../../src/core/errors';
 import { within } from '../helpers/socket-pair';
 import { acceptFor } from '../helpers/upgrade';
+import { selfSignedCert } from '../helpers/tls-cert';
 
 const WAIT_MS = 20_000; // generous: a busy 2-core machine
 
@@ -154,21 +150,7 @@ let key: Buffer;
 let cert: Buffer;
 
 test.before(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsframe-redirect-tls-'));
-  try {
-    await within(
-      promisify(execFile)('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'
-      ], { cwd: dir }),
-      'openssl',
-      WAIT_MS
-    );
-    key = fs.readFileSync(path.join(dir, 'k.pem'));
-    cert = fs.readFileSync(path.join(dir, 'c.pem'));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  ({ key, cert } = await selfSignedCert(WAIT_MS));
 });
 
 test('wss: the client certificate and the other tls options stay with the first origin', async (t) => {

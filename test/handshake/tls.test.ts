@@ -5,14 +5,9 @@
  * `upgrade()`.
  */
 import test, { ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { promisify } from 'node:util';
 import { AsyncSocket } from '../../src/async-socket';
 import { connect } from '../../src/client';
 import { close } from '../../src/closing';
@@ -23,26 +18,13 @@ import { readData } from '../../src/recv';
 import { sendBinary, sendText } from '../../src/send';
 import { within } from '../helpers/socket-pair';
 import { echo, upgradeServer } from './support';
+import { selfSignedCert } from '../helpers/tls-cert';
 
 let key: Buffer;
 let cert: Buffer;
 
 test.before(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsframe-tls-'));
-  try {
-    await within(
-      promisify(execFile)('openssl', [
-        'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1',
-        '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'
-      ], { cwd: dir }),
-      'openssl',
-      20_000
-    );
-    key = fs.readFileSync(path.join(dir, 'k.pem'));
-    cert = fs.readFileSync(path.join(dir, 'c.pem'));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  ({ key, cert } = await selfSignedCert(20_000));
 });
 
 async function roundTrip(t: ExecutionContext, ws: AsyncSocket): Promise<void> {
