@@ -69,13 +69,13 @@ function finishClose(ws: AsyncSocket, client: boolean): void {
 export function failConnection(ws: AsyncSocket, code: number, reason = '', client = ws.isClient): void {
   if (ws.destroyed) ws.state.transportClosed();
   if (ws.state.fail()) writeControl(ws, Opcode.Close, encodeClosePayload(code, reason), client).catch(ignore);
-  stopReading(ws);
-  ws.end();
+  ws.end(); // stops reading too
 }
 
 /**
  * Handles a read that failed: a protocol error fails the connection with its close code; a
- * broken socket is destroyed. Either way nothing more is read.
+ * broken socket is destroyed. Either way nothing more is read, and the decompressor is
+ * freed on the way (by `end`'s `closeReads`, or by `destroy`).
  * @returns the error, for the reader to reject with
  */
 export function readFailed(ws: AsyncSocket, err: unknown, client: boolean): unknown {
@@ -86,10 +86,6 @@ export function readFailed(ws: AsyncSocket, err: unknown, client: boolean): unkn
   } else if (err instanceof IOError && err.reason !== 'closed') {
     ws.reader.reset();
     ws.destroy(err);
-  }
-  // Nothing more will be read: free the decompressor (the socket's close frees the rest).
-  if (err instanceof ProtocolError || err instanceof IOError) {
-    ws.deflate?.closeReceiving(new IOError('closed', 'the WebSocket connection is closed'));
   }
   return err;
 }
