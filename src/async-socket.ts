@@ -146,6 +146,11 @@ export class AsyncSocket {
     return this.limits.maxFragments;
   }
 
+  /** Most a compressed message may inflate per byte received (see {@link AsyncSocketOptions.maxInflateRatio}). */
+  get maxInflateRatio(): number {
+    return this.limits.maxInflateRatio;
+  }
+
   /** How long the close handshake may take, in ms (see {@link AsyncSocketOptions.closeTimeout}). */
   get closeTimeout(): number {
     return this.limits.closeTimeout;
@@ -259,7 +264,7 @@ export class AsyncSocket {
       // Node calls back without an error when the stream was destroyed before flushing.
       const done = (err?: Error | null): void => {
         this.watchdog?.progress();
-        if (err) reject(toIOError(err));
+        if (err) reject(this.writeError(err));
         else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
         else resolve();
       };
@@ -280,8 +285,15 @@ export class AsyncSocket {
         else s.once('drain', check).once('close', check);
       };
       // Zero-length write: its callback runs once every earlier write has completed.
-      s.write(EMPTY, (err?: Error | null) => (err ? reject(toIOError(err)) : check()));
+      s.write(EMPTY, (err?: Error | null) => (err ? reject(this.writeError(err)) : check()));
     });
+  }
+
+  // A write that failed because the socket was destroyed fails with the reason it was
+  // destroyed for (a send timeout, say), not with Node's "write after destroy".
+  private writeError(err: Error): IOError {
+    const code = (err as { code?: string }).code;
+    return (code === 'ERR_STREAM_DESTROYED' ? this.queue.endedBy : null) ?? toIOError(err);
   }
 
   // Bytes wait to be written: the send timeout watches them.

@@ -15,9 +15,9 @@ import zlib from 'node:zlib';
 import { DeflateNegotiation, DeflateParams, checkNegotiation } from './core/extensions';
 import { CloseCode } from './core/constants';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
-import { limited } from './zlib-jobs';
+import { InflateAccount, compressJob, inflateJob } from './zlib-jobs';
 
-export { DEFLATE_CONCURRENCY, deflateLoad } from './zlib-jobs';
+export { DEFLATE_CONCURRENCY, INFLATE_BUDGET, deflateLoad } from './zlib-jobs';
 
 /** How messages are compressed once permessage-deflate is agreed. */
 export interface CompressionOptions {
@@ -71,6 +71,8 @@ const JOIN_TAIL_MAX = 64 * 1024;
 // can make us spend per byte has none either. A sender that ends its stream with BFINAL
 // (§7.2.3.4) begins one new stream per frame or message, which this allows.
 const RESTART_BYTES = 1024;
+// What any compressed message may inflate to, whatever its ratio (maxInflateRatio counts past it).
+const RATIO_FREE = 1024 * 1024;
 
 const ignore = (): void => {};
 
@@ -143,8 +145,19 @@ export class PerMessageDeflate {
   private deflateJob: Job | null = null;
   private closed: IOError | null = null;
   private sendClosed: IOError | null = null;
-  // Compressed bytes of the message being inflated so far.
+  // Compressed bytes of the message being inflated so far, and what they inflated to.
   private messageBytes = 0;
+  private messageOut = 0;
+  // The most the message may inflate to with what was received of it (maxInflateRatio).
+  private ratioCap = Infinity;
+  private ratio = 0;
+  // What the message in progress holds of the process's budget (made on the first inflation).
+  private account: InflateAccount | null = null;
+  /**
+   * @internal Called when the process's budget drops the message in progress (while its
+   * next frame has not come): the reader fails the connection with 1013.
+   */
+  onEvicted: (() => void) | null = null;
 
   constructor(settings: DeflateSettings, isClient: boolean) {
     this.params = {
@@ -177,17 +190,32 @@ export class PerMessageDeflate {
    * after the last one).
    * @param first true for the message's first frame
    * @param limit most bytes this frame may inflate to
+   * @param ratio most bytes the message may inflate to per compressed byte, past its first
+   * MiB (0: no bound)
    * @throws {PayloadTooBigError} 1009 once the output passes `limit` (inflation stops there)
+   * @throws {ProtocolError} 1009 once the message's output passes `ratio` times its input
    * @throws {ProtocolError} 1007 for data that is not valid deflate
    * @throws {IOError} once the connection is closed
    */
-  inflate(data: Buffer, first: boolean, fin: boolean, limit: number): Promise<Buffer> {
-    return limited(
+  inflate(data: Buffer, first: boolean, fin: boolean, limit: number, ratio = 0): Promise<Buffer> {
+    this.account ??= new InflateAccount(() => this.onEvicted?.());
+    // Frames of one connection inflate one after the other, so the message's counts can be
+    // kept from here.
+    if (first) {
+      this.messageBytes = 0;
+      this.messageOut = 0;
+    }
+    this.messageBytes += data.length;
+    this.ratio = ratio;
+    this.ratioCap = ratio > 0 ? Math.max(RATIO_FREE, ratio * this.messageBytes) : Infinity;
+    // The most this frame may inflate to: what the budget reserves while it runs.
+    const need = Math.max(0, Math.min(limit, this.ratioCap - this.messageOut));
+    return inflateJob(
+      this.account,
+      need,
       () =>
         new Promise<Buffer>((resolve, reject) => {
           if (this.closed !== null) return reject(this.closed);
-          if (first) this.messageBytes = 0;
-          this.messageBytes += data.length;
           if (fin && this.messageBytes === 0) {
             // An empty payload plus the tail of §7.2.2 is not DEFLATE data (even an empty
             // message is at least one block: the single 0x00 of §7.2.3.6). Fed to zlib it
@@ -255,6 +283,14 @@ export class PerMessageDeflate {
     if (inf !== null) retire(inf);
   }
 
+  /**
+   * The inflated bytes handed out so far (a whole message, or a piece for readFragment) are
+   * no longer ours to count: gives them back to the process's budget.
+   */
+  handedOut(): void {
+    this.account?.release();
+  }
+
   /** @internal */
   inflated(chunk: Buffer): void {
     const job = this.inflateJob;
@@ -264,17 +300,38 @@ export class PerMessageDeflate {
       // Stop at once: the rest of the input is never inflated.
       this.takeInflateJob();
       this.dropInflater();
-      job.reject(new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit));
+      this.failInflate(job.reject, new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit));
+      return;
+    }
+    this.messageOut += chunk.length;
+    if (this.messageOut > this.ratioCap) {
+      this.takeInflateJob();
+      this.dropInflater();
+      const err = new ProtocolError(
+        'WS_ERR_INFLATE_RATIO',
+        `a compressed message of ${this.messageBytes} bytes inflated past ${this.ratioCap} bytes (maxInflateRatio ${this.ratio})`,
+        CloseCode.MessageTooBig
+      );
+      this.failInflate(job.reject, err);
       return;
     }
     job.chunks.push(chunk);
+    this.account!.charge(chunk.length);
+  }
+
+  // The message is dropped: what it held goes back to the budget.
+  private failInflate(reject: (err: Error) => void, err: Error): void {
+    this.account?.release();
+    reject(err);
   }
 
   /** @internal */
   inflateFailed(err: Error): void {
     const job = this.takeInflateJob();
     this.inflater = null;
-    job?.reject(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', `invalid compressed data: ${err.message}`, 1007));
+    if (job !== null) {
+      this.failInflate(job.reject, new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', `invalid compressed data: ${err.message}`, 1007));
+    }
   }
 
   /**
@@ -308,7 +365,8 @@ export class PerMessageDeflate {
   // Takes one new stream from the frame's allowance; rejects with 1008 when none is left.
   private spendRestart(reject: (err: Error) => void): boolean {
     if (this.restartsLeft-- > 0) return true;
-    reject(
+    this.failInflate(
+      reject,
       new ProtocolError(
         'WS_ERR_INVALID_COMPRESSED_DATA',
         `too many deflate streams in one frame (one, and one more per ${RESTART_BYTES} bytes)`,
@@ -333,7 +391,8 @@ export class PerMessageDeflate {
    * @throws {IOError} once the connection is closed
    */
   deflate(data: Uint8Array): Promise<Buffer> {
-    return limited(
+    return compressJob(
+      data.length,
       () =>
         new Promise<Buffer>((resolve, reject) => {
           if (this.sendClosed !== null) return reject(this.sendClosed);
@@ -423,6 +482,7 @@ export class PerMessageDeflate {
     this.closed = err;
     const inflating = this.takeInflateJob();
     this.dropInflater();
+    this.account?.release();
     inflating?.reject(err);
   }
 

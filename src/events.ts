@@ -43,7 +43,7 @@ export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Pr
   try {
     await handlers.onOpen?.(ws);
     for (;;) {
-      const message = await readData(ws).catch((err: unknown) => {
+      let message: Message | null = await readData(ws).catch((err: unknown) => {
         if (closedByDrain(ws, err)) return null; // close() read the peer's Close between two reads
         throw err;
       });
@@ -58,6 +58,9 @@ export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Pr
         result = { ...ws.peerClose!, clean: true };
         break;
       }
+      // A suspended async function keeps its variables: without this, every idle connection
+      // would hold its last message (up to maxMessageSize) until the next one came.
+      message = null;
     }
   } catch (err) {
     // A handler failed, or the connection did: close with 1011 (an internal error, no

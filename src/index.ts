@@ -40,7 +40,9 @@ export {
 export type { UpgradeRequest, UpgradeRefusal } from './core/handshake';
 export { parseExtensions, deflateOffer, acceptDeflate, checkDeflateResponse, PERMESSAGE_DEFLATE } from './core/extensions';
 export type { ExtensionOffer, DeflateParams, DeflateNegotiation, DeflateAcceptance } from './core/extensions';
-export { PerMessageDeflate, DEFLATE_CONCURRENCY } from './deflate';
+export { PerMessageDeflate, DEFLATE_CONCURRENCY, INFLATE_BUDGET } from './deflate';
+export { setZlibLimits } from './zlib-jobs';
+export type { ZlibLimits } from './zlib-jobs';
 export type { DeflateOptions, CompressionOptions, DeflateSettings } from './deflate';
 export { connect } from './client';
 export type { ConnectOptions } from './client';

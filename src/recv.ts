@@ -10,8 +10,8 @@
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { Opcode } from './core/constants';
-import { IOError } from './core/errors';
+import { CloseCode, Opcode } from './core/constants';
+import { IOError, ProtocolError } from './core/errors';
 import type { Frame } from './core/frame';
 import { Compressed, Fragment, Message, NEED_MORE, Parsed, ReadMode } from './core/frame-reader';
 import { concurrentRead } from './core/receive-queue';
@@ -111,8 +111,10 @@ function waitForBytes(ws: AsyncSocket): void {
 // piece, or goes on reading. Text is checked as UTF-8 once inflated.
 function startInflate(ws: AsyncSocket, frame: Compressed): void {
   const reader = ws.reader;
+  const deflate = ws.deflate!;
+  deflate.onEvicted ??= () => evicted(ws);
   const limit = reader.inflateLimit(reader.mode, ws.maxFrameSize, ws.maxMessageSize);
-  ws.deflate!.inflate(frame.data, frame.opcode !== Opcode.Cont, frame.fin, limit).then(
+  deflate.inflate(frame.data, frame.opcode !== Opcode.Cont, frame.fin, limit, ws.maxInflateRatio).then(
     (out) => {
       if (reader.reject === null) return; // the read failed meanwhile (the socket closed)
       let result;
@@ -121,11 +123,31 @@ function startInflate(ws: AsyncSocket, frame: Compressed): void {
       } catch (err) {
         return onReadFailed(err, ws);
       }
-      if (result === null) onReadable(ws);
-      else settle(ws, result);
+      if (result === null) return onReadable(ws);
+      deflate.handedOut();
+      settle(ws, result);
     },
     (err: unknown) => onReadFailed(err, ws)
   );
+}
+
+/**
+ * The process's budget of inflated bytes dropped the compressed message in progress (it
+ * was waiting for its next frame while the budget was spent): the connection fails with
+ * 1013 (try again later), through the pending read if there is one.
+ */
+function evicted(ws: AsyncSocket): void {
+  const err = new ProtocolError(
+    'WS_ERR_INFLATE_BUDGET',
+    "the process's budget of inflated bytes is spent: an unfinished compressed message was dropped",
+    CloseCode.TryAgainLater
+  );
+  if (ws.reader.reject !== null) {
+    ws.queue.cancelWait();
+    onReadFailed(err, ws);
+  } else {
+    readFailed(ws, err, ws.isClient);
+  }
 }
 
 function onReadable(ws: AsyncSocket): void {

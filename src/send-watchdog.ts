@@ -1,9 +1,10 @@
 /**
  * Layer 1, the send timeout: a peer that stops reading must not hold what we send (and what
  * our sends hold: messages, compressed buffers) for ever. While bytes wait to be written, the
- * watchdog looks every `ms` for progress (the kernel took some of them, or a write
- * completed) and calls `stalled` when there was none for a whole period. A peer that reads
- * slowly but steadily is never cut off, however long one large send takes.
+ * watchdog looks four times per `ms` for progress (the kernel took some of them, or a write
+ * completed) and calls `stalled` once there was none for `ms` (so between `ms` and 1.25 ×
+ * `ms` after the last progress). A peer that reads slowly but steadily is never cut off,
+ * however long one large send takes.
  * @module
  */
 import type { Duplex } from 'node:stream';
@@ -24,6 +25,8 @@ export class SendWatchdog {
   private timer: NodeJS.Timeout | null = null;
   private last = 0;
   private moved = false;
+  // When progress was last seen (ms, performance.now()).
+  private progressAt = 0;
 
   /**
    * @param ms how long the unsent bytes may stay without progress
@@ -40,7 +43,8 @@ export class SendWatchdog {
     if (this.timer !== null) return;
     this.last = unsent(this.socket);
     this.moved = false;
-    this.timer = setTimeout(check, this.ms, this);
+    this.progressAt = performance.now();
+    this.timer = setTimeout(check, Math.max(1, this.ms / 4), this);
     this.timer.unref();
   }
 
@@ -66,10 +70,12 @@ export class SendWatchdog {
     if (this.moved || now < this.last) {
       this.last = now;
       this.moved = false;
-      this.timer!.refresh();
+      this.progressAt = performance.now();
+    } else if (performance.now() - this.progressAt >= this.ms) {
+      this.timer = null;
+      this.stalled(s.writableLength, this.ms);
       return;
     }
-    this.timer = null;
-    this.stalled(s.writableLength, this.ms);
+    this.timer!.refresh();
   }
 }

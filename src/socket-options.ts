@@ -22,6 +22,13 @@ export interface AsyncSocketOptions {
   maxMessageSize?: number;
   /** Most frames in one message. Default 131072. More fail with 1008. */
   maxFragments?: number;
+  /**
+   * With permessage-deflate: most bytes a compressed message may inflate to per byte of it
+   * received, past its first MiB (0: no bound but `maxMessageSize`). Default 100. More fail
+   * with 1009: a few KB that inflate to megabytes cost memory and CPU out of all proportion
+   * to what the peer sent.
+   */
+  maxInflateRatio?: number;
   /** How long to wait for the peer to finish the close handshake before destroying. Default 10000. */
   closeTimeout?: number;
   /** Idle timeout: destroy the socket after this long with no traffic (0: never). Default 0. */

@@ -1,38 +1,308 @@
 /**
- * The process-wide bound on zlib work: at most {@link DEFLATE_CONCURRENCY} zlib jobs (one
- * message or frame each) run at once, the rest wait their turn in order. zlib works on the
- * libuv thread pool, and a flood of jobs from many connections must not queue there without
- * bound, nor take every thread from the rest of the process.
+ * The process-wide bounds on zlib work and on what it holds.
+ *
+ * - At most {@link DEFLATE_CONCURRENCY} zlib jobs (one frame or message each) run at once;
+ *   the rest wait their turn in order. zlib works on the libuv thread pool, and a flood of
+ *   jobs from many connections must not queue there without bound, nor take every thread
+ *   from the rest of the process.
+ * - A budget of plain bytes in flight, {@link INFLATE_BUDGET}: what inflation produced and
+ *   nobody was handed yet (a message being assembled), what a running inflation may still
+ *   produce (its limit is reserved when it starts), and what waits for or is in compression.
+ *   A few KB on the wire may be a valid message of megabytes: without a bound for the whole
+ *   process, a burst from many connections is a burst of messages of the limit's size.
+ *   An inflation starts when its limit fits in what is left of the budget, or, one at a
+ *   time, while what the others hold leaves room; compression, which lets go of plain
+ *   bytes, is never held back. So what is in flight stays within the budget plus one
+ *   message. When other messages in progress, whose next frame is slow to come, hold the
+ *   whole budget and no inflation runs, the largest of them is dropped (its connection
+ *   fails with 1013, try again later), so peers that stop halfway cannot hold it from
+ *   everyone else.
  * @module
  */
 
 /** Most zlib jobs (one message or frame each) running at once in the process. */
 export const DEFLATE_CONCURRENCY = 10;
 
-let running = 0;
-const waiting: Array<() => void> = [];
+/** Default budget of plain bytes in flight through zlib in the whole process: 64 MiB. */
+export const INFLATE_BUDGET = 64 * 1024 * 1024;
 
-/** Runs `job` when fewer than DEFLATE_CONCURRENCY jobs are running; jobs wait in order. */
-export function limited<T>(job: () => Promise<T>): Promise<T> {
+/** One job waiting for its turn. */
+interface Waiter {
+  readonly run: () => void;
+  /** The inflating connection's account, or null for compression (never held back). */
+  readonly account: InflateAccount | null;
+  /** The most bytes the inflation may produce. */
+  readonly need: number;
+  /** Taken out of the queue already (in turn or not). */
+  taken: boolean;
+}
+
+/** A first-in first-out queue that does not shift arrays; a waiter may leave out of turn. */
+class Fifo {
+  private items: Waiter[] = [];
+  private head = 0;
+  /** Waiters still in the queue. */
+  length = 0;
+
+  push(w: Waiter): void {
+    this.items.push(w);
+    this.length++;
+  }
+
+  /** The first waiter still waiting, left in place. */
+  peek(): Waiter | undefined {
+    while (this.head < this.items.length && this.items[this.head]!.taken) this.head++;
+    if (this.head === this.items.length && this.head > 0) {
+      this.items = [];
+      this.head = 0;
+    }
+    return this.items[this.head];
+  }
+
+  /** Takes `w` out of the queue, in turn or not. */
+  take(w: Waiter): Waiter {
+    w.taken = true;
+    this.length--;
+    return w;
+  }
+}
+
+let concurrency = DEFLATE_CONCURRENCY;
+let budget = INFLATE_BUDGET;
+let running = 0;
+// Bytes in flight: held by accounts, reserved by running inflations (what they may still
+// produce), and waiting for or in compression.
+let inflated = 0;
+let reserved = 0;
+let compressing = 0;
+let inflating = 0;
+let evictions = 0;
+const compressions = new Fifo();
+const inflations = new Fifo();
+// Accounts that hold bytes, oldest first.
+const holders = new Set<InflateAccount>();
+let pumping = false;
+const ignore = (): void => {};
+
+const inFlight = (): number => inflated + reserved + compressing;
+
+/**
+ * What one connection's inflation holds of the budget: the plain bytes of its message in
+ * progress, from zlib until the message (or a piece, for readFragment) is handed out.
+ */
+export class InflateAccount {
+  /** Bytes held now. */
+  held = 0;
+  /** The job of this account that waits for its turn, if any. */
+  waiting: Waiter | null = null;
+  // What the running job of this account still has reserved.
+  private reservation = 0;
+
+  /** @param evicted called when the budget takes back what this account holds */
+  constructor(private readonly evicted: () => void) {}
+
+  /** A job of this account runs. */
+  get busy(): boolean {
+    return this.reservation > 0;
+  }
+
+  /** @internal A job starts: its limit is reserved. */
+  reserve(need: number): void {
+    this.reservation = need;
+    reserved += need;
+    inflating++;
+  }
+
+  /** @internal The job is done: what it did not use goes back. */
+  unreserve(): void {
+    reserved -= this.reservation;
+    this.reservation = 0;
+    inflating--;
+  }
+
+  /** Counts `n` more bytes held (taken from the running job's reservation). */
+  charge(n: number): void {
+    if (this.held === 0) holders.add(this);
+    this.held += n;
+    inflated += n;
+    const used = Math.min(n, this.reservation);
+    this.reservation -= used;
+    reserved -= used;
+  }
+
+  /** Gives back everything held (the message was handed out, or dropped). */
+  release(): void {
+    if (this.held === 0) return;
+    inflated -= this.held;
+    this.held = 0;
+    holders.delete(this);
+    pump();
+  }
+
+  /** @internal The budget drops this account's message: everything held goes back. */
+  evict(): void {
+    evictions++;
+    this.release();
+    this.evicted();
+  }
+}
+
+// A job gets its slot (and an inflation its reservation) the moment it is let through, so
+// the next look at the budget sees it.
+function admit(w: Waiter): void {
+  running++;
+  if (w.account !== null) {
+    w.account.waiting = null;
+    w.account.reserve(w.need);
+  }
+}
+
+// Runs an admitted job; its slot and reservation go back when it is done.
+function start<T>(job: () => Promise<T>, account: InflateAccount | null): Promise<T> {
+  const done = (): void => {
+    if (account !== null) account.unreserve();
+    running--;
+    pump();
+  };
+  const p = job();
+  p.then(done, done);
+  return p;
+}
+
+// What others hold and queue for compression, beside `w`'s own message in progress.
+const othersFor = (w: Waiter): number => inflated - w.account!.held + compressing;
+
+// Whether an inflation may start: its limit fits in what is left of the budget; or, one at
+// a time, when what others hold leaves room (so a message larger than what is left of the
+// budget, or than the budget, still goes through).
+function fits(w: Waiter): boolean {
+  if (inFlight() + w.need <= budget) return true;
+  return inflating === 0 && othersFor(w) < budget;
+}
+
+// The inflation to consider next: the oldest message in progress that waits (it frees what
+// it holds once done), else the first in line.
+function nextInflation(): Waiter | undefined {
+  for (const a of holders) if (a.waiting !== null) return a.waiting;
+  return inflations.peek();
+}
+
+function next(): Waiter | null {
+  const c = compressions.peek();
+  if (c !== undefined) return compressions.take(c);
+  const i = nextInflation();
+  if (i === undefined) return null;
+  if (fits(i)) return inflations.take(i);
+  if (inflating === 0) scheduleEviction();
+  return null;
+}
+
+// Eviction waits for the current turn to end: an account whose last frame just inflated is
+// handed its message in a microtask, and must not be dropped in between.
+let evictionScheduled = false;
+function scheduleEviction(): void {
+  if (evictionScheduled) return;
+  evictionScheduled = true;
+  setImmediate(() => {
+    evictionScheduled = false;
+    for (;;) {
+      const i = nextInflation();
+      // Only when other messages in progress are what stands in the way (compression frees
+      // its own bytes, and a running inflation may free its message).
+      if (i === undefined || inflating > 0 || fits(i) || compressing >= budget) break;
+      // The largest message in progress other than the one that would go next.
+      let victim: InflateAccount | null = null;
+      for (const a of holders) if (a !== i.account && (victim === null || a.held > victim.held)) victim = a;
+      if (victim === null) break;
+      victim.evict();
+    }
+    pump();
+  });
+}
+
+function pump(): void {
+  if (pumping) return;
+  pumping = true;
+  try {
+    while (running < concurrency) {
+      const w = next();
+      if (w === null) break;
+      admit(w);
+      w.run();
+    }
+  } finally {
+    pumping = false;
+  }
+}
+
+/**
+ * Runs a compression job of `bytes` plain bytes when a zlib slot is free; jobs wait in order.
+ * The bytes count against the budget from now until the job is done.
+ */
+export function compressJob<T>(bytes: number, job: () => Promise<T>): Promise<T> {
+  compressing += bytes;
   const run = (): Promise<T> => {
-    const done = (): void => {
-      const next = waiting.shift();
-      if (next !== undefined) next();
-      else running--;
+    const p = start(job, null);
+    const free = (): void => {
+      compressing -= bytes;
+      pump();
     };
-    const p = job();
-    p.then(done, done);
+    p.then(free, free);
     return p;
   };
-  if (running < DEFLATE_CONCURRENCY) {
+  if (running < concurrency && compressions.length === 0) {
     running++;
     return run();
   }
-  return new Promise<void>((resolve) => waiting.push(resolve)).then(run);
+  return new Promise<void>((resolve) => compressions.push({ run: resolve, account: null, need: 0, taken: false })).then(run);
 }
 
-/** @internal How many zlib jobs run and wait now (for tests). */
-export function deflateLoad(): { running: number; waiting: number } {
-  return { running, waiting: waiting.length };
+/**
+ * Runs an inflation job of `account` that may produce up to `need` bytes, when a zlib slot
+ * is free and the budget has room for `need`; jobs wait in order, except that over the
+ * budget a message in progress goes before new ones.
+ */
+export function inflateJob<T>(account: InflateAccount, need: number, job: () => Promise<T>): Promise<T> {
+  if (running < concurrency && compressions.length === 0 && inflations.length === 0) {
+    const w: Waiter = { run: ignore, account, need, taken: false };
+    if (fits(w)) {
+      admit(w);
+      return start(job, account);
+    }
+  }
+  return new Promise<void>((resolve) => {
+    const queued: Waiter = { run: resolve, account, need, taken: false };
+    account.waiting = queued;
+    inflations.push(queued);
+    pump();
+  }).then(() => start(job, account));
 }
 
+/** The process-wide zlib settings. */
+export interface ZlibLimits {
+  /** Most zlib jobs running at once. Default {@link DEFLATE_CONCURRENCY}. */
+  concurrency?: number;
+  /** Plain bytes in flight through zlib before new inflation waits. Default {@link INFLATE_BUDGET}. */
+  inflateBudget?: number;
+}
+
+/**
+ * Sets the process-wide zlib bounds (every connection of every server and client shares
+ * them) and returns the ones in force before.
+ * @throws {RangeError} for a concurrency below 1 or a negative budget
+ */
+export function setZlibLimits(limits: ZlibLimits): Required<ZlibLimits> {
+  const before = { concurrency, inflateBudget: budget };
+  const { concurrency: c = concurrency, inflateBudget: b = budget } = limits;
+  if (!(Number.isInteger(c) && c >= 1)) throw new RangeError(`concurrency must be an integer of 1 or more, not ${c}`);
+  if (!(b >= 0)) throw new RangeError(`inflateBudget must be 0 or more, not ${b}`);
+  concurrency = c;
+  budget = b;
+  pump();
+  return before;
+}
+
+/** @internal The zlib jobs running and waiting now, the bytes in flight and the evictions so far (for tests). */
+export function deflateLoad(): { running: number; waiting: number; inFlight: number; evictions: number } {
+  return { running, waiting: compressions.length + inflations.length, inFlight: inFlight(), evictions };
+}

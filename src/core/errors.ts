@@ -35,7 +35,9 @@ export type ProtocolErrorCode =
   | 'WS_ERR_FRAME_TOO_BIG'
   | 'WS_ERR_MESSAGE_TOO_BIG'
   | 'WS_ERR_TOO_MANY_FRAGMENTS'
-  | 'WS_ERR_INVALID_COMPRESSED_DATA';
+  | 'WS_ERR_INVALID_COMPRESSED_DATA'
+  | 'WS_ERR_INFLATE_RATIO'
+  | 'WS_ERR_INFLATE_BUDGET';
 
 /** The root of every error wsframe raises for protocol, I/O and handshake failures. */
 export class WebSocketError extends Error {
@@ -53,7 +55,7 @@ export class WebSocketError extends Error {
 export class ProtocolError extends WebSocketError {
   /** A stable reason, e.g. `WS_ERR_INVALID_OPCODE`. */
   readonly code: ProtocolErrorCode;
-  /** The close code sent to the peer: 1002, 1007, 1008 or 1009. */
+  /** The close code sent to the peer: 1002, 1007, 1008, 1009 or 1013. */
   readonly closeCode: number;
 
   constructor(code: ProtocolErrorCode, message: string, closeCode: number = CloseCode.ProtocolError) {

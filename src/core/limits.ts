@@ -9,6 +9,7 @@ export const DEFAULTS = {
   maxFrameSize: 16 * 1024 * 1024,
   maxMessageSize: 16 * 1024 * 1024,
   maxFragments: 131072,
+  maxInflateRatio: 100,
   closeTimeout: 10_000,
   idleTimeout: 0,
   sendTimeout: 15_000,
@@ -20,6 +21,7 @@ export interface Limits {
   readonly maxFrameSize: number;
   readonly maxMessageSize: number;
   readonly maxFragments: number;
+  readonly maxInflateRatio: number;
   readonly closeTimeout: number;
   readonly sendTimeout: number;
   readonly readBufferSize: number;
@@ -36,11 +38,12 @@ export function limitsOf(o: Partial<Limits>): Limits {
     maxFrameSize: o.maxFrameSize ?? DEFAULTS.maxFrameSize,
     maxMessageSize: o.maxMessageSize ?? DEFAULTS.maxMessageSize,
     maxFragments: o.maxFragments ?? DEFAULTS.maxFragments,
+    maxInflateRatio: o.maxInflateRatio ?? DEFAULTS.maxInflateRatio,
     closeTimeout: o.closeTimeout ?? DEFAULTS.closeTimeout,
     sendTimeout: o.sendTimeout ?? DEFAULTS.sendTimeout,
     readBufferSize: o.readBufferSize ?? DEFAULTS.readBufferSize
   };
-  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.closeTimeout} ${limits.sendTimeout} ${limits.readBufferSize}`;
+  const key = `${limits.maxFrameSize} ${limits.maxMessageSize} ${limits.maxFragments} ${limits.maxInflateRatio} ${limits.closeTimeout} ${limits.sendTimeout} ${limits.readBufferSize}`;
   const shared = sharedLimits.get(key);
   if (shared !== undefined) return shared;
   if (sharedLimits.size < SHARED_LIMITS_MAX) sharedLimits.set(key, Object.freeze(limits));

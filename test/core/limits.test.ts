@@ -7,6 +7,7 @@ test('unset limits take their defaults', (t) => {
     maxFrameSize: DEFAULTS.maxFrameSize,
     maxMessageSize: DEFAULTS.maxMessageSize,
     maxFragments: DEFAULTS.maxFragments,
+    maxInflateRatio: DEFAULTS.maxInflateRatio,
     closeTimeout: DEFAULTS.closeTimeout,
     sendTimeout: DEFAULTS.sendTimeout,
     readBufferSize: DEFAULTS.readBufferSize
@@ -21,6 +22,7 @@ test('connections with the same limits share one frozen object; other values get
   const c = limitsOf({ maxFrameSize: 1001, closeTimeout: 50 });
   t.not(c, a);
   t.is(c.maxFrameSize, 1001);
+  t.not(limitsOf({ maxFrameSize: 1000, closeTimeout: 50, maxInflateRatio: 5 }), a, 'every limit is part of the key');
 });
 
 test('the shared set is bounded: many distinct limits still work, unshared past the bound', (t) => {

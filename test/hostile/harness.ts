@@ -39,9 +39,10 @@ export interface Child {
 /** Starts server-child.ts with these options (JSON-serialisable ones); ended with the test. */
 export async function startChild(
   t: ExecutionContext,
-  config: { options?: Partial<ListenOptions>; verify?: 'hold' } = {}
+  config: { options?: Partial<ListenOptions>; verify?: 'hold' } = {},
+  nodeArgs: string[] = []
 ): Promise<Child> {
-  const child: ChildProcess = spawn(process.execPath, [transpiledChild()], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, transpiledChild()], {
     cwd: ROOT,
     env: { ...process.env, WSFRAME_HOSTILE: JSON.stringify(config) },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc']

@@ -3,10 +3,13 @@
  * whose crash or stderr output is the parent's to observe (see harness.ts). Options come as
  * JSON in the environment; `verify: 'hold'` makes every verify wait until the parent sends
  * `release`. Messages to the parent: `{ ready: port }`, `{ verifying: n }` when a verify
- * starts, `{ upgradeClosed: n }` when a socket handed to 'upgrade' closes, `{ pong }`.
+ * starts, `{ upgradeClosed: n }` when a socket handed to 'upgrade' closes, `{ pong }`, and
+ * `{ mem }` (see {@link ChildMemory}) for `mem` (after a full GC when run with --expose-gc);
+ * `peak` resets the peak RSS.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
-import { ListenOptions, Opcode, listen, readData, sendBinary, sendText } from '../../src/index';
+import { ListenOptions, Opcode, handleEvents, listen, sendBinary, sendText } from '../../src/index';
 
 interface ChildConfig {
   options?: Partial<ListenOptions>;
@@ -15,6 +18,44 @@ interface ChildConfig {
 
 const config = JSON.parse(process.env.WSFRAME_HOSTILE ?? '{}') as ChildConfig;
 const send = (m: object): void => void process.send?.(m);
+
+/** The child's memory and CPU, as `mem` reports them. */
+export interface ChildMemory {
+  rss: number;
+  /** Peak RSS since start or the last `peak` (Linux VmHWM; the current RSS elsewhere). */
+  peakRss: number;
+  heapUsed: number;
+  /** Memory of Buffers and other objects outside the JS heap. */
+  external: number;
+  /** CPU time used since start, in ms. */
+  cpuMs: number;
+  /** Connections whose handler still runs. */
+  open: number;
+  /** Longest a connection lasted after its last message came in (of those that ended). */
+  longestAfterMessage: number;
+  /** The errors that ended connections, counted by `name:reason` (or `name:code`). */
+  errors: Record<string, number>;
+}
+
+function peakRss(): number {
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
+  } catch {
+    return process.memoryUsage.rss();
+  }
+}
+
+function memory(): ChildMemory {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) for (let i = 0; i < 3; i++) gc();
+  const m = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return { rss: m.rss, peakRss: peakRss(), heapUsed: m.heapUsed, external: m.external, cpuMs: (cpu.user + cpu.system) / 1000, open, longestAfterMessage, errors };
+}
+
+let open = 0;
+let longestAfterMessage = 0;
+const errors: Record<string, number> = {};
 const held: (() => void)[] = [];
 let verifying = 0;
 let upgradeClosed = 0;
@@ -28,12 +69,27 @@ const verify =
         })
     : undefined;
 
+// The echo is handleEvents', which keeps nothing of a message once it is handled, so what the
+// process holds is the library's (a read loop of one's own may keep its last message alive
+// while it waits for the next: see README, "Limits and defaults").
 listen({ ...config.options, verify }, async (ws) => {
-  for (;;) {
-    const m = await readData(ws);
-    if (m.opcode === Opcode.Text) await sendText(ws, m.data.toString());
-    else if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
-    else if (m.opcode === Opcode.Close) return;
+  open++;
+  let lastMessage = 0;
+  try {
+    await handleEvents(ws, {
+      onMessage: (w, m) => {
+        lastMessage = Date.now();
+        return m.opcode === Opcode.Text ? sendText(w, m.data.toString()) : sendBinary(w, m.data);
+      },
+      onError: (_w, err) => {
+        const e = err as { name?: string; reason?: string; code?: string };
+        const key = `${e.name}:${e.reason ?? e.code}`;
+        errors[key] = (errors[key] ?? 0) + 1;
+      }
+    });
+  } finally {
+    open--;
+    if (lastMessage > 0) longestAfterMessage = Math.max(longestAfterMessage, Date.now() - lastMessage);
   }
 }).then((server) => {
   // Only a 'close' listener: it must not change who handles the socket's errors.
@@ -43,6 +99,14 @@ listen({ ...config.options, verify }, async (ws) => {
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'release') for (const resolve of held.splice(0)) resolve();
     else if (m.cmd === 'ping') send({ pong: true });
+    else if (m.cmd === 'mem') send({ mem: memory() });
+    else if (m.cmd === 'peak') {
+      try {
+        writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM (Linux 4.0+)
+      } catch {
+        // elsewhere the peak is the current RSS
+      }
+    }
     else if (m.cmd === 'exit') void server.close().then(() => process.exit(0));
   });
   send({ ready: server.port });

@@ -1,0 +1,211 @@
+/**
+ * The process-wide budget of plain bytes in flight through zlib, the inflation ratio bound
+ * (maxInflateRatio) and the read loops that keep nothing of a message once it is handled
+ * (issue 11, finding 3). AVA runs each test file in a worker of its own, so the budget set
+ * here is this file's.
+ */
+import test from 'ava';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import zlib from 'node:zlib';
+import { Opcode } from '../../src/core/constants';
+import { DeflateParams } from '../../src/core/extensions';
+import { ProtocolError } from '../../src/core/errors';
+import { makeFrame } from '../../src/core/frame';
+import { PerMessageDeflate, deflateLoad } from '../../src/deflate';
+import { handleEvents } from '../../src/events';
+import { messages, readData } from '../../src/recv';
+import { sendBinary } from '../../src/send';
+import { setZlibLimits } from '../../src/zlib-jobs';
+import { PEER_KEY, pair, rawPair, until, within } from '../helpers/socket-pair';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const PARAMS: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
+
+/** `data` deflated as one message of §7.2.1: a sync flush without its 00 00 ff ff tail. */
+function compress(data: Buffer): Buffer {
+  const out = zlib.deflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  return out.subarray(0, out.length - 4);
+}
+
+/** A masked client frame with RSV1 (the first of a compressed message) or without. */
+function compressedFrame(opcode: Opcode, payload: Buffer, fin: boolean, rsv1: boolean): Buffer {
+  return makeFrame({ fin, rsv1, rsv2: false, rsv3: false, masked: true, opcode, data: payload }, PEER_KEY);
+}
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+test.serial('inflations start only while their limit fits in the budget: bytes in flight stay within it', async (t) => {
+  const before = setZlibLimits({ inflateBudget: 4 * MiB });
+  t.teardown(() => setZlibLimits(before));
+  const payload = compress(Buffer.alloc(MiB, 'a'));
+  const contexts = Array.from({ length: 12 }, () => new PerMessageDeflate(PARAMS, false));
+  t.teardown(() => contexts.forEach((d) => d.close()));
+  let most = 0;
+  let sampling = true;
+  const sample = (): void => {
+    most = Math.max(most, deflateLoad().inFlight);
+    if (sampling) setImmediate(sample);
+  };
+  sample();
+  // Each message is handed out (given back) once inflated, as readData does.
+  const outs = await within(
+    Promise.all(
+      contexts.map(async (d) => {
+        const out = await d.inflate(payload, true, true, MiB);
+        d.handedOut();
+        return out.length;
+      })
+    ),
+    'every inflation'
+  );
+  sampling = false;
+  t.deepEqual(outs, contexts.map(() => MiB));
+  t.log(`12 messages of 1 MiB with a budget of 4 MiB: at most ${(most / MiB).toFixed(2)} MiB in flight`);
+  t.true(most <= 4 * MiB, `${most} bytes in flight`);
+  t.true(most >= 2 * MiB, 'several ran at once');
+  await until(() => deflateLoad().inFlight === 0, 'the budget to come back whole');
+});
+
+test.serial('a message larger than the budget still goes through, alone', async (t) => {
+  const before = setZlibLimits({ inflateBudget: 1 * MiB });
+  t.teardown(() => setZlibLimits(before));
+  const d = new PerMessageDeflate(PARAMS, false);
+  t.teardown(() => d.close());
+  const out = await within(d.inflate(compress(Buffer.alloc(3 * MiB)), true, true, 16 * MiB), 'the inflation');
+  d.handedOut();
+  t.is(out.length, 3 * MiB);
+  t.is(deflateLoad().inFlight, 0);
+});
+
+test.serial('over the budget, a message in progress that waits on its peer is dropped (1013) so others can go on', async (t) => {
+  const before = setZlibLimits({ inflateBudget: 4 * MiB });
+  t.teardown(() => setZlibLimits(before));
+  // (Zeros and repeated letters inflate far past maxInflateRatio, which is not tested here.)
+  const stalled = await rawPair(t, 'server', { deflate: PARAMS, maxInflateRatio: 0 });
+  const other = await rawPair(t, 'server', { deflate: PARAMS, maxInflateRatio: 0 });
+  // The first frame of a message that inflates to 5 MiB, past the whole budget (it went
+  // through alone), and nothing more from that peer.
+  const part = zlib.deflateRawSync(Buffer.alloc(5 * MiB, 'x'), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const stalledRead = readData(stalled.ws).then(
+    () => null,
+    (e: unknown) => e
+  );
+  stalled.raw.write(compressedFrame(Opcode.Binary, part, false, true));
+  await until(() => deflateLoad().inFlight >= 5 * MiB && deflateLoad().running === 0, 'the first frame to inflate');
+  // Another connection's message may not start while the budget is spent by the other.
+  other.raw.write(compressedFrame(Opcode.Binary, compress(Buffer.alloc(2 * MiB, 'y')), true, true));
+  const m = await within(readData(other.ws), 'the other message', 10_000);
+  t.is(m.data.length, 2 * MiB);
+  const err = await within(stalledRead, 'the stalled read to fail');
+  t.true(err instanceof ProtocolError, String(err));
+  t.is((err as ProtocolError).code, 'WS_ERR_INFLATE_BUDGET');
+  t.is((err as ProtocolError).closeCode, 1013);
+  const [close] = await stalled.peer.waitFrames(1);
+  t.is(close!.opcode, Opcode.Close);
+  t.is(close!.data.readUInt16BE(0), 1013);
+  t.is(deflateLoad().evictions, 1);
+  await until(() => deflateLoad().inFlight === 0, 'the budget to come back whole');
+});
+
+test.serial('a message in progress within the budget is not dropped, and others go on beside it', async (t) => {
+  const before = setZlibLimits({ inflateBudget: 8 * MiB });
+  t.teardown(() => setZlibLimits(before));
+  const slow = await rawPair(t, 'server', { deflate: PARAMS, maxInflateRatio: 0 });
+  const other = await rawPair(t, 'server', { deflate: PARAMS, maxInflateRatio: 0 });
+  const data = Buffer.alloc(3 * MiB, 'z');
+  const whole = zlib.deflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const half = whole.length >> 1;
+  const reading = readData(slow.ws);
+  reading.catch(() => undefined);
+  slow.raw.write(compressedFrame(Opcode.Binary, whole.subarray(0, half), false, true));
+  await until(() => deflateLoad().inFlight > 0 && deflateLoad().running === 0, 'the first half to inflate');
+  other.raw.write(compressedFrame(Opcode.Binary, compress(Buffer.alloc(2 * MiB, 'w')), true, true));
+  t.is((await within(readData(other.ws), 'the other message')).data.length, 2 * MiB);
+  // The rest comes later; the tail 00 00 ff ff stays off (§7.2.1).
+  slow.raw.write(compressedFrame(Opcode.Cont, whole.subarray(half, whole.length - 4), true, false));
+  t.true((await within(reading, 'the slow message')).data.equals(data));
+  t.is(deflateLoad().evictions, 1, 'no eviction beyond the earlier test');
+});
+
+test('a compressed message may inflate to 1 MiB freely, and past it to maxInflateRatio times its size (1009)', async (t) => {
+  // 1 MiB of zeros is about 1 KB: far past 100x, but within the first MiB.
+  const ok = await rawPair(t, 'server', { deflate: PARAMS });
+  ok.raw.write(compressedFrame(Opcode.Binary, compress(Buffer.alloc(MiB)), true, true));
+  t.is((await within(readData(ok.ws), 'the 1 MiB message')).data.length, MiB);
+  // 4 MiB of zeros (about 4 KB): fails once the output passes 1 MiB.
+  const bomb = compress(Buffer.alloc(4 * MiB));
+  const bad = await rawPair(t, 'server', { deflate: PARAMS });
+  bad.raw.write(compressedFrame(Opcode.Binary, bomb, true, true));
+  const err = await within(readData(bad.ws).catch((e: unknown) => e), 'the bomb to fail');
+  t.true(err instanceof ProtocolError, String(err));
+  t.is((err as ProtocolError).code, 'WS_ERR_INFLATE_RATIO');
+  t.is((err as ProtocolError).closeCode, 1009);
+  t.regex((err as Error).message, /inflated past 1048576 bytes \(maxInflateRatio 100\)/);
+  // The same with the bound off, or raised past the bomb's ratio.
+  for (const maxInflateRatio of [0, 2000]) {
+    const off = await rawPair(t, 'server', { deflate: PARAMS, maxInflateRatio });
+    off.raw.write(compressedFrame(Opcode.Binary, bomb, true, true));
+    t.is((await within(readData(off.ws), 'the message')).data.length, 4 * MiB, `maxInflateRatio ${maxInflateRatio}`);
+  }
+  // Ordinary data far past 1 MiB is well within the ratio.
+  const text = Buffer.from(Array.from({ length: 60_000 }, (_, i) => `{"id":${i},"name":"user ${i}","ok":true}`).join(','));
+  const json = await rawPair(t, 'server', { deflate: PARAMS });
+  json.raw.write(compressedFrame(Opcode.Text, compress(text), true, true));
+  t.true((await within(readData(json.ws), 'the JSON')).data.equals(text));
+  t.log(`${(text.length / MiB).toFixed(1)} MiB of JSON compresses ${(text.length / compress(text).length).toFixed(0)}x`);
+});
+
+test('the ratio counts the whole message: frames that add input raise what it may inflate to', async (t) => {
+  // 3 MiB of random-ish text in three frames: each frame alone is far under 100x.
+  const data = Buffer.from(Array.from({ length: 3 * 1024 * 32 }, (_, i) => `${(i * 2654435761) % 1000003} `.padEnd(32, '.')).join(''));
+  const whole = compress(data);
+  const { ws, raw } = await rawPair(t, 'server', { deflate: PARAMS });
+  const third = Math.ceil(whole.length / 3);
+  raw.write(compressedFrame(Opcode.Binary, whole.subarray(0, third), false, true));
+  raw.write(compressedFrame(Opcode.Cont, whole.subarray(third, 2 * third), false, false));
+  raw.write(compressedFrame(Opcode.Cont, whole.subarray(2 * third), true, false));
+  t.true((await within(readData(ws), 'the message')).data.equals(data));
+});
+
+async function freedAfter(t: { teardown(f: () => void): void }, loop: 'messages' | 'handleEvents'): Promise<boolean> {
+  const { client, server } = await pair(t);
+  let ref: WeakRef<Buffer> | null = null;
+  let got!: () => void;
+  const first = new Promise<void>((resolve) => (got = resolve));
+  // (A loop of the test's own could keep `m` in its suspended frame: V8 keeps a suspended
+  // function's registers. So the iterator is driven by a function that returns.)
+  const it = messages(server);
+  const firstRef = async (): Promise<void> => {
+    const r = await it.next();
+    ref = new WeakRef((r.value as { data: Buffer }).data);
+    got();
+    void it.next().catch(() => undefined);
+  };
+  const done =
+    loop === 'messages'
+      ? firstRef()
+      : handleEvents(server, {
+          onMessage: (_ws, m) => {
+            ref ??= new WeakRef(m.data);
+            got();
+          }
+        });
+  void done.catch(() => undefined);
+  await sendBinary(client, Buffer.alloc(MiB, 1));
+  await within(first, 'the message');
+  // The loop now waits for the next message: nothing of ours should keep the last one.
+  await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 3; i++) gc();
+  return ref!.deref() === undefined;
+}
+
+test('messages() keeps nothing of a message once the loop has moved on', async (t) => {
+  t.true(await freedAfter(t, 'messages'));
+});
+
+test('handleEvents keeps nothing of a message once its handler is done', async (t) => {
+  t.true(await freedAfter(t, 'handleEvents'));
+});
