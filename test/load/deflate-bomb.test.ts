@@ -4,6 +4,7 @@
  * process). A small compressed message that inflates to far more than `maxMessageSize` must
  * fail with 1009 as soon as the limit is passed: the server's peak RSS stays near the limit,
  * its zlib stream stops consuming input and is freed, and it all takes milliseconds.
+ * (maxInflateRatio is off here: this is maxMessageSize's test; zlib-budget.test.ts has the ratio's.)
  *
  * Default: 64 MiB of zeros (~64 KB compressed) against maxMessageSize 1 MiB.
  * LOAD_FULL=1: 1 GiB of zeros (~1 MB compressed) against maxMessageSize 16 MiB, eight at once too.
@@ -165,7 +166,7 @@ async function serve(ws, req) {
 }
 
 listen(
-  { host: '127.0.0.1', port: 0, perMessageDeflate: true, maxMessageSize: LIMIT, maxFrameSize: LIMIT, onError() {} },
+  { host: '127.0.0.1', port: 0, perMessageDeflate: true, maxMessageSize: LIMIT, maxFrameSize: LIMIT, maxInflateRatio: 0, onError() {} },
   serve
 ).then((server) => process.send({ ready: server.port }));
 `;
