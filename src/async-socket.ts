@@ -379,8 +379,14 @@ export class AsyncSocket {
     if (deflate !== null) {
       // Frames that arrived before the close may still be read (and inflated): the
       // decompressor goes when they are, through stopReading or the read that hits the end.
-      if (queue.length === 0 && queue.owner === null) deflate.close(err);
-      else deflate.closeSending(err);
+      if (queue.length === 0 && queue.owner === null) {
+        deflate.close(err);
+      } else {
+        deflate.closeSending(err);
+        // With no read pending, the message in progress may never be read on: it must not
+        // hold the process's budget meanwhile (a later read charges what it inflates).
+        if (queue.owner === null) deflate.handedOut();
+      }
     }
     this.pongs?.failAll(err);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);

@@ -482,7 +482,7 @@ export class PerMessageDeflate {
     this.closed = err;
     const inflating = this.takeInflateJob();
     this.dropInflater();
-    this.account?.release();
+    this.account?.dispose();
     inflating?.reject(err);
   }
 

@@ -79,7 +79,7 @@ let inflating = 0;
 let evictions = 0;
 const compressions = new Fifo();
 const inflations = new Fifo();
-// Accounts that hold bytes, oldest first.
+// Accounts that hold bytes.
 const holders = new Set<InflateAccount>();
 let pumping = false;
 const ignore = (): void => {};
@@ -139,6 +139,23 @@ export class InflateAccount {
     pump();
   }
 
+  /**
+   * The connection will inflate no more: everything held goes back, and a job of it that
+   * waits for its turn runs at once (it only rejects, without zlib work), so it blocks
+   * nobody in line.
+   */
+  dispose(): void {
+    const w = this.waiting;
+    if (w !== null) {
+      inflations.take(w);
+      this.waiting = null;
+      running++;
+      this.reserve(0);
+      w.run();
+    }
+    this.release();
+  }
+
   /** @internal The budget drops this account's message: everything held goes back. */
   evict(): void {
     evictions++;
@@ -180,12 +197,10 @@ function fits(w: Waiter): boolean {
   return inflating === 0 && othersFor(w) < budget;
 }
 
-// The inflation to consider next: the oldest message in progress that waits (it frees what
-// it holds once done), else the first in line.
-function nextInflation(): Waiter | undefined {
-  for (const a of holders) if (a.waiting !== null) return a.waiting;
-  return inflations.peek();
-}
+// The inflation to consider next: the first in line. (Messages in progress get no turn
+// ahead of others: a peer trickling frames that inflate to nothing would keep new messages
+// out of a spent budget for as long as it liked.)
+const nextInflation = (): Waiter | undefined => inflations.peek();
 
 function next(): Waiter | null {
   const c = compressions.peek();
@@ -207,12 +222,12 @@ function scheduleEviction(): void {
     evictionScheduled = false;
     for (;;) {
       const i = nextInflation();
-      // Only when other messages in progress are what stands in the way (compression frees
-      // its own bytes, and a running inflation may free its message).
-      if (i === undefined || inflating > 0 || fits(i) || compressing >= budget) break;
+      // Only when other messages in progress hold the whole budget by themselves (compression
+      // frees its own bytes, and a running inflation may finish its message).
+      if (i === undefined || inflating > 0 || fits(i) || inflated - i.account!.held < budget) break;
       // The largest message in progress other than the one that would go next.
       let victim: InflateAccount | null = null;
-      for (const a of holders) if (a !== i.account && (victim === null || a.held > victim.held)) victim = a;
+      for (const a of holders) if (a !== i.account && !a.busy && (victim === null || a.held > victim.held)) victim = a;
       if (victim === null) break;
       victim.evict();
     }
@@ -258,11 +273,12 @@ export function compressJob<T>(bytes: number, job: () => Promise<T>): Promise<T>
 }
 
 /**
- * Runs an inflation job of `account` that may produce up to `need` bytes, when a zlib slot
- * is free and the budget has room for `need`; jobs wait in order, except that over the
- * budget a message in progress goes before new ones.
+ * Runs an inflation job of `account` that may produce up to `limit` bytes, when a zlib slot
+ * is free and the budget has room for it; jobs wait in order of arrival.
  */
-export function inflateJob<T>(account: InflateAccount, need: number, job: () => Promise<T>): Promise<T> {
+export function inflateJob<T>(account: InflateAccount, limit: number, job: () => Promise<T>): Promise<T> {
+  // Past the budget a job runs alone anyway: reserving more (or Infinity) changes nothing.
+  const need = Math.min(limit, budget);
   if (running < concurrency && compressions.length === 0 && inflations.length === 0) {
     const w: Waiter = { run: ignore, account, need, taken: false };
     if (fits(w)) {
@@ -289,13 +305,13 @@ export interface ZlibLimits {
 /**
  * Sets the process-wide zlib bounds (every connection of every server and client shares
  * them) and returns the ones in force before.
- * @throws {RangeError} for a concurrency below 1 or a negative budget
+ * @throws {RangeError} for a concurrency or a budget below 1
  */
 export function setZlibLimits(limits: ZlibLimits): Required<ZlibLimits> {
   const before = { concurrency, inflateBudget: budget };
   const { concurrency: c = concurrency, inflateBudget: b = budget } = limits;
   if (!(Number.isInteger(c) && c >= 1)) throw new RangeError(`concurrency must be an integer of 1 or more, not ${c}`);
-  if (!(b >= 0)) throw new RangeError(`inflateBudget must be 0 or more, not ${b}`);
+  if (!(b >= 1)) throw new RangeError(`inflateBudget must be 1 or more, not ${b}`);
   concurrency = c;
   budget = b;
   pump();

@@ -209,3 +209,39 @@ test('messages() keeps nothing of a message once the loop has moved on', async (
 test('handleEvents keeps nothing of a message once its handler is done', async (t) => {
   t.true(await freedAfter(t, 'handleEvents'));
 });
+
+test.serial('an unbounded limit (maxMessageSize Infinity, no ratio) reserves at most the budget: the counts stay whole', async (t) => {
+  const d = new PerMessageDeflate(PARAMS, false);
+  t.teardown(() => d.close());
+  const out = await within(d.inflate(compress(Buffer.alloc(1000)), true, true, Infinity, 0), 'the inflation');
+  d.handedOut();
+  t.is(out.length, 1000);
+  t.is(deflateLoad().inFlight, 0);
+  t.throws(() => setZlibLimits({ inflateBudget: 0 }), { instanceOf: RangeError });
+  t.throws(() => setZlibLimits({ concurrency: 0 }), { instanceOf: RangeError });
+});
+
+test.serial('what waits for compression never gets a message in progress dropped: new inflation waits for it instead', async (t) => {
+  const before = setZlibLimits({ inflateBudget: 4 * MiB });
+  t.teardown(() => setZlibLimits(before));
+  const evictionsBefore = deflateLoad().evictions;
+  const holder = new PerMessageDeflate(PARAMS, false);
+  let evicted = false;
+  holder.onEvicted = () => (evicted = true);
+  const sender = new PerMessageDeflate(PARAMS, false);
+  const other = new PerMessageDeflate(PARAMS, false);
+  t.teardown(() => [holder, sender, other].forEach((d) => d.close()));
+  // A message in progress holding 1 MiB, then 3.5 MiB of our own sends to compress.
+  const part = zlib.deflateRawSync(Buffer.alloc(MiB, 'h'), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  t.is((await holder.inflate(part, true, false, 16 * MiB, 0)).length, MiB);
+  const sending = sender.deflate(Buffer.alloc(3.5 * MiB, 's'));
+  const inflating = other.inflate(compress(Buffer.alloc(MiB, 'o')), true, true, MiB, 0);
+  t.is((await within(inflating, 'the other message')).length, MiB);
+  other.handedOut();
+  await sending;
+  await new Promise((r) => setImmediate(r));
+  t.false(evicted);
+  t.is(deflateLoad().evictions, evictionsBefore);
+  holder.handedOut();
+  t.is(deflateLoad().inFlight, 0);
+});
