@@ -3,11 +3,14 @@
  * with permessage-deflate, which the CLI has no flag for. Same echo loop and exit codes as
  * src/cli.ts, on wsframe's public API only (nothing from the suite):
  *
- *   deflate-peer echo-server --max-message-size N
+ *   deflate-peer echo-server --max-message-size N [--max-inflate-ratio R]
  *       prints "listening on ws://127.0.0.1:PORT"; each connection's `perMessageDeflate`
  *       options come as JSON in the request's `deflate` query parameter (none: `true`)
- *   deflate-peer echo-client URL --max-message-size N [--deflate JSON]
+ *   deflate-peer echo-client URL --max-message-size N [--max-inflate-ratio R] [--deflate JSON]
  *       exits 0 after a clean close, 1 on a failure
+ *
+ * The suite runs them with `--max-inflate-ratio 0`: section 12 tests the size limit with
+ * zeros, which compress a thousandfold, past the default maxInflateRatio (100).
  *
  * Run through ts-node (echo-server) or transpiled together with src/ (echo-client, see
  * transpilePrograms in peers.ts), so it imports src/ by relative path.
@@ -34,7 +37,7 @@ function deflateOption(json: string | null | undefined): true | DeflateOptions {
   return JSON.parse(json) as DeflateOptions;
 }
 
-async function echoServer(maxSize: number): Promise<void> {
+async function echoServer(maxSize: number, maxInflateRatio: number | undefined): Promise<void> {
   const server = http.createServer((_req, res) => res.writeHead(426).end());
   const sockets = new Set<Duplex>();
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -48,7 +51,7 @@ async function echoServer(maxSize: number): Promise<void> {
       socket.destroy();
       return;
     }
-    upgrade(req, socket, head, { perMessageDeflate, maxMessageSize: maxSize, maxFrameSize: maxSize }).then(
+    upgrade(req, socket, head, { perMessageDeflate, maxMessageSize: maxSize, maxFrameSize: maxSize, maxInflateRatio }).then(
       async (ws) => {
         try {
           await echo(ws);
@@ -71,8 +74,8 @@ async function echoServer(maxSize: number): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-async function echoClient(url: string, maxSize: number, deflate: string | undefined): Promise<void> {
-  const ws = await connect(url, { perMessageDeflate: deflateOption(deflate), maxMessageSize: maxSize, maxFrameSize: maxSize });
+async function echoClient(url: string, maxSize: number, maxInflateRatio: number | undefined, deflate: string | undefined): Promise<void> {
+  const ws = await connect(url, { perMessageDeflate: deflateOption(deflate), maxMessageSize: maxSize, maxFrameSize: maxSize, maxInflateRatio });
   let closed: { code: number; reason: string };
   try {
     closed = await echo(ws);
@@ -88,20 +91,21 @@ async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     args: process.argv.slice(2),
     allowPositionals: true,
-    options: { 'max-message-size': { type: 'string' }, deflate: { type: 'string' } }
+    options: { 'max-message-size': { type: 'string' }, 'max-inflate-ratio': { type: 'string' }, deflate: { type: 'string' } }
   });
   const maxSize = Number(values['max-message-size'] ?? 16 * 1024 * 1024);
+  const ratio = values['max-inflate-ratio'] === undefined ? undefined : Number(values['max-inflate-ratio']);
   const [command, url] = positionals;
   try {
     if (command === 'echo-server') {
-      await echoServer(maxSize);
+      await echoServer(maxSize, ratio);
       return -1; // keeps running
     }
     if (command === 'echo-client' && url !== undefined) {
-      await echoClient(url, maxSize, values.deflate);
+      await echoClient(url, maxSize, ratio, values.deflate);
       return 0;
     }
-    process.stderr.write('usage: deflate-peer echo-server | echo-client URL [--deflate JSON] [--max-message-size N]\n');
+    process.stderr.write('usage: deflate-peer echo-server | echo-client URL [--deflate JSON] [--max-message-size N] [--max-inflate-ratio R]\n');
     return 2;
   } catch (err) {
     const detail = err instanceof ProtocolError ? ` (close code ${err.closeCode})` : '';

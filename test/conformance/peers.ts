@@ -52,7 +52,8 @@ export function startEchoServer(): Promise<EchoServer> {
 
 /** deflate-peer.ts echo-server: wsframe's echo server with permessage-deflate (options per connection). */
 export function startDeflateEchoServer(): Promise<EchoServer> {
-  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server']);
+  // The ratio is off: section 12 tests the size limit with zeros (see deflate-peer.ts).
+  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server', '--max-inflate-ratio', '0']);
 }
 
 async function startServerProgram(args: string[]): Promise<EchoServer> {
@@ -194,7 +195,7 @@ export class EchoClientHarness {
     const args =
       c.deflate === undefined
         ? [this.programs.cli, 'echo-client', url, ...size]
-        : [this.programs.deflatePeer, 'echo-client', url, ...size, ...(c.deflate.peer ? ['--deflate', JSON.stringify(c.deflate.peer)] : [])];
+        : [this.programs.deflatePeer, 'echo-client', url, ...size, '--max-inflate-ratio', '0', ...(c.deflate.peer ? ['--deflate', JSON.stringify(c.deflate.peer)] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     const io = collect(child);
