@@ -20,6 +20,8 @@
  * @module
  */
 
+import { randomFill } from 'node:crypto';
+
 /** Most zlib jobs (one message or frame each) running at once in the process. */
 export const DEFLATE_CONCURRENCY = 10;
 
@@ -83,6 +85,31 @@ const inflations = new Fifo();
 const holders = new Set<InflateAccount>();
 let pumping = false;
 const ignore = (): void => {};
+
+// libuv's thread pool can leave a queued job asleep until more work is posted: seen here with
+// Node 20.20 under load, a zlib write that never completed (bytesWritten 0) until another
+// thread-pool request came, so a compressed read hung. While jobs run and none has finished
+// for KICK_MS, one tiny request is posted (a 1-byte randomFill), which wakes the pool; a
+// long job that is merely busy costs one such request per KICK_MS.
+const KICK_MS = 250;
+const KICK = Buffer.alloc(1);
+let finished = 0;
+let kicks = 0;
+let watch: NodeJS.Timeout | null = null;
+function watchPool(): void {
+  if (watch !== null || running === 0) return;
+  const seen = finished;
+  watch = setTimeout(() => {
+    watch = null;
+    if (running === 0) return;
+    if (finished === seen) {
+      kicks++;
+      randomFill(KICK, ignore);
+    }
+    watchPool();
+  }, KICK_MS);
+  watch.unref();
+}
 
 const inFlight = (): number => inflated + reserved + compressing;
 
@@ -168,6 +195,7 @@ export class InflateAccount {
 // the next look at the budget sees it.
 function admit(w: Waiter): void {
   running++;
+  watchPool();
   if (w.account !== null) {
     w.account.waiting = null;
     w.account.reserve(w.need);
@@ -178,6 +206,7 @@ function admit(w: Waiter): void {
 function start<T>(job: () => Promise<T>, account: InflateAccount | null): Promise<T> {
   const done = (): void => {
     if (account !== null) account.unreserve();
+    finished++;
     running--;
     pump();
   };
@@ -267,6 +296,7 @@ export function compressJob<T>(bytes: number, job: () => Promise<T>): Promise<T>
   };
   if (running < concurrency && compressions.length === 0) {
     running++;
+    watchPool();
     return run();
   }
   return new Promise<void>((resolve) => compressions.push({ run: resolve, account: null, need: 0, taken: false })).then(run);
@@ -318,7 +348,10 @@ export function setZlibLimits(limits: ZlibLimits): Required<ZlibLimits> {
   return before;
 }
 
-/** @internal The zlib jobs running and waiting now, the bytes in flight and the evictions so far (for tests). */
-export function deflateLoad(): { running: number; waiting: number; inFlight: number; evictions: number } {
-  return { running, waiting: compressions.length + inflations.length, inFlight: inFlight(), evictions };
+/**
+ * @internal The zlib jobs running and waiting now, the bytes in flight, and the evictions and
+ * thread-pool wake-ups so far (for tests).
+ */
+export function deflateLoad(): { running: number; waiting: number; inFlight: number; evictions: number; kicks: number } {
+  return { running, waiting: compressions.length + inflations.length, inFlight: inFlight(), evictions, kicks };
 }
