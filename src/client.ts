@@ -14,6 +14,8 @@ import { KeepaliveOptions, keepalive } from './keepalive';
 import { checkServerResponse, generateKey, headerValue, normalizeProtocols } from './core/handshake';
 import { DeflateParams, checkDeflateResponse, deflateOffer } from './core/extensions';
 import { DeflateOptions, checkDeflateOptions } from './deflate';
+import type { ClientHttp2Session } from 'node:http2';
+import { connectHttp2, kNoExtendedConnect } from './client-http2';
 
 /** Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}. */
 export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -56,6 +58,18 @@ export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head'
    * wss: to ws:.
    */
   trustRedirects?: boolean;
+  /**
+   * Open the WebSocket as a stream of an HTTP/2 connection (RFC 8441) instead of an HTTP/1.1
+   * upgrade: `true` to open a session to the URL's origin, shared by the WebSockets to that
+   * origin made with the same `tls` object and closed when the last of them is done; or a
+   * `ClientHttp2Session` of your own (it stays open). The server must advertise
+   * SETTINGS_ENABLE_CONNECT_PROTOCOL, else the handshake fails (see `http2Fallback`).
+   * `wss:` is HTTP/2 over TLS (ALPN h2); `ws:` is cleartext h2c with prior knowledge.
+   * Redirects are not followed over HTTP/2. Default false.
+   */
+  http2?: boolean | ClientHttp2Session;
+  /** With `http2`: when the server does not serve WebSockets over HTTP/2, connect over HTTP/1.1 instead. Default false. */
+  http2Fallback?: boolean;
 }
 
 const DEFAULT_TIMEOUT = 10_000;
@@ -171,6 +185,13 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
     return Promise.reject(err);
   }
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+  if (options.http2) {
+    const h2 = connectHttp2({ ...target(first), protocols, offer, deflate }, options, timeout);
+    if (!options.http2Fallback) return h2;
+    return h2.catch((err: unknown) =>
+      (err as { [kNoExtendedConnect]?: true })[kNoExtendedConnect] ? connect(url, { ...options, http2: false }) : Promise.reject(err)
+    );
+  }
   const maxRedirects = options.followRedirects ? (options.maxRedirects ?? 10) : 0;
   const firstOrigin = originOf(first);
 

@@ -33,11 +33,13 @@ export {
   acceptKey,
   isValidKey,
   checkUpgradeRequest,
+  checkConnectRequest,
   checkServerResponse,
+  checkConnectResponse,
   buildServerResponse,
   buildRejectResponse
 } from './core/handshake';
-export type { UpgradeRequest, UpgradeRefusal } from './core/handshake';
+export type { UpgradeRequest, ConnectRequest, UpgradeRefusal } from './core/handshake';
 export { parseExtensions, deflateOffer, acceptDeflate, checkDeflateResponse, PERMESSAGE_DEFLATE } from './core/extensions';
 export type { ExtensionOffer, DeflateParams, DeflateNegotiation, DeflateAcceptance } from './core/extensions';
 export { PerMessageDeflate, DEFLATE_CONCURRENCY, INFLATE_BUDGET } from './deflate';
@@ -46,8 +48,8 @@ export type { ZlibLimits } from './zlib-jobs';
 export type { DeflateOptions, CompressionOptions, DeflateSettings } from './deflate';
 export { connect } from './client';
 export type { ConnectOptions } from './client';
-export { upgrade, rejectUpgrade } from './server';
-export type { UpgradeOptions } from './server';
+export { upgrade, rejectUpgrade, upgradeHttp2, rejectHttp2 } from './server';
+export type { UpgradeOptions, Http2UpgradeOptions } from './server';
 export { close, whenClosed } from './closing';
 export type { CloseResult } from './closing';
 export { CHANNELS } from './diagnostics';

@@ -1,9 +1,12 @@
 /**
  * Layer 3, the server handshake for `node:http` and `node:https` `'upgrade'` events:
- * `upgrade(req, socket, head, options)` and `rejectUpgrade(socket, status, …)`.
+ * `upgrade(req, socket, head, options)` and `rejectUpgrade(socket, status, …)`; and for
+ * WebSockets over HTTP/2 (RFC 8441), `node:http2` `'stream'` events: `upgradeHttp2(stream,
+ * headers, options)` and `rejectHttp2(stream, status, …)`.
  * @module
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
@@ -12,6 +15,7 @@ import { KeepaliveOptions, keepalive } from './keepalive';
 import {
   buildRejectResponse,
   buildServerResponse,
+  checkConnectRequest,
   checkUpgradeRequest,
   isRefusal,
   isToken
@@ -91,7 +95,7 @@ export function rejectUpgrade(
  * @throws {RangeError} for deflate limits or keepalive times out of range
  * @throws {SyntaxError} for an invalid subprotocol name
  */
-export function checkUpgradeOptions(options: UpgradeOptions): void {
+export function checkUpgradeOptions(options: Omit<UpgradeOptions, 'selectProtocol'>): void {
   if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
   for (const p of options.protocols ?? []) {
     if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
@@ -102,12 +106,61 @@ export function checkUpgradeOptions(options: UpgradeOptions): void {
   }
 }
 
+/** What the server agrees to: the subprotocol and permessage-deflate, if any. */
+interface Negotiated {
+  protocol: string | undefined;
+  accepted: DeflateAcceptance | null;
+  deflate: DeflateOptions | null;
+}
+
+/** A refusal found while negotiating: the status to answer and why. */
+class Refused {
+  constructor(
+    readonly status: number,
+    readonly message: string,
+    readonly cause: unknown
+  ) {}
+}
+
+// Picks the subprotocol and accepts permessage-deflate, the same over HTTP/1.1 and HTTP/2:
+// 500 when the options or selectProtocol fail (ours), 400 for an offer we cannot accept.
+function negotiate(
+  offered: { protocols: string[]; extensions: string | undefined },
+  options: Omit<UpgradeOptions, 'selectProtocol'>,
+  select: ((offered: string[]) => string | undefined) | undefined
+): Negotiated | Refused {
+  let protocol: string | undefined;
+  const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
+  try {
+    checkUpgradeOptions(options);
+    if (select !== undefined) {
+      protocol = select(offered.protocols);
+      if (protocol !== undefined && !offered.protocols.includes(protocol)) {
+        throw new Error(`selectProtocol returned ${JSON.stringify(protocol)}, which the client did not offer`);
+      }
+    } else if (options.protocols !== undefined) {
+      protocol = options.protocols.find((p) => offered.protocols.includes(p));
+    }
+  } catch (err) {
+    return new Refused(500, 'choosing the subprotocol failed', err);
+  }
+  let accepted: DeflateAcceptance | null = null;
+  if (deflate !== null) {
+    try {
+      accepted = acceptDeflate(offered.extensions, deflate);
+    } catch (err) {
+      return new Refused(400, (err as Error).message, err);
+    }
+  }
+  return { protocol, accepted, deflate };
+}
+
 // A failure on our side (options, selectProtocol): answer 500 and reject, as documented,
 // with a HandshakeError that carries the status answered and the original error as cause.
-function refuse500(socket: Duplex, req: IncomingMessage, what: string, err: unknown): Promise<never> {
-  rejectUpgrade(socket, 500);
+function refuse500(answer500: () => void, headers: IncomingHttpHeaders, what: string, err: unknown): Promise<never> {
+  answer500();
   const detail = err instanceof Error ? err.message : String(err);
-  return Promise.reject(new HandshakeError(`${what}: ${detail}`, 500, req.headers, { cause: err }));
+  return Promise.reject(new HandshakeError(`${what}: ${detail}`, 500, headers, { cause: err }));
 }
 
 /**
@@ -146,31 +199,13 @@ export function upgrade(
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
     return Promise.reject(new HandshakeError(checked.message, checked.status, req.headers));
   }
-  let protocol: string | undefined;
-  const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
-  try {
-    checkUpgradeOptions(options);
-    if (options.selectProtocol !== undefined) {
-      protocol = options.selectProtocol(checked.protocols, req);
-      if (protocol !== undefined && !checked.protocols.includes(protocol)) {
-        throw new Error(`selectProtocol returned ${JSON.stringify(protocol)}, which the client did not offer`);
-      }
-    } else if (options.protocols !== undefined) {
-      protocol = options.protocols.find((p) => checked.protocols.includes(p));
-    }
-  } catch (err) {
-    return refuse500(socket, req, 'choosing the subprotocol failed', err);
+  const n = negotiate(checked, options, options.selectProtocol && ((offered) => options.selectProtocol!(offered, req)));
+  if (n instanceof Refused) {
+    if (n.status === 500) return refuse500(() => rejectUpgrade(socket, 500), req.headers, n.message, n.cause);
+    rejectUpgrade(socket, n.status, {}, n.message);
+    return Promise.reject(new HandshakeError(n.message, n.status, req.headers, { cause: n.cause }));
   }
-  let accepted: DeflateAcceptance | null = null;
-  if (deflate !== null) {
-    try {
-      accepted = acceptDeflate(checked.extensions, deflate);
-    } catch (err) {
-      const message = (err as Error).message;
-      rejectUpgrade(socket, 400, {}, message);
-      return Promise.reject(new HandshakeError(message, 400, req.headers, { cause: err }));
-    }
-  }
+  const { protocol, accepted, deflate } = n;
   if (socket.destroyed || !socket.writable) {
     return Promise.reject(new HandshakeError('the client went away before the handshake completed', undefined, req.headers));
   }
@@ -179,7 +214,7 @@ export function upgrade(
     const headers = accepted === null ? options.headers : { ...options.headers, 'Sec-WebSocket-Extensions': accepted.response };
     response = buildServerResponse(checked.key, protocol, headers);
   } catch (err) {
-    return refuse500(socket, req, 'building the 101 response failed', err);
+    return refuse500(() => rejectUpgrade(socket, 500), req.headers, 'building the 101 response failed', err);
   }
   const s = socket as Duplex & { setNoDelay?: (on: boolean) => void; setTimeout?: (ms: number) => void };
   s.setNoDelay?.(true);
@@ -188,6 +223,109 @@ export function upgrade(
   const settings = accepted === null ? undefined : { ...deflate, ...accepted.params };
   const ws = new AsyncSocket(socket, { ...options, role: 'server', head, protocol, deflate: settings });
   socket.off('error', destroyOnError); // the AsyncSocket's own listener takes over
+  if (options.keepalive) keepalive(ws, options.keepalive);
+  return Promise.resolve(ws);
+}
+
+/** Options of {@link upgradeHttp2}: those of {@link upgrade}, with `selectProtocol` given the request's headers. */
+export interface Http2UpgradeOptions extends Omit<UpgradeOptions, 'selectProtocol'> {
+  /** As in {@link UpgradeOptions.selectProtocol}, with the HTTP/2 request's headers. */
+  selectProtocol?: (offered: string[], headers: IncomingHttpHeaders) => string | undefined;
+}
+
+// A stream is ours during the handshake: a reset must never become an unhandled 'error'.
+function guardStream(stream: ServerHttp2Stream): void {
+  if (stream.listenerCount('error') === 0) stream.on('error', destroyOnError);
+}
+
+/**
+ * Answers an HTTP/2 request that will not become a WebSocket with a real response (`status`,
+ * `headers` and a plain-text `body`) and ends its stream; the HTTP/2 session goes on.
+ * @example
+ * ```ts
+ * server.on('stream', (stream, headers) => {
+ *   if (headers.authorization !== 'Bearer secret') return rejectHttp2(stream, 401);
+ *   upgradeHttp2(stream, headers).then(serve, console.error);
+ * });
+ * ```
+ * @throws {RangeError} for a status outside 400–599
+ */
+export function rejectHttp2(
+  stream: ServerHttp2Stream,
+  status: number,
+  headers: Record<string, string | readonly string[]> = {},
+  body = ''
+): void {
+  if (!Number.isInteger(status) || status < 400 || status > 599) {
+    throw new RangeError(`a refusal needs a 4xx or 5xx status, not ${status}`);
+  }
+  if (handshakeRejectedChannel.hasSubscribers) {
+    handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
+  }
+  guardStream(stream);
+  if (stream.destroyed || stream.headersSent) return;
+  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  stream.respond({ 'content-type': 'text/plain; charset=utf-8', ...lower, ':status': status });
+  stream.end(body);
+}
+
+/**
+ * Completes the server side of a WebSocket over HTTP/2 (RFC 8441) for a `'stream'` event of
+ * an `http2.createSecureServer` (or `createServer`) made with
+ * `settings: { enableConnectProtocol: true }`: checks the extended CONNECT (`:protocol`
+ * websocket, `sec-websocket-version: 13`), picks a subprotocol, accepts permessage-deflate,
+ * answers `:status 200` and wraps the stream. The frames are those of RFC 6455; after the
+ * closing handshake the stream ends (END_STREAM), and a reset stream is an `IOError`. A
+ * request that fails the checks is answered with its status and the promise rejects.
+ *
+ * Advertise `enableConnectProtocol` only on a server that serves it (browsers then open
+ * their WebSockets this way).
+ * @example
+ * ```ts
+ * const server = http2.createSecureServer({ key, cert, allowHTTP1: true, settings: { enableConnectProtocol: true } });
+ * server.on('stream', async (stream, headers) => {
+ *   if (headers[':method'] !== 'CONNECT') return; // the rest of your HTTP/2 site
+ *   const ws = await upgradeHttp2(stream, headers);
+ *   for await (const m of messages(ws)) await sendText(ws, m.data.toString());
+ * });
+ * server.on('upgrade', (req, socket, head) => upgrade(req, socket, head).then(serve)); // HTTP/1.1 clients
+ * ```
+ * @returns an {@link AsyncSocket} in server role on the stream
+ * @throws {HandshakeError} (rejection) with the status that was answered
+ */
+export function upgradeHttp2(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  options: Http2UpgradeOptions = {}
+): Promise<AsyncSocket> {
+  guardStream(stream);
+  const refuse = (status: number, message: string, extra: Record<string, string> = {}, cause?: unknown): Promise<never> => {
+    rejectHttp2(stream, status, extra, message);
+    return Promise.reject(new HandshakeError(message, status, headers, { cause }));
+  };
+  const checked = checkConnectRequest(headers);
+  if (isRefusal(checked)) return refuse(checked.status, checked.message, checked.headers);
+  const n = negotiate(checked, options, options.selectProtocol && ((offered) => options.selectProtocol!(offered, headers)));
+  if (n instanceof Refused) {
+    if (n.status === 500) return refuse500(() => rejectHttp2(stream, 500), headers, n.message, n.cause);
+    return refuse(n.status, n.message, {}, n.cause);
+  }
+  const { protocol, accepted, deflate } = n;
+  if (stream.destroyed || stream.closed) {
+    return Promise.reject(new HandshakeError('the client went away before the handshake completed', undefined, headers));
+  }
+  const answer: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(options.headers ?? {})) answer[k.toLowerCase()] = v as string | string[];
+  if (protocol !== undefined) answer['sec-websocket-protocol'] = protocol;
+  if (accepted !== null) answer['sec-websocket-extensions'] = accepted.response;
+  try {
+    stream.respond({ ...answer, ':status': 200 });
+  } catch (err) {
+    return refuse500(() => rejectHttp2(stream, 500), headers, 'answering the CONNECT failed', err);
+  }
+  const settings = accepted === null ? undefined : { ...deflate, ...accepted.params };
+  const ws = new AsyncSocket(stream, { ...options, role: 'server', protocol, deflate: settings });
+  stream.off('error', destroyOnError); // the AsyncSocket's own listener takes over
   if (options.keepalive) keepalive(ws, options.keepalive);
   return Promise.resolve(ws);
 }

@@ -20,6 +20,7 @@ const LAYER: Record<string, number> = {
   keepalive: 4,
   events: 4,
   client: 5,
+  'client-http2': 5,
   server: 5,
   listener: 6,
   cli: 7,

@@ -120,15 +120,52 @@ export function checkUpgradeRequest(
   }
   const key = headerValue(headers, 'sec-websocket-key')?.trim();
   if (key === undefined || !isValidKey(key)) return { status: 400, message: 'missing or malformed Sec-WebSocket-Key' };
+  const protocols = offeredProtocols(headers);
+  if (!Array.isArray(protocols)) return protocols;
+  return { key, protocols, extensions: headerValue(headers, 'sec-websocket-extensions') };
+}
+
+/** A WebSocket request over HTTP/2 that passed {@link checkConnectRequest}. */
+export type ConnectRequest = Omit<UpgradeRequest, 'key'>;
+
+// The offered subprotocols, or a refusal for a malformed list (either HTTP version).
+function offeredProtocols(headers: Headers): string[] | UpgradeRefusal {
   const protocols = tokenList(headerValue(headers, 'sec-websocket-protocol'));
   if (!protocols.every(isToken) || new Set(protocols).size !== protocols.length) {
     return { status: 400, message: 'malformed Sec-WebSocket-Protocol' };
   }
-  return { key, protocols, extensions: headerValue(headers, 'sec-websocket-extensions') };
+  return protocols;
 }
 
-/** True for a refusal from {@link checkUpgradeRequest}. */
-export function isRefusal(r: UpgradeRequest | UpgradeRefusal): r is UpgradeRefusal {
+/**
+ * Checks an HTTP/2 extended CONNECT that asks for a WebSocket (RFC 8441 §4 and §5): the
+ * `:method` CONNECT, the `:protocol` websocket, `:scheme`, `:path` and `:authority`, and
+ * `sec-websocket-version: 13`. There is no key: the stream itself is the proof.
+ * @returns the offers, or the refusal to answer with: 405 for another method, 400 for a
+ * missing or other `:protocol` or pseudo-header, a malformed protocol list or another
+ * version (then with `sec-websocket-version: 13`: HTTP/2 has no 426 Upgrade)
+ */
+export function checkConnectRequest(headers: Headers): ConnectRequest | UpgradeRefusal {
+  const method = headerValue(headers, ':method');
+  if (method !== 'CONNECT') return { status: 405, message: `method ${method} cannot open a WebSocket over HTTP/2`, headers: { allow: 'CONNECT' } };
+  const protocol = headerValue(headers, ':protocol');
+  if (protocol?.toLowerCase() !== 'websocket') {
+    return { status: 400, message: `an extended CONNECT for ${JSON.stringify(protocol ?? '')}, not websocket` };
+  }
+  for (const pseudo of [':scheme', ':path', ':authority']) {
+    if (!headerValue(headers, pseudo)) return { status: 400, message: `missing ${pseudo}` };
+  }
+  const version = headerValue(headers, 'sec-websocket-version');
+  if (version?.trim() !== '13') {
+    return { status: 400, message: `unsupported sec-websocket-version ${JSON.stringify(version ?? '')}`, headers: { 'sec-websocket-version': '13' } };
+  }
+  const protocols = offeredProtocols(headers);
+  if (!Array.isArray(protocols)) return protocols;
+  return { protocols, extensions: headerValue(headers, 'sec-websocket-extensions') };
+}
+
+/** True for a refusal from {@link checkUpgradeRequest} or {@link checkConnectRequest}. */
+export function isRefusal(r: UpgradeRequest | ConnectRequest | UpgradeRefusal): r is UpgradeRefusal {
   return 'status' in r;
 }
 
@@ -218,6 +255,25 @@ export function checkServerResponse(
   if (!hasToken(headerValue(headers, 'connection'), 'upgrade')) fail('the response\'s Connection header is not upgrade');
   const accept = headerValue(headers, 'sec-websocket-accept');
   if (accept === undefined || accept.trim() !== acceptKey(key)) fail('Sec-WebSocket-Accept does not match the key');
+  return checkAnswer(status, headers, offered, offeredExtensions);
+}
+
+/**
+ * Checks a server's answer to our extended CONNECT over HTTP/2 (RFC 8441 §5): status 200,
+ * then the subprotocol and extensions as {@link checkServerResponse} does.
+ * @returns the subprotocol the server chose ('' for none)
+ * @throws {HandshakeError} as checkServerResponse does
+ */
+export function checkConnectResponse(status: number, headers: Headers, offered: readonly string[], offeredExtensions = false): string {
+  if (status !== 200) throw new HandshakeError(`expected status 200, got ${status}`, status, headers);
+  return checkAnswer(status, headers, offered, offeredExtensions);
+}
+
+// The subprotocol and extensions of an accepting answer, over either HTTP version.
+function checkAnswer(status: number, headers: Headers, offered: readonly string[], offeredExtensions: boolean): string {
+  const fail = (message: string): never => {
+    throw new HandshakeError(message, status, headers);
+  };
   const chosen = headerValue(headers, 'sec-websocket-protocol');
   let protocol = '';
   if (chosen !== undefined) {

@@ -1,0 +1,237 @@
+/**
+ * Layer 5, the client of WebSockets over HTTP/2 (RFC 8441), for `connect(url, { http2 })`:
+ * an HTTP/2 session per origin (and TLS options) shared by the WebSockets on it, the
+ * server's SETTINGS_ENABLE_CONNECT_PROTOCOL awaited, an extended CONNECT with
+ * `:protocol: websocket`, and the answer checked as strictly as a 101. The session is
+ * closed when its last WebSocket (or handshake) is done with it, unless it was given.
+ * @module
+ */
+import http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { ConnectionOptions } from 'node:tls';
+import { AsyncSocket } from './async-socket';
+import { HandshakeError } from './core/errors';
+import { checkConnectResponse, headerValue } from './core/handshake';
+import { DeflateParams, checkDeflateResponse } from './core/extensions';
+import type { DeflateOptions } from './deflate';
+import { KeepaliveOptions, keepalive } from './keepalive';
+import type { AsyncSocketOptions } from './socket-options';
+
+/** The options of `connect` that the HTTP/2 path uses (ConnectOptions has them all). */
+export interface Http2ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
+  http2?: boolean | ClientHttp2Session;
+  tls?: ConnectionOptions;
+  headers?: Record<string, string | readonly string[]>;
+  origin?: string;
+  signal?: AbortSignal;
+  keepalive?: KeepaliveOptions;
+}
+
+/** What `connect` worked out before choosing HTTP/2. */
+export interface Http2Target {
+  secure: boolean;
+  host: string;
+  port: number;
+  path: string;
+  protocols: string[];
+  offer: string | undefined;
+  deflate: DeflateOptions | null;
+}
+
+/** A session we opened, shared by the WebSockets to one origin with the same TLS options. */
+interface Pooled {
+  session: ClientHttp2Session;
+  key: string;
+  /** WebSockets and handshakes using it. */
+  users: number;
+}
+
+const pool = new Map<string, Pooled>();
+// TLS option objects, told apart by identity: a session is shared only with the same ones.
+const tlsIds = new WeakMap<object, number>();
+let nextTlsId = 1;
+
+function poolKey(t: Http2Target, options: Http2ConnectOptions): string {
+  let id = 0;
+  if (t.secure && options.tls !== undefined) {
+    id = tlsIds.get(options.tls) ?? nextTlsId++;
+    tlsIds.set(options.tls, id);
+  }
+  return `${t.secure ? 'https' : 'http'}://${t.host}:${t.port} ${id}`;
+}
+
+const ignore = (): void => {};
+
+/** @internal A HandshakeError that says the server does not serve WebSockets over HTTP/2. */
+export const kNoExtendedConnect = Symbol('wsframe.noExtendedConnect');
+
+function noExtendedConnect(): HandshakeError {
+  const err = new HandshakeError(
+    'the server did not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441): it does not serve WebSockets over HTTP/2'
+  );
+  (err as HandshakeError & { [kNoExtendedConnect]?: true })[kNoExtendedConnect] = true;
+  return err;
+}
+
+// One wait per session for its SETTINGS, however many handshakes share it.
+const settingsOf = new WeakMap<ClientHttp2Session, Promise<boolean>>();
+
+// Resolves once the server's SETTINGS say whether extended CONNECT is served.
+function extendedConnect(session: ClientHttp2Session): Promise<boolean> {
+  if (session.remoteSettings.enableConnectProtocol === true) return Promise.resolve(true);
+  let known = settingsOf.get(session);
+  if (known === undefined) {
+    known = waitForSettings(session);
+    settingsOf.set(session, known);
+    known.catch(ignore);
+  }
+  return known;
+}
+
+function waitForSettings(session: ClientHttp2Session): Promise<boolean> {
+  return new Promise<boolean>((resolve, reject) => {
+    const onSettings = (s: http2.Settings): void => {
+      cleanup();
+      resolve(s.enableConnectProtocol === true);
+    };
+    const onGone = (err?: Error): void => {
+      cleanup();
+      reject(err ?? new Error('the HTTP/2 session closed'));
+    };
+    const cleanup = (): void => {
+      session.off('remoteSettings', onSettings);
+      session.off('error', onGone);
+      session.off('close', onGone);
+    };
+    session.on('remoteSettings', onSettings);
+    session.on('error', onGone);
+    session.on('close', onGone);
+  });
+}
+
+function openSession(t: Http2Target, options: Http2ConnectOptions): Pooled {
+  const key = poolKey(t, options);
+  const existing = pool.get(key);
+  if (existing !== undefined && !existing.session.closed && !existing.session.destroyed) {
+    existing.users++;
+    return existing;
+  }
+  const authority = `${t.secure ? 'https' : 'http'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
+  const tls = t.secure ? { ...options.tls } : {};
+  if (t.secure && tls.servername === undefined && !/^[\d.]+$|:/.test(t.host)) tls.servername = t.host;
+  const session = http2.connect(authority, tls);
+  const pooled: Pooled = { session, key, users: 1 };
+  pool.set(key, pooled);
+  // A session error ends every stream on it (their own errors say so); it must not crash us.
+  session.on('error', ignore);
+  session.once('close', () => {
+    if (pool.get(key) === pooled) pool.delete(key);
+  });
+  return pooled;
+}
+
+function release(p: Pooled | null): void {
+  if (p === null) return;
+  if (--p.users > 0) return;
+  if (pool.get(p.key) === p) pool.delete(p.key);
+  p.session.close();
+}
+
+/**
+ * @internal The HTTP/2 path of `connect`: resolves to the WebSocket, or rejects with a
+ * HandshakeError; `options.timeout` and `options.signal` bound it as they bound HTTP/1.1.
+ */
+export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeout: number): Promise<AsyncSocket> {
+  return new Promise<AsyncSocket>((resolve, reject) => {
+    const given = typeof options.http2 === 'object' ? options.http2 : null;
+    let pooled: Pooled | null = null;
+    let stream: ClientHttp2Stream | null = null;
+    let settled = false;
+    let timer: NodeJS.Timeout | null = null;
+    const finish = (err: Error | null, ws?: AsyncSocket): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== null) clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (err !== null) {
+        stream?.close(http2.constants.NGHTTP2_CANCEL);
+        release(pooled);
+        reject(err);
+      } else {
+        resolve(ws!);
+      }
+    };
+    const failed = (err: Error): void =>
+      finish(err instanceof HandshakeError ? err : new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err }));
+    const onAbort = (): void => finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: options.signal?.reason }));
+    if (options.signal?.aborted) return onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeout > 0) {
+      timer = setTimeout(() => finish(new HandshakeError(`the handshake did not complete within ${timeout} ms`)), timeout);
+    }
+    let session: ClientHttp2Session;
+    try {
+      if (given !== null) {
+        session = given;
+      } else {
+        pooled = openSession(t, options);
+        session = pooled.session;
+      }
+    } catch (err) {
+      return failed(err as Error);
+    }
+    extendedConnect(session).then((served) => {
+      if (settled) return;
+      if (!served) return finish(noExtendedConnect());
+      const headers: OutgoingHttpHeaders = {};
+      for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value as string | string[];
+      Object.assign(headers, {
+        ':method': 'CONNECT',
+        ':protocol': 'websocket',
+        ':scheme': t.secure ? 'https' : 'http',
+        ':path': t.path,
+        ':authority': `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`,
+        'sec-websocket-version': '13'
+      });
+      if (t.protocols.length > 0) headers['sec-websocket-protocol'] = t.protocols.join(', ');
+      if (t.offer !== undefined) headers['sec-websocket-extensions'] = t.offer;
+      if (options.origin !== undefined) headers.origin = options.origin;
+      let s: ClientHttp2Stream;
+      try {
+        s = session.request(headers);
+      } catch (err) {
+        return failed(err as Error);
+      }
+      stream = s;
+      s.on('error', failed);
+      s.once('close', () => finish(new HandshakeError(`the stream closed before the answer (code ${s.rstCode})`)));
+      s.once('response', (res: IncomingHttpHeaders) => {
+        if (settled) return;
+        const status = Number(res[':status']);
+        let ws: AsyncSocket | undefined;
+        try {
+          const protocol = checkConnectResponse(status, res, t.protocols, true);
+          let agreed: DeflateParams | null;
+          try {
+            agreed = checkDeflateResponse(headerValue(res, 'sec-websocket-extensions'), t.deflate);
+          } catch (err) {
+            throw new HandshakeError((err as Error).message, status, res, { cause: err });
+          }
+          s.off('error', failed);
+          s.removeAllListeners('close');
+          const settings = agreed === null ? undefined : { ...t.deflate, ...agreed };
+          ws = new AsyncSocket(s, { ...options, role: 'client', protocol, deflate: settings });
+          if (options.keepalive) keepalive(ws, options.keepalive);
+        } catch (err) {
+          if (ws !== undefined) ws.destroy();
+          s.resume(); // a refusal's body is not needed
+          return finish(err as Error);
+        }
+        const p = pooled;
+        s.once('close', () => release(p));
+        pooled = null; // the stream's close gives it back now
+        finish(null, ws);
+      });
+    }, failed);
+  });
+}
