@@ -16,6 +16,7 @@ import { DeflateParams, checkDeflateResponse } from './core/extensions';
 import type { DeflateOptions } from './deflate';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import type { AsyncSocketOptions } from './socket-options';
+import { handshakeExit } from './client-exit';
 
 /** The options of `connect` that the HTTP/2 path uses (ConnectOptions has them all). */
 export interface Http2ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -146,29 +147,14 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
     const given = typeof options.http2 === 'object' ? options.http2 : null;
     let pooled: Pooled | null = null;
     let stream: ClientHttp2Stream | null = null;
-    let settled = false;
-    let timer: NodeJS.Timeout | null = null;
-    const finish = (err: Error | null, ws?: AsyncSocket): void => {
-      if (settled) return;
-      settled = true;
-      if (timer !== null) clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (err !== null) {
-        stream?.close(http2.constants.NGHTTP2_CANCEL);
-        release(pooled);
-        reject(err);
-      } else {
-        resolve(ws!);
-      }
-    };
+    const exit = handshakeExit<AsyncSocket>(options.signal, timeout, resolve, reject, () => {
+      stream?.close(http2.constants.NGHTTP2_CANCEL);
+      release(pooled);
+    });
+    if (exit.settled) return;
+    const finish = exit.finish;
     const failed = (err: Error): void =>
       finish(err instanceof HandshakeError ? err : new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err }));
-    const onAbort = (): void => finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: options.signal?.reason }));
-    if (options.signal?.aborted) return onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (timeout > 0) {
-      timer = setTimeout(() => finish(new HandshakeError(`the handshake did not complete within ${timeout} ms`)), timeout);
-    }
     let session: ClientHttp2Session;
     try {
       if (given !== null) {
@@ -181,7 +167,7 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
       return failed(err as Error);
     }
     extendedConnect(session).then((served) => {
-      if (settled) return;
+      if (exit.settled) return;
       if (!served) return finish(noExtendedConnect());
       const headers: OutgoingHttpHeaders = {};
       for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value as string | string[];
@@ -203,10 +189,11 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
         return failed(err as Error);
       }
       stream = s;
+      const closedEarly = (): void => finish(new HandshakeError(`the stream closed before the answer (code ${s.rstCode})`));
       s.on('error', failed);
-      s.once('close', () => finish(new HandshakeError(`the stream closed before the answer (code ${s.rstCode})`)));
+      s.once('close', closedEarly);
       s.once('response', (res: IncomingHttpHeaders) => {
-        if (settled) return;
+        if (exit.settled) return;
         const status = Number(res[':status']);
         let ws: AsyncSocket | undefined;
         try {
@@ -218,7 +205,7 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
             throw new HandshakeError((err as Error).message, status, res, { cause: err });
           }
           s.off('error', failed);
-          s.removeAllListeners('close');
+          s.off('close', closedEarly);
           const settings = agreed === null ? undefined : { ...t.deflate, ...agreed };
           ws = new AsyncSocket(s, { ...options, role: 'client', protocol, deflate: settings });
           if (options.keepalive) keepalive(ws, options.keepalive);

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
-import { handshakeRejectedChannel } from './diagnostics';
+import { handshakeExit } from './client-exit';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import { checkServerResponse, generateKey, headerValue, normalizeProtocols } from './core/handshake';
 import { DeflateParams, checkDeflateResponse, deflateOffer } from './core/extensions';
@@ -197,33 +197,12 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
 
   return new Promise<AsyncSocket>((resolve, reject) => {
     let req: http.ClientRequest | null = null;
-    let settled = false;
-    let timer: NodeJS.Timeout | null = null;
     // The one exit: every path, success or failure, releases what was armed here.
-    const finish = (err: Error | null, ws?: AsyncSocket): void => {
-      if (settled) return;
-      settled = true;
-      if (timer !== null) clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (err !== null) {
-        req?.destroy();
-        if (err instanceof HandshakeError && handshakeRejectedChannel.hasSubscribers) {
-          handshakeRejectedChannel.publish({ side: 'client', status: err.status, message: err.message, headers: err.headers });
-        }
-        reject(err);
-      } else {
-        resolve(ws!);
-      }
-    };
+    const exit = handshakeExit<AsyncSocket>(options.signal, timeout, resolve, reject, () => req?.destroy());
+    if (exit.settled) return;
+    const finish = exit.finish;
     const connectionFailed = (err: Error): void =>
       finish(new HandshakeError(`connection failed: ${err.message}`, undefined, {}, { cause: err }));
-    const onAbort = (): void =>
-      finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: options.signal?.reason }));
-    if (options.signal?.aborted) return onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (timeout > 0) {
-      timer = setTimeout(() => finish(new HandshakeError(`the handshake did not complete within ${timeout} ms`)), timeout);
-    }
 
     const attempt = (url: URL, redirects: number): void => {
       const { secure, host, port, path } = target(url);
@@ -264,7 +243,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
       req = r;
       r.on('error', connectionFailed);
       r.on('upgrade', (res: http.IncomingMessage, socket: Socket, head: Buffer) => {
-        if (settled) return socket.destroy();
+        if (exit.settled) return socket.destroy();
         let ws: AsyncSocket | undefined;
         try {
           // Extensions are checked once, by checkExtensions (it also refuses any we did not offer).

@@ -14,6 +14,7 @@ import { HandshakeError, IOError } from '../../src/core/errors';
 import { readData } from '../../src/recv';
 import { sendBinary, sendFrame, sendPing, sendText } from '../../src/send';
 import { Http2UpgradeOptions, upgrade, upgradeHttp2 } from '../../src/server';
+import { handshakeRejectedChannel } from '../../src/diagnostics';
 import { selfSignedCert } from '../helpers/tls-cert';
 import { until, within } from '../helpers/wait';
 
@@ -213,8 +214,13 @@ test('our client fails clearly on a refusal or a bad answer from a raw HTTP/2 se
   t.teardown(() => server.close());
   const url = `wss://localhost:${(server.address() as AddressInfo).port}/`;
   const tls = { ca: cert.cert };
+  const published: Array<{ side: string; status?: number }> = [];
+  const onRejected = (m: unknown): void => void published.push(m as { side: string; status?: number });
+  handshakeRejectedChannel.subscribe(onRejected);
+  t.teardown(() => handshakeRejectedChannel.unsubscribe(onRejected));
   const refused = await t.throwsAsync(connect(url, { http2: true, tls }), { instanceOf: HandshakeError });
   t.is(refused!.status, 403);
+  t.true(published.some((m) => m.side === 'client' && m.status === 403), 'published on the diagnostics channel as over HTTP/1.1');
   answer = { ':status': 200, 'sec-websocket-protocol': 'x' };
   const unoffered = await t.throwsAsync(connect(url, { http2: true, tls, protocols: ['y'] }), { instanceOf: HandshakeError });
   t.regex(unoffered!.message, /not offered/);

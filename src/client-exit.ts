@@ -1,0 +1,57 @@
+/**
+ * Layer 5, the one exit of a client handshake (over HTTP/1.1 or HTTP/2): the timeout, the
+ * abort signal and what was armed are released on every path, success or failure, and a
+ * refusal is published on the diagnostics channel.
+ * @module
+ */
+import { HandshakeError } from './core/errors';
+import { handshakeRejectedChannel } from './diagnostics';
+
+/** The exit of one handshake: `finish` settles it once; `settled` says whether it has. */
+export interface HandshakeExit<T> {
+  finish(err: Error | null, value?: T): void;
+  readonly settled: boolean;
+}
+
+/**
+ * Arms the handshake's timer (`timeout` ms, 0 for none) and abort listener. `cleanup` runs
+ * on a failure, before the rejection (it destroys what the handshake opened). When `signal`
+ * is aborted already, the exit is settled on return.
+ */
+export function handshakeExit<T>(
+  signal: AbortSignal | undefined,
+  timeout: number,
+  resolve: (value: T) => void,
+  reject: (err: Error) => void,
+  cleanup: () => void
+): HandshakeExit<T> {
+  let settled = false;
+  let timer: NodeJS.Timeout | null = null;
+  const onAbort = (): void => exit.finish(new HandshakeError('the handshake was aborted', undefined, {}, { cause: signal?.reason }));
+  const exit: HandshakeExit<T> = {
+    get settled() {
+      return settled;
+    },
+    finish(err, value) {
+      if (settled) return;
+      settled = true;
+      if (timer !== null) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (err === null) return resolve(value!);
+      cleanup();
+      if (err instanceof HandshakeError && handshakeRejectedChannel.hasSubscribers) {
+        handshakeRejectedChannel.publish({ side: 'client', status: err.status, message: err.message, headers: err.headers });
+      }
+      reject(err);
+    }
+  };
+  if (signal?.aborted) {
+    onAbort();
+    return exit;
+  }
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (timeout > 0) {
+    timer = setTimeout(() => exit.finish(new HandshakeError(`the handshake did not complete within ${timeout} ms`)), timeout);
+  }
+  return exit;
+}
