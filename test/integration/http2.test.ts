@@ -227,3 +227,28 @@ test('our client fails clearly on a refusal or a bad answer from a raw HTTP/2 se
   answer = { ':status': 200, 'sec-websocket-extensions': 'permessage-deflate' };
   await t.throwsAsync(connect(url, { http2: true, tls }), { instanceOf: HandshakeError, message: /not offered|extension/ });
 });
+
+test('a peer that stops reading over HTTP/2 is bounded as over TCP: flow control holds our send, sendTimeout drops it', async (t) => {
+  const srv = await h2Server(t);
+  let serverWs!: AsyncSocket;
+  const got = new Promise<void>((resolve) => {
+    srv.server.removeAllListeners('stream');
+    srv.server.on('stream', (stream, headers) => {
+      void upgradeHttp2(stream, headers, { sendTimeout: 400 }).then((ws) => {
+        serverWs = ws;
+        resolve();
+      });
+    });
+  });
+  const ws = await connect(srv.url, { http2: true, tls: { ca: cert.cert } });
+  t.teardown(() => ws.destroy());
+  await within(got, 'the server side');
+  // Our client buffers up to readBufferSize (256 KiB), then stops reading: the stream's
+  // window closes and the server's write cannot complete.
+  const started = Date.now();
+  const err = await within(sendBinary(serverWs, Buffer.alloc(16 * MiB)).then(() => null, (e: unknown) => e), 'the send to fail', 10_000);
+  t.true(err instanceof IOError, String(err));
+  t.is((err as IOError).reason, 'timeout');
+  t.true(serverWs.destroyed);
+  t.log(`16 MiB to an HTTP/2 peer that reads nothing: dropped after ${Date.now() - started} ms (sendTimeout 400 ms)`);
+});
