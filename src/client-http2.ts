@@ -11,12 +11,11 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Outgoi
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket } from './async-socket';
 import { HandshakeError } from './core/errors';
-import { checkConnectResponse, headerValue } from './core/handshake';
-import { DeflateParams, checkDeflateResponse } from './core/extensions';
+import { checkConnectResponse, lowerCaseNames } from './core/handshake';
 import type { DeflateOptions } from './deflate';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import type { AsyncSocketOptions } from './socket-options';
-import { handshakeExit } from './client-exit';
+import { checkExtensions, handshakeExit, serverName } from './client-common';
 
 /** The options of `connect` that the HTTP/2 path uses (ConnectOptions has them all). */
 export interface Http2ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -110,6 +109,9 @@ function waitForSettings(session: ClientHttp2Session): Promise<boolean> {
   });
 }
 
+// host:port, with an IPv6 address in brackets (RFC 3986 §3.2.2).
+const authority = (t: Http2Target): string => `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
+
 function openSession(t: Http2Target, options: Http2ConnectOptions): Pooled {
   const key = poolKey(t, options);
   const existing = pool.get(key);
@@ -117,10 +119,10 @@ function openSession(t: Http2Target, options: Http2ConnectOptions): Pooled {
     existing.users++;
     return existing;
   }
-  const authority = `${t.secure ? 'https' : 'http'}://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
   const tls = t.secure ? { ...options.tls } : {};
-  if (t.secure && tls.servername === undefined && !/^[\d.]+$|:/.test(t.host)) tls.servername = t.host;
-  const session = http2.connect(authority, tls);
+  const name = serverName(t.host);
+  if (t.secure && tls.servername === undefined && name !== undefined) tls.servername = name;
+  const session = http2.connect(`${t.secure ? 'https' : 'http'}://${authority(t)}`, tls);
   const pooled: Pooled = { session, key, users: 1 };
   pool.set(key, pooled);
   // A session error ends every stream on it (their own errors say so); it must not crash us.
@@ -169,14 +171,13 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
     extendedConnect(session).then((served) => {
       if (exit.settled) return;
       if (!served) return finish(noExtendedConnect());
-      const headers: OutgoingHttpHeaders = {};
-      for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value as string | string[];
+      const headers = lowerCaseNames(options.headers ?? {}) as OutgoingHttpHeaders;
       Object.assign(headers, {
         ':method': 'CONNECT',
         ':protocol': 'websocket',
         ':scheme': t.secure ? 'https' : 'http',
         ':path': t.path,
-        ':authority': `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`,
+        ':authority': authority(t),
         'sec-websocket-version': '13'
       });
       if (t.protocols.length > 0) headers['sec-websocket-protocol'] = t.protocols.join(', ');
@@ -198,12 +199,7 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
         let ws: AsyncSocket | undefined;
         try {
           const protocol = checkConnectResponse(status, res, t.protocols, true);
-          let agreed: DeflateParams | null;
-          try {
-            agreed = checkDeflateResponse(headerValue(res, 'sec-websocket-extensions'), t.deflate);
-          } catch (err) {
-            throw new HandshakeError((err as Error).message, status, res, { cause: err });
-          }
+          const agreed = checkExtensions(status, res, t.deflate);
           s.off('error', failed);
           s.off('close', closedEarly);
           const settings = agreed === null ? undefined : { ...t.deflate, ...agreed };

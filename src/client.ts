@@ -9,10 +9,10 @@ import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
-import { handshakeExit } from './client-exit';
+import { checkExtensions, handshakeExit, serverName } from './client-common';
 import { KeepaliveOptions, keepalive } from './keepalive';
-import { checkServerResponse, generateKey, headerValue, normalizeProtocols } from './core/handshake';
-import { DeflateParams, checkDeflateResponse, deflateOffer } from './core/extensions';
+import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
+import { deflateOffer } from './core/extensions';
 import { DeflateOptions, checkDeflateOptions } from './deflate';
 import type { ClientHttp2Session } from 'node:http2';
 import { connectHttp2, kNoExtendedConnect } from './client-http2';
@@ -131,15 +131,6 @@ function checkTimeAndRedirects({ timeout, maxRedirects }: ConnectOptions): void 
   }
 }
 
-// The server's answer to our permessage-deflate offer (RFC 7692 §7.1), as a HandshakeError.
-function checkExtensions(res: http.IncomingMessage, offered: DeflateOptions | null): DeflateParams | null {
-  try {
-    return checkDeflateResponse(headerValue(res.headers, 'sec-websocket-extensions'), offered);
-  } catch (err) {
-    throw new HandshakeError((err as Error).message, res.statusCode, res.headers, { cause: err });
-  }
-}
-
 /**
  * Opens a WebSocket connection: the client handshake of RFC 6455 §4.1 for `ws://` and
  * `wss://` URLs. The response is checked strictly (status 101, `Upgrade`, `Connection`, the
@@ -230,9 +221,8 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         headers: headers as http.OutgoingHttpHeaders,
         agent: false
       };
-      if (secure && requestOptions.servername === undefined && !/^[\d.]+$|:/.test(host)) {
-        requestOptions.servername = host;
-      }
+      const name = serverName(host);
+      if (secure && requestOptions.servername === undefined && name !== undefined) requestOptions.servername = name;
       let r: http.ClientRequest;
       try {
         // Throws at once for TLS options Node refuses (a key that does not parse, …).
@@ -248,7 +238,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         try {
           // Extensions are checked once, by checkExtensions (it also refuses any we did not offer).
           const protocol = checkServerResponse(res.statusCode ?? 0, res.headers, key, protocols, true);
-          const agreed = checkExtensions(res, deflate);
+          const agreed = checkExtensions(res.statusCode ?? 0, res.headers, deflate);
           socket.setNoDelay(true);
           socket.setTimeout(0);
           const settings = agreed === null ? undefined : { ...deflate, ...agreed };

@@ -296,23 +296,22 @@ export class PerMessageDeflate {
     const job = this.inflateJob;
     if (job === null) return;
     job.size += chunk.length;
-    if (job.size > job.limit) {
+    this.messageOut += chunk.length;
+    const tooMuch =
+      job.size > job.limit
+        ? new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit)
+        : this.messageOut > this.ratioCap
+          ? new ProtocolError(
+              'WS_ERR_INFLATE_RATIO',
+              `a compressed message of ${this.messageBytes} bytes inflated past ${this.ratioCap} bytes (maxInflateRatio ${this.ratio})`,
+              CloseCode.MessageTooBig
+            )
+          : null;
+    if (tooMuch !== null) {
       // Stop at once: the rest of the input is never inflated.
       this.takeInflateJob();
       this.dropInflater();
-      this.failInflate(job.reject, new PayloadTooBigError('WS_ERR_MESSAGE_TOO_BIG', job.size, job.limit));
-      return;
-    }
-    this.messageOut += chunk.length;
-    if (this.messageOut > this.ratioCap) {
-      this.takeInflateJob();
-      this.dropInflater();
-      const err = new ProtocolError(
-        'WS_ERR_INFLATE_RATIO',
-        `a compressed message of ${this.messageBytes} bytes inflated past ${this.ratioCap} bytes (maxInflateRatio ${this.ratio})`,
-        CloseCode.MessageTooBig
-      );
-      this.failInflate(job.reject, err);
+      this.failInflate(job.reject, tooMuch);
       return;
     }
     job.chunks.push(chunk);

@@ -18,7 +18,8 @@ import {
   checkConnectRequest,
   checkUpgradeRequest,
   isRefusal,
-  isToken
+  isToken,
+  lowerCaseNames
 } from './core/handshake';
 import { DeflateAcceptance, acceptDeflate } from './core/extensions';
 import { DeflateOptions, checkDeflateOptions } from './deflate';
@@ -233,11 +234,6 @@ export interface Http2UpgradeOptions extends Omit<UpgradeOptions, 'selectProtoco
   selectProtocol?: (offered: string[], headers: IncomingHttpHeaders) => string | undefined;
 }
 
-// A stream is ours during the handshake: a reset must never become an unhandled 'error'.
-function guardStream(stream: ServerHttp2Stream): void {
-  if (stream.listenerCount('error') === 0) stream.on('error', destroyOnError);
-}
-
 /**
  * Answers an HTTP/2 request that will not become a WebSocket with a real response (`status`,
  * `headers` and a plain-text `body`) and ends its stream; the HTTP/2 session goes on.
@@ -262,10 +258,9 @@ export function rejectHttp2(
   if (handshakeRejectedChannel.hasSubscribers) {
     handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
   }
-  guardStream(stream);
+  guardHandshake(stream);
   if (stream.destroyed || stream.headersSent) return;
-  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-  stream.respond({ 'content-type': 'text/plain; charset=utf-8', ...lower, ':status': status });
+  stream.respond({ 'content-type': 'text/plain; charset=utf-8', ...lowerCaseNames(headers), ':status': status });
   stream.end(body);
 }
 
@@ -298,7 +293,7 @@ export function upgradeHttp2(
   headers: IncomingHttpHeaders,
   options: Http2UpgradeOptions = {}
 ): Promise<AsyncSocket> {
-  guardStream(stream);
+  guardHandshake(stream);
   const refuse = (status: number, message: string, extra: Record<string, string> = {}, cause?: unknown): Promise<never> => {
     rejectHttp2(stream, status, extra, message);
     return Promise.reject(new HandshakeError(message, status, headers, { cause }));
@@ -314,8 +309,7 @@ export function upgradeHttp2(
   if (stream.destroyed || stream.closed) {
     return Promise.reject(new HandshakeError('the client went away before the handshake completed', undefined, headers));
   }
-  const answer: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(options.headers ?? {})) answer[k.toLowerCase()] = v as string | string[];
+  const answer = lowerCaseNames(options.headers ?? {}) as OutgoingHttpHeaders;
   if (protocol !== undefined) answer['sec-websocket-protocol'] = protocol;
   if (accepted !== null) answer['sec-websocket-extensions'] = accepted.response;
   try {

@@ -128,11 +128,6 @@ export class InflateAccount {
   /** @param evicted called when the budget takes back what this account holds */
   constructor(private readonly evicted: () => void) {}
 
-  /** A job of this account runs. */
-  get busy(): boolean {
-    return this.reservation > 0;
-  }
-
   /** @internal A job starts: its limit is reserved. */
   reserve(need: number): void {
     this.reservation = need;
@@ -226,15 +221,13 @@ function fits(w: Waiter): boolean {
   return inflating === 0 && othersFor(w) < budget;
 }
 
-// The inflation to consider next: the first in line. (Messages in progress get no turn
-// ahead of others: a peer trickling frames that inflate to nothing would keep new messages
-// out of a spent budget for as long as it liked.)
-const nextInflation = (): Waiter | undefined => inflations.peek();
-
+// Compression first (it frees bytes); then the first inflation in line. (Messages in progress
+// get no turn ahead of others: a peer trickling frames that inflate to nothing would keep
+// new messages out of a spent budget for as long as it liked.)
 function next(): Waiter | null {
   const c = compressions.peek();
   if (c !== undefined) return compressions.take(c);
-  const i = nextInflation();
+  const i = inflations.peek();
   if (i === undefined) return null;
   if (fits(i)) return inflations.take(i);
   if (inflating === 0) scheduleEviction();
@@ -250,13 +243,14 @@ function scheduleEviction(): void {
   setImmediate(() => {
     evictionScheduled = false;
     for (;;) {
-      const i = nextInflation();
+      const i = inflations.peek();
       // Only when other messages in progress hold the whole budget by themselves (compression
       // frees its own bytes, and a running inflation may finish its message).
       if (i === undefined || inflating > 0 || fits(i) || inflated - i.account!.held < budget) break;
-      // The largest message in progress other than the one that would go next.
+      // The largest message in progress other than the one that would go next (none is
+      // being inflated: no inflation runs).
       let victim: InflateAccount | null = null;
-      for (const a of holders) if (a !== i.account && !a.busy && (victim === null || a.held > victim.held)) victim = a;
+      for (const a of holders) if (a !== i.account && (victim === null || a.held > victim.held)) victim = a;
       if (victim === null) break;
       victim.evict();
     }

@@ -21,7 +21,7 @@ const LAYER: Record<string, number> = {
   events: 4,
   client: 5,
   'client-http2': 5,
-  'client-exit': 5,
+  'client-common': 5,
   server: 5,
   listener: 6,
   cli: 7,

@@ -43,6 +43,13 @@ export function headerValue(headers: Headers, name: string): string | undefined 
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+/** The same headers with lower-case names, as HTTP/2 requires (RFC 9113 §8.2.1). */
+export function lowerCaseNames<V>(headers: Record<string, V>): Record<string, V> {
+  const out: Record<string, V> = {};
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
+  return out;
+}
+
 /** A comma-separated token list (`Connection`, `Sec-WebSocket-Protocol`), trimmed, empties dropped. */
 export function tokenList(value: string | undefined): string[] {
   if (value === undefined) return [];

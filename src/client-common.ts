@@ -1,11 +1,32 @@
 /**
- * Layer 5, the one exit of a client handshake (over HTTP/1.1 or HTTP/2): the timeout, the
- * abort signal and what was armed are released on every path, success or failure, and a
- * refusal is published on the diagnostics channel.
+ * Layer 5, what the client handshakes over HTTP/1.1 (`client.ts`) and HTTP/2
+ * (`client-http2.ts`) share: the one exit of a handshake (the timeout, the abort signal and
+ * what was armed are released on every path, and a refusal is published on the diagnostics
+ * channel), the TLS server name, and the check of the server's permessage-deflate answer.
  * @module
  */
 import { HandshakeError } from './core/errors';
+import { DeflateParams, checkDeflateResponse } from './core/extensions';
+import { Headers, headerValue } from './core/handshake';
+import type { DeflateOptions } from './deflate';
 import { handshakeRejectedChannel } from './diagnostics';
+
+/** The name to send as TLS SNI for `host`: none for an IP address (RFC 6066 §3). */
+export function serverName(host: string): string | undefined {
+  return /^[\d.]+$|:/.test(host) ? undefined : host;
+}
+
+/**
+ * The server's answer to our permessage-deflate offer (RFC 7692 §7.1), from the response's
+ * headers; a wrong answer is a HandshakeError with the response's status and headers.
+ */
+export function checkExtensions(status: number, headers: Headers, offered: DeflateOptions | null): DeflateParams | null {
+  try {
+    return checkDeflateResponse(headerValue(headers, 'sec-websocket-extensions'), offered);
+  } catch (err) {
+    throw new HandshakeError((err as Error).message, status, headers, { cause: err });
+  }
+}
 
 /** The exit of one handshake: `finish` settles it once; `settled` says whether it has. */
 export interface HandshakeExit<T> {
