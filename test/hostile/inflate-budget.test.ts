@@ -103,15 +103,19 @@ const mem = (child: Child): Promise<ChildMemory> => {
   return m;
 };
 
-async function server(t: Parameters<typeof startChild>[0]): Promise<{ child: Child; url: string }> {
+/**
+ * The server child and `n` clients connected to it, torn down with the test; the child's
+ * memory (taken after a full GC) before the clients came, and its peak RSS reset after.
+ */
+async function attackSetup(t: Parameters<typeof startChild>[0], n: number): Promise<{ child: Child; before: ChildMemory; ws: AsyncSocket[] }> {
   const child = await startChild(t, { options: { host: '127.0.0.1', port: 0, perMessageDeflate: true } }, ['--expose-gc']);
-  return { child, url: `ws://127.0.0.1:${child.port}/` };
-}
-
-async function clients(url: string, n: number): Promise<AsyncSocket[]> {
-  const out: AsyncSocket[] = [];
-  for (let i = 0; i < n; i++) out.push(await within(connect(url, { perMessageDeflate: true }), 'a client to connect', 30_000));
-  return out;
+  const before = await mem(child);
+  const ws: AsyncSocket[] = [];
+  t.teardown(() => ws.forEach((w) => w.destroy()));
+  const url = `ws://127.0.0.1:${child.port}/`;
+  for (let i = 0; i < n; i++) ws.push(await within(connect(url, { perMessageDeflate: true }), 'a client to connect', 30_000));
+  child.send('peak');
+  return { child, before, ws };
 }
 
 const sendCompressed = (ws: AsyncSocket, payload: Buffer): Promise<void> =>
@@ -152,11 +156,7 @@ const BOMB_PEAK = 200 * MiB;
 
 test.serial(`100 connections × 2 messages of 16 KB that would inflate to 16 MiB: 1009 at 100 × 16 KB each, peak RSS under ${fmt(BOMB_PEAK)}`, async (t) => {
   t.timeout(60_000);
-  const { child, url } = await server(t);
-  const before = await mem(child);
-  const ws = await clients(url, 100);
-  t.teardown(() => ws.forEach((w) => w.destroy()));
-  child.send('peak');
+  const { child, before, ws } = await attackSetup(t, 100);
   const payload = zeros();
   const started = Date.now();
   const closes = await within(
@@ -189,11 +189,7 @@ const BURST_PEAK = 400 * MiB;
 
 test.serial(`100 connections × 2 messages of 230 KB that inflate to 16 MiB (under the ratio): the echo server's peak RSS stays under ${fmt(BURST_PEAK)}`, async (t) => {
   t.timeout(90_000);
-  const { child, url } = await server(t);
-  const before = await mem(child);
-  const ws = await clients(url, 100);
-  t.teardown(() => ws.forEach((w) => w.destroy()));
-  child.send('peak');
+  const { child, before, ws } = await attackSetup(t, 100);
   const payload = zerosUnderRatio();
   const started = Date.now();
   await within(
@@ -231,11 +227,7 @@ const NOT_READING = 12;
 
 test.serial(`${NOT_READING} clients that never read a 16 MiB echo that does not recompress: each dropped within ${DROP_MS / 1000} s, its memory released`, async (t) => {
   t.timeout(90_000);
-  const { child, url } = await server(t);
-  const before = await mem(child);
-  const ws = await clients(url, NOT_READING);
-  t.teardown(() => ws.forEach((w) => w.destroy()));
-  child.send('peak');
+  const { child, before, ws } = await attackSetup(t, NOT_READING);
   const payload = farCopies();
   const started = Date.now();
   // Our clients stop reading once 256 KiB are buffered (readBufferSize), and never read here.
