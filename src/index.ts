@@ -54,7 +54,7 @@ export { close, whenClosed } from './closing';
 export type { CloseResult } from './closing';
 export { CHANNELS } from './diagnostics';
 export { listen } from './listener';
-export type { ListenOptions, WsServer, ConnectionHandler } from './listener';
+export type { ListenOptions, ListenCommonOptions, Http2ListenOptions, WsRequest, WsServer, ConnectionHandler } from './listener';
 export { ping, keepalive } from './keepalive';
 export type { PingOptions, KeepaliveOptions } from './keepalive';
 export { handleEvents } from './events';

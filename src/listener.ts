@@ -1,10 +1,13 @@
 /**
  * Layer 4, a standalone server: `listen(options, handler)` runs a `node:http` (or
  * `node:https`) server that upgrades every WebSocket request, keeps the set of open
- * connections (for broadcast) and closes them all with 1001 on `close()`.
+ * connections (for broadcast) and closes them all with 1001 on `close()`. With `http2: true`
+ * it runs a `node:http2` server instead, that takes WebSockets over HTTP/2 (RFC 8441) and,
+ * with TLS, HTTP/1.1 upgrades on the same port.
  * @module
  */
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,10 +17,10 @@ import { WebSocketError } from './core/errors';
 import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
-import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectUpgrade, upgrade } from './server';
+import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from './server';
 
-/** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
-export interface ListenOptions extends UpgradeOptions {
+/** What {@link listen} and {@link listenHttp2}'s options have in common: all but the request's type. */
+export interface ListenCommonOptions extends Omit<UpgradeOptions, 'selectProtocol'> {
   /** Interface to bind. Default '127.0.0.1'. */
   host?: string;
   /** Port to bind; 0 picks a free one. Default 0. */
@@ -35,14 +38,6 @@ export interface ListenOptions extends UpgradeOptions {
    * connection is closed; anything else is printed with `console.error`.
    */
   onError?: (err: unknown, ws: AsyncSocket) => void;
-  /** Answers plain HTTP requests. Default: 426 Upgrade Required. */
-  onRequest?: http.RequestListener;
-  /**
-   * Checks an upgrade request before it is accepted (authentication): return an HTTP status to
-   * refuse. It has `handshakeTimeout` to settle; a request whose verify takes longer is
-   * answered 503 and closed (the client sent its whole request: the wait is ours, not its).
-   */
-  verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
   /** Largest request head (request line and headers), in bytes; larger ones get 431. Default 16 KiB. */
   maxHeaderSize?: number;
   /**
@@ -74,18 +69,72 @@ export interface ListenOptions extends UpgradeOptions {
   broadcastWait?: number;
   /**
    * Time a client has to send its whole upgrade request, in ms (Node's `headersTimeout`), and
-   * then again the time `verify` has to settle. Default 10000.
+   * then again the time `verify` has to settle. With `tls`, also the time it has for the TLS
+   * handshake (unless `tls.handshakeTimeout` says otherwise); with `http2`, also the time an
+   * HTTP/2 connection may stay without an open stream. Default 10000.
    */
   handshakeTimeout?: number;
 }
 
-/** What runs each connection: an async function that owns the socket, or event handlers. */
-export type ConnectionHandler = ((ws: AsyncSocket, req: http.IncomingMessage) => void | Promise<void>) | EventHandlers;
+/** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
+export interface ListenOptions extends ListenCommonOptions, Pick<UpgradeOptions, 'selectProtocol'> {
+  /** Serve WebSockets over HTTP/2 as well: see {@link Http2ListenOptions}. Default false. */
+  http2?: false;
+  /** Answers plain HTTP requests. Default: 426 Upgrade Required. */
+  onRequest?: http.RequestListener;
+  /**
+   * Checks an upgrade request before it is accepted (authentication): return an HTTP status to
+   * refuse. It has `handshakeTimeout` to settle; a request whose verify takes longer is
+   * answered 503 and closed (the client sent its whole request: the wait is ours, not its).
+   */
+  verify?: (req: http.IncomingMessage) => number | undefined | Promise<number | undefined>;
+}
+
+/**
+ * A WebSocket request as {@link listen} shows it with `http2: true`: an HTTP/1.1 upgrade
+ * (`httpVersion` '1.1') or an HTTP/2 extended CONNECT (`httpVersion` '2.0', with `headers`
+ * holding the pseudo-headers `:path`, `:authority`, `:protocol`). `url`, `headers` and
+ * `socket.remoteAddress` mean the same on both.
+ */
+export type WsRequest = http.IncomingMessage | http2.Http2ServerRequest;
+
+/**
+ * Options of {@link listen} with `http2: true`: a `node:http2` server whose settings advertise
+ * the extended CONNECT (RFC 8441), so browsers open their WebSockets as streams of the HTTP/2
+ * connection they already have. With `tls` it also answers HTTP/1.1 (ALPN `http/1.1`, and
+ * clients without ALPN) on the same port: both kinds of WebSocket get the same options,
+ * `verify`, handler and `clients`. Without `tls` it speaks cleartext HTTP/2 only (h2c with
+ * prior knowledge: `connect('ws://…', { http2: true })`), which browsers do not.
+ */
+export interface Http2ListenOptions extends ListenCommonOptions {
+  http2: true;
+  /** As in {@link UpgradeOptions.selectProtocol}, with the request over either protocol. */
+  selectProtocol?: (offered: string[], req: WsRequest) => string | undefined;
+  /**
+   * Answers requests that are no WebSocket, over either protocol. Default: 426 Upgrade
+   * Required over HTTP/1.1, 405 (`allow: CONNECT`) over HTTP/2.
+   */
+  onRequest?: (req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+  /** As in {@link ListenOptions.verify}, with the request over either protocol. */
+  verify?: (req: WsRequest) => number | undefined | Promise<number | undefined>;
+  /**
+   * Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS):
+   * WebSockets and requests together, so one client cannot open more WebSockets on one
+   * connection than this. Default 100.
+   */
+  maxConcurrentStreams?: number;
+}
+
+/**
+ * What runs each connection: an async function that owns the socket, or event handlers.
+ * `Req` is the request's type: {@link WsRequest} for a server with `http2: true`.
+ */
+export type ConnectionHandler<Req = http.IncomingMessage> = ((ws: AsyncSocket, req: Req) => void | Promise<void>) | EventHandlers;
 
 /** A running server from {@link listen}. */
-export interface WsServer {
-  /** The underlying `node:http`/`node:https` server. */
-  readonly httpServer: http.Server | https.Server;
+export interface WsServer<Server = http.Server | https.Server> {
+  /** The underlying server: `node:http`/`node:https`, or `node:http2` with `http2: true`. */
+  readonly httpServer: Server;
   /** The open connections (V's client registry, ws's `clients`). */
   readonly clients: ReadonlySet<AsyncSocket>;
   /** The bound port. */
@@ -226,8 +275,8 @@ function requestPath(target: string): string | null {
  * settles afterwards changes nothing.
  */
 function verifyWithin(
-  verify: NonNullable<ListenOptions['verify']>,
-  req: http.IncomingMessage,
+  verify: (req: WsRequest) => number | undefined | Promise<number | undefined>,
+  req: WsRequest,
   socket: Duplex,
   ms: number
 ): Promise<number | undefined | 'gone' | 'late'> {
@@ -250,9 +299,30 @@ function verifyWithin(
   });
 }
 
+/** Says how to answer a request that will not become a WebSocket, over either protocol. */
+type Refuse = (status: number, headers?: Record<string, string | readonly string[]>, body?: string) => void;
+
+// Non-pseudo header fields of a request (HTTP/2 lists `:method`, `:path` … among them).
+function headerCount(req: WsRequest): number {
+  let n = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.charCodeAt(0) !== 0x3a) n++;
+  return n;
+}
+
+// The size of an HTTP/2 request's header list as RFC 9113 §6.5.2 counts it (Node advertises
+// SETTINGS_MAX_HEADER_LIST_SIZE but does not hold clients to it).
+function headerListSize(req: WsRequest): number {
+  let n = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) n += Buffer.byteLength(raw[i]!) + Buffer.byteLength(raw[i + 1]!) + 32;
+  return n;
+}
+
 /**
  * Listens for WebSocket connections and runs `handler` for each one. When the handler
  * returns or throws, the connection is closed (1000 after a normal return, else 1011).
+ * With `http2: true` (see {@link Http2ListenOptions}) WebSockets over HTTP/2 are served too.
  * @example
  * ```ts
  * const server = await listen({ port: 9001 }, async (ws) => {
@@ -262,11 +332,20 @@ function verifyWithin(
  * await server.close();
  * ```
  */
-export async function listen(options: ListenOptions, handler: ConnectionHandler): Promise<WsServer> {
+export function listen(
+  options: Http2ListenOptions,
+  handler: ConnectionHandler<WsRequest>
+): Promise<WsServer<http2.Http2SecureServer | http2.Http2Server>>;
+export function listen(options: ListenOptions, handler: ConnectionHandler): Promise<WsServer>;
+export async function listen(
+  options: ListenOptions | Http2ListenOptions,
+  handler: ConnectionHandler | ConnectionHandler<WsRequest>
+): Promise<WsServer<http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server>> {
   checkUpgradeOptions(options);
+  // The request the handler gets is of the kind the options say (the overloads above).
   const run =
     typeof handler === 'function'
-      ? handler
+      ? (handler as (ws: AsyncSocket, req: WsRequest) => void | Promise<void>)
       : async (ws: AsyncSocket): Promise<void> => {
           await handleEvents(ws, handler);
         };
@@ -274,16 +353,23 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
   const onError = options.onError ?? defaultOnError;
   const maxHeadersCount = options.maxHeadersCount ?? 100;
   // Node reads one header past the count, so a request that has more can be told apart.
-  const tooManyHeaders = (req: http.IncomingMessage): boolean => maxHeadersCount > 0 && req.rawHeaders.length > 2 * maxHeadersCount;
-  const answer: http.RequestListener =
-    options.onRequest ??
-    ((_req, res) => {
-      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket' });
+  const tooManyHeaders = (req: WsRequest): boolean => maxHeadersCount > 0 && headerCount(req) > maxHeadersCount;
+  const verify = options.verify as ((req: WsRequest) => number | undefined | Promise<number | undefined>) | undefined;
+  const selectProtocol = options.selectProtocol as ((offered: string[], req: WsRequest) => string | undefined) | undefined;
+  const answer =
+    (options.onRequest as ((req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void) | undefined) ??
+    ((req, res) => {
+      if (req.httpVersionMajor === 2) {
+        // No Upgrade over HTTP/2 (RFC 9113 §8.2.2): a WebSocket is a CONNECT there.
+        res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'CONNECT' });
+      } else {
+        res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket' });
+      }
       res.end('This is a WebSocket endpoint.\n');
     });
-  const onRequest: http.RequestListener = (req, res) => {
+  const onRequest = (req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     if (!tooManyHeaders(req)) return answer(req, res);
-    res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+    res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', ...(req.httpVersionMajor === 2 ? {} : { Connection: 'close' }) });
     res.end(`More than ${maxHeadersCount} header fields.\n`);
   };
   const maxBackpressure = options.maxBackpressure ?? 1024 * 1024;
@@ -294,37 +380,82 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
   if (policy !== 'close' && policy !== 'skip') throw new TypeError(`backpressurePolicy must be 'close' or 'skip', not ${String(policy)}`);
   const broadcaster = new Broadcaster(clients, maxBackpressure, policy, broadcastWait);
   const handshakeTimeout = options.handshakeTimeout ?? 10_000;
-  const serverOptions: http.ServerOptions = {
-    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+  const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+  const timeouts = {
     headersTimeout: handshakeTimeout,
     requestTimeout: handshakeTimeout,
     // How often Node checks those timeouts (its default, 30 s, would make them coarse).
     connectionsCheckingInterval: Math.max(100, Math.min(1000, handshakeTimeout / 2))
   };
-  const httpServer = options.tls
-    ? https.createServer({ ...options.tls, ...serverOptions }, onRequest)
-    : http.createServer(serverOptions, onRequest);
-  httpServer.maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
+  // With http2: the open HTTP/2 sessions, and every connection (HTTP/1.1 ones too).
+  const http2Sessions = options.http2 === true ? new Map<http2.ServerHttp2Session, () => void>() : null;
+  const connections = options.http2 === true ? new Set<Duplex>() : null;
+  const sessionSockets = new WeakSet<Duplex>(); // those of HTTP/2 sessions
+  const answering = new Set<Duplex>(); // HTTP/1.1 connections with a request being answered
+  let httpServer: http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server;
+  if (options.http2 !== true) {
+    httpServer = options.tls
+      ? https.createServer({ handshakeTimeout, ...options.tls, maxHeaderSize, ...timeouts }, onRequest)
+      : http.createServer({ maxHeaderSize, ...timeouts }, onRequest);
+  } else {
+    const maxConcurrentStreams = options.maxConcurrentStreams ?? 100;
+    if (!(Number.isInteger(maxConcurrentStreams) && maxConcurrentStreams >= 1)) {
+      throw new RangeError(`maxConcurrentStreams must be a positive integer, not ${maxConcurrentStreams}`);
+    }
+    const h2Options: http2.ServerOptions = {
+      settings: { enableConnectProtocol: true, maxConcurrentStreams, maxHeaderListSize: maxHeaderSize },
+      // One header past the count must get through to be refused with 431; pseudo-headers count.
+      maxHeaderListPairs: maxHeadersCount > 0 ? maxHeadersCount + 8 : 0xffff
+    };
+    httpServer = options.tls
+      ? http2.createSecureServer({ handshakeTimeout, ...options.tls, ...h2Options, allowHTTP1: true })
+      : http2.createServer(h2Options);
+    // HTTP/1.1 on the secure server goes through node:http, which reads these from the server.
+    Object.assign(httpServer, timeouts, { maxHeaderSize, keepAliveTimeout: 5000 });
+    httpServer.on('request', (req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+      if (req.httpVersionMajor === 1) {
+        const socket = req.socket;
+        answering.add(socket);
+        res.once('close', () => answering.delete(socket));
+      }
+      onRequest(req, res);
+    });
+    // Node makes the session of a connection right after this event: pair them, so that the
+    // socket of a session we close can be destroyed if its client never closes it.
+    let socket: Duplex | undefined;
+    httpServer.prependListener(options.tls ? 'secureConnection' : 'connection', (s: Duplex) => {
+      socket = s;
+      connections!.add(s);
+      s.once('close', () => connections!.delete(s));
+    });
+    httpServer.on('session', (session: http2.ServerHttp2Session) => {
+      if (socket !== undefined) sessionSockets.add(socket);
+      if (socket !== undefined) watchSession(session, socket, http2Sessions!, handshakeTimeout);
+      socket = undefined;
+    });
+  }
+  (httpServer as http.Server).maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
   let closing = false;
 
-  async function accept(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    if (closing) return rejectUpgrade(socket, 503);
-    if (tooManyHeaders(req)) return rejectUpgrade(socket, 431, {}, `More than ${maxHeadersCount} header fields.`);
+  async function accept(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): Promise<void> {
+    if (closing) return refuse(503);
+    if (tooManyHeaders(req)) return refuse(431, {}, `More than ${maxHeadersCount} header fields.`);
+    if (req.httpVersionMajor === 2 && headerListSize(req) > maxHeaderSize) return refuse(431, {}, `Headers over ${maxHeaderSize} bytes.`);
     if (options.path !== undefined) {
       const path = requestPath(req.url ?? '');
-      if (path === null) return rejectUpgrade(socket, 400);
-      if (path !== options.path) return rejectUpgrade(socket, 404);
+      if (path === null) return refuse(400);
+      if (path !== options.path) return refuse(404);
     }
-    if (options.verify) {
-      const status = await verifyWithin(options.verify, req, socket, handshakeTimeout);
+    if (verify) {
+      const status = await verifyWithin(verify, req, conn, handshakeTimeout);
       if (status === 'gone') return; // the client went away; its socket is destroyed already
-      if (status === 'late') return rejectUpgrade(socket, 503);
-      if (status !== undefined) return rejectUpgrade(socket, status);
-      if (closing) return rejectUpgrade(socket, 503); // close() was called while verify ran
+      if (status === 'late') return refuse(503);
+      if (status !== undefined) return refuse(status);
+      if (closing) return refuse(503); // close() was called while verify ran
     }
     let ws: AsyncSocket;
     try {
-      ws = await upgrade(req, socket, head, options);
+      ws = await open(selectProtocol ? { ...options, selectProtocol: (offered) => selectProtocol(offered, req) } : options);
     } catch {
       return; // answered with its HTTP status already
     }
@@ -352,14 +483,29 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
     }
   }
 
-  httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  function start(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): void {
     // Node took its 'error' listener off this socket; ours must be on before any await.
-    guardHandshake(socket);
-    accept(req, socket, head).catch((err) => {
-      rejectUpgrade(socket, 500);
+    guardHandshake(conn);
+    accept(req, conn, refuse, open).catch((err) => {
+      refuse(500);
       console.error('wsframe: upgrade failed:', err);
     });
+  }
+
+  httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse: Refuse = (status, headers, body) => rejectUpgrade(socket, status, headers, body);
+    start(req, socket, refuse, (o) => upgrade(req, socket, head, o));
   });
+  if (http2Sessions !== null) {
+    // node:http2's compatibility layer hands over an HTTP/2 CONNECT as (request, response), and
+    // an HTTP/1.1 one (on the secure server) as node:http does: (request, socket, head).
+    httpServer.on('connect', (req: WsRequest, conn: Duplex | http2.Http2ServerResponse) => {
+      if (!(req instanceof http2.Http2ServerRequest)) return rejectUpgrade(conn as Duplex, 405);
+      const stream = req.stream;
+      const refuse: Refuse = (status, headers, body) => rejectHttp2(stream, status, headers, body);
+      start(req, stream, refuse, (o) => upgradeHttp2(stream, req.headers, o as Omit<UpgradeOptions, 'selectProtocol'>));
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
@@ -386,8 +532,65 @@ export async function listen(options: ListenOptions, handler: ConnectionHandler)
         if (!ws.closeQueued && !ws.destroyed) sendClose(ws, code, reason).catch(() => ws.destroy());
         ws.destroyAfter(ws.closeTimeout);
       }
+      // HTTP/2 connections outlive the server's close: GOAWAY lets their streams finish, and
+      // those still open handshakeTimeout after the WebSockets closed are destroyed.
+      for (const shut of http2Sessions?.values() ?? []) shut();
       await Promise.all(all.map(whenClosed));
+      if (connections !== null && connections.size > 0) {
+        // HTTP/1.1 connections that wait for their next request go now (as node:http does).
+        for (const socket of connections) if (!sessionSockets.has(socket) && !answering.has(socket)) socket.destroy();
+        const timer = setTimeout(() => {
+          for (const socket of connections) socket.destroy();
+        }, handshakeTimeout);
+        await stopped;
+        clearTimeout(timer);
+      }
       await stopped;
     }
   };
 }
+
+/**
+ * Keeps the set of a server's HTTP/2 sessions, and closes (GOAWAY) one that has had no stream
+ * open for `idleMs`: from its start (a client that connects and asks nothing) and after its
+ * last stream (as HTTP/1.1 keep-alive connections are closed when idle). Node then waits for
+ * the client to close the connection: one that does not is destroyed a second later. The map
+ * holds, for each session, what closes it that way.
+ */
+function watchSession(session: http2.ServerHttp2Session, socket: Duplex, sessions: Map<http2.ServerHttp2Session, () => void>, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  // Node ends a closed session's socket once its last stream is done, and waits for the client.
+  const linger = (): void => {
+    clearTimeout(timer);
+    if (!socket.destroyed) timer = setTimeout(() => socket.destroy(), SESSION_LINGER_MS).unref();
+  };
+  const shut = (): void => {
+    session.close();
+    if (open === 0) linger();
+  };
+  const idle = (): void => {
+    clearTimeout(timer);
+    if (idleMs > 0) timer = setTimeout(shut, idleMs).unref();
+  };
+  const streamClosed = (): void => {
+    if (--open > 0) return;
+    if (session.closed) linger();
+    else idle();
+  };
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    if (open++ === 0) clearTimeout(timer);
+    stream.once('close', streamClosed);
+  });
+  // The client's GOAWAY: Node closes the session (or destroys it, for an error code).
+  session.once('goaway', () => open === 0 && linger());
+  session.once('close', () => {
+    clearTimeout(timer);
+    sessions.delete(session);
+  });
+  sessions.set(session, shut);
+  idle();
+}
+
+// Milliseconds a closed HTTP/2 session's client gets to close its connection before it is destroyed.
+const SESSION_LINGER_MS = 1000;
