@@ -3,7 +3,7 @@
  * The `wsframe` command: `echo-server`, `echo-client` and `connect` (interactive, like wscat).
  * @module
  */
-import type { IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AsyncSocket } from './async-socket';
@@ -14,14 +14,15 @@ import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
 import { DeflateParams, PERMESSAGE_DEFLATE, parseExtensions } from './core/extensions';
 import { isToken } from './core/handshake';
-import { listen } from './listener';
+import { WsRequest, listen } from './listener';
 import { readData } from './recv';
 import { sendBinary, sendClose, sendText } from './send';
 
 const USAGE = `Usage:
   wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b] [--deflate]
-  wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES] [--deflate]
-  wsframe connect URL [--protocol a,b] [--deflate] [--raw]
+                      [--cert FILE --key FILE] [--http2]
+  wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES] [--deflate] [--ca FILE] [--http2]
+  wsframe connect URL [--protocol a,b] [--deflate] [--raw] [--ca FILE] [--http2]
 
   echo-server  echoes every text and binary message with its type, answers pings, and
                echoes the close code and reason. Prints the URL it listens on (--port 0
@@ -42,6 +43,14 @@ const USAGE = `Usage:
                       echo-client and connect one line after connecting.
   --raw               (connect) prints text messages exactly as they arrive: only for a
                       server you trust, or output piped to another program.
+  --cert, --key       (echo-server) PEM files: serve wss: (TLS) instead of ws:.
+  --ca                (clients) a PEM certificate to trust for wss:, such as the
+                      self-signed one an echo-server --cert uses.
+  --http2             WebSockets over HTTP/2 (RFC 8441). echo-server: with --cert and
+                      --key, HTTP/2 and HTTP/1.1 on one port (what browsers use);
+                      without, cleartext HTTP/2 only (h2c). Clients: open the WebSocket
+                      as a stream of an HTTP/2 connection (wss: with ALPN h2, ws: as h2c),
+                      and fail if the server does not offer it.
 
   Text from a server (messages, close reasons, header values quoted in errors) is
   shown with control characters escaped, so that it can neither drive the terminal
@@ -66,6 +75,10 @@ function parse(args: string[]) {
         protocol: { type: 'string' },
         deflate: { type: 'boolean' },
         raw: { type: 'boolean' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        ca: { type: 'string' },
+        http2: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       }
     });
@@ -78,9 +91,9 @@ type Values = ReturnType<typeof parse>['values'];
 
 // The options each command takes (--help goes with any).
 const OPTIONS: Record<string, readonly string[]> = {
-  'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate'],
-  'echo-client': ['protocol', 'max-message-size', 'deflate'],
-  connect: ['protocol', 'deflate', 'raw']
+  'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate', 'cert', 'key', 'http2'],
+  'echo-client': ['protocol', 'max-message-size', 'deflate', 'ca', 'http2'],
+  connect: ['protocol', 'deflate', 'raw', 'ca', 'http2']
 };
 
 function byteCount(name: string, value: string | undefined): number | undefined {
@@ -151,8 +164,8 @@ function clientExtensionLine(ws: AsyncSocket): string {
 }
 
 // What echo-server --deflate prints for each connection.
-function serverExtensionLine(ws: AsyncSocket, req: IncomingMessage): string {
-  const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+function serverExtensionLine(ws: AsyncSocket, req: WsRequest): string {
+  const from = `${req.socket.remoteAddress}:${req.socket.remotePort}${req.httpVersionMajor === 2 ? ' over HTTP/2' : ''}`;
   if (ws.deflate !== null) return `connection from ${from}: ${describeDeflate(ws.deflate.params)}`;
   // upgrade() answered 400 to a header that does not parse, so this one parses.
   const offered = parseExtensions(req.headers['sec-websocket-extensions'] ?? '').some((e) => e.name === PERMESSAGE_DEFLATE);
@@ -169,6 +182,15 @@ async function echo(ws: AsyncSocket): Promise<{ code: number; reason: string }> 
   }
 }
 
+// Reads a PEM file named by an option, as a usage error when it cannot be read.
+function pemFile(name: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`--${name}: cannot read ${JSON.stringify(path)}: ${(err as Error).message}`);
+  }
+}
+
 async function echoServer(values: Values): Promise<void> {
   const host = values.host ?? '127.0.0.1';
   const portText = values.port ?? '9001';
@@ -176,25 +198,30 @@ async function echoServer(values: Values): Promise<void> {
   if (!/^\d+$/.test(portText) || port > 65535) {
     throw new UsageError(`--port takes a port number (0-65535; 0 picks a free one), not ${JSON.stringify(portText)}`);
   }
+  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
   const maxSize = byteCount('max-message-size', values['max-message-size']);
   const protocols = protocolList(values.protocol);
   const deflate = values.deflate === true;
-  const server = await listen(
-    {
-      host,
-      port,
-      protocols,
-      ...(deflate ? { perMessageDeflate: true } : {}),
-      ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
-    },
-    async (ws, req) => {
-      if (deflate) console.error(serverExtensionLine(ws, req));
-      await echo(ws);
-      await whenClosed(ws);
-    }
-  );
+  const tls = values.cert !== undefined ? { cert: pemFile('cert', values.cert), key: pemFile('key', values.key!) } : undefined;
+  const options = {
+    host,
+    port,
+    protocols,
+    tls,
+    ...(deflate ? { perMessageDeflate: true } : {}),
+    ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
+  };
+  const serve = async (ws: AsyncSocket, req: WsRequest): Promise<void> => {
+    if (deflate) console.error(serverExtensionLine(ws, req));
+    await echo(ws);
+    await whenClosed(ws);
+  };
+  const server = values.http2 === true ? await listen({ ...options, http2: true }, serve) : await listen(options, serve);
   const shown = host.includes(':') ? `[${host}]` : host;
-  console.log(`wsframe echo-server listening on ws://${shown}:${server.port}${deflate ? ' (permessage-deflate on)' : ''}`);
+  const over = values.http2 !== true ? '' : tls ? ' (HTTP/2 and HTTP/1.1)' : ' (cleartext HTTP/2 only)';
+  console.log(
+    `wsframe echo-server listening on ${tls ? 'wss' : 'ws'}://${shown}:${server.port}${over}${deflate ? ' (permessage-deflate on)' : ''}`
+  );
   const stop = (): void => {
     server.close().then(() => process.exit(0), () => process.exit(1));
   };
@@ -202,12 +229,20 @@ async function echoServer(values: Values): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
+// The connect options the client commands share: --protocol, --deflate, --ca, --http2.
+function clientOptions(values: Values) {
+  return {
+    protocols: protocolList(values.protocol),
+    ...(values.deflate === true ? { perMessageDeflate: true } : {}),
+    ...(values.ca !== undefined ? { tls: { ca: pemFile('ca', values.ca) } } : {}),
+    ...(values.http2 === true ? { http2: true } : {})
+  };
+}
+
 async function echoClient(url: string, values: Values): Promise<void> {
   const maxSize = byteCount('max-message-size', values['max-message-size']);
-  const protocols = protocolList(values.protocol);
   const ws = await connect(url, {
-    protocols,
-    ...(values.deflate === true ? { perMessageDeflate: true } : {}),
+    ...clientOptions(values),
     ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
   });
   if (values.deflate === true) console.error(clientExtensionLine(ws));
@@ -237,9 +272,9 @@ function describeClose({ code, reason }: { code: number; reason: string }): stri
 
 async function interactive(url: string, values: Values): Promise<void> {
   const show = values.raw === true ? (text: string) => text : printable;
-  const protocols = protocolList(values.protocol);
-  const ws = await connect(url, { protocols, ...(values.deflate === true ? { perMessageDeflate: true } : {}) });
-  console.error(`connected to ${url}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
+  const ws = await connect(url, clientOptions(values));
+  const over = values.http2 === true ? ' over HTTP/2' : '';
+  console.error(`connected to ${url}${over}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
   if (values.deflate === true) console.error(clientExtensionLine(ws));
   const lines = createInterface({ input: process.stdin });
   // The end of input sends our Close; the loop below keeps reading (and printing) until the

@@ -10,11 +10,19 @@
 import test from 'ava';
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
+import type { AsyncSocket } from '../../src/async-socket';
+import { connect } from '../../src/client';
+import { close } from '../../src/closing';
+import { Opcode } from '../../src/core/constants';
+import { WsRequest, listen } from '../../src/listener';
+import { readData } from '../../src/recv';
+import { sendText } from '../../src/send';
+import { selfSignedCert } from '../helpers/tls-cert';
 import { transpileTree } from '../helpers/transpile';
 import { within as boundedWait } from '../helpers/wait';
 
@@ -102,7 +110,7 @@ function exitOf(cli: Cli, what = 'the CLI to exit'): Promise<{ code: number | nu
 async function echoServer(args: string[] = [], { tsNode = false } = {}): Promise<{ cli: Cli; url: string }> {
   const cli = run(['echo-server', '--port', '0', ...args], { tsNode });
   // Startup through ts-node (1.4 s of CPU when idle) on a busy machine can take a while.
-  const [, url] = await waitFor(cli, /listening on (ws:\/\/127\.0\.0\.1:\d+)/, 'stdout', 90_000);
+  const [, url] = await waitFor(cli, /listening on (wss?:\/\/127\.0\.0\.1:\d+)/, 'stdout', 90_000);
   return { cli, url };
 }
 
@@ -678,6 +686,87 @@ for (const [what, args, message] of [
     t.is(cli.stdout(), '');
   });
 }
+
+// ---------------------------------------------------------------- over HTTP/2
+
+/** A self-signed certificate for localhost, written to PEM files for --cert, --key and --ca. */
+let pems: Promise<{ cert: string; key: string; ca: Buffer }> | undefined;
+function certFiles(): Promise<{ cert: string; key: string; ca: Buffer }> {
+  pems ??= selfSignedCert().then(({ key, cert }) => {
+    writeFileSync(join(OUT, 'cert.pem'), cert);
+    writeFileSync(join(OUT, 'key.pem'), key);
+    return { cert: join(OUT, 'cert.pem'), key: join(OUT, 'key.pem'), ca: cert };
+  });
+  return pems;
+}
+
+test('echo-server --http2 --cert --key serves WebSockets over HTTP/2 and HTTP/1.1 on one wss: port', async (t) => {
+  const { cert, key, ca } = await certFiles();
+  const { cli, url } = await echoServer(['--http2', '--cert', cert, '--key', key, '--deflate']);
+  t.regex(cli.stdout(), /listening on wss:\/\/127\.0\.0\.1:\d+ \(HTTP\/2 and HTTP\/1\.1\) \(permessage-deflate on\)/);
+  const port = new URL(url).port;
+  const h2 = await within(connect(`wss://localhost:${port}/`, { http2: true, tls: { ca }, perMessageDeflate: true }), 'connect over HTTP/2');
+  t.is(h2.socket.constructor.name, 'ClientHttp2Stream');
+  await sendText(h2, 'over h2');
+  t.is((await within(readData(h2), 'the echo')).data.toString(), 'over h2');
+  await waitFor(cli, /connection from 127\.0\.0\.1:\d+ over HTTP\/2: permessage-deflate/, 'stderr');
+  const h1 = await open(`wss://localhost:${port}/`, undefined, { ca });
+  const echoed = nextMessage(h1);
+  h1.send('over h1');
+  t.is((await echoed).data.toString(), 'over h1');
+  await close(h2);
+  h1.close();
+  cli.child.kill('SIGTERM');
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+});
+
+test('connect --http2 --ca and echo-client --http2 open their WebSocket as an HTTP/2 stream (wss: and cleartext ws:)', async (t) => {
+  const { ca, cert, key } = await certFiles();
+  const versions: string[] = [];
+  const serve = async (ws: AsyncSocket, req: WsRequest): Promise<void> => {
+    versions.push(req.httpVersion);
+    await sendText(ws, 'welcome');
+    for (;;) {
+      const m = await readData(ws);
+      if (m.opcode === Opcode.Close) return;
+      if (m.opcode === Opcode.Text) await sendText(ws, `you said: ${m.data.toString()}`);
+      if (m.data.toString() === 'welcome') return; // echo-client echoed it: done
+    }
+  };
+  const secure = await listen({ http2: true, tls: { cert: ca, key: readFileSync(key) } }, serve);
+  const plain = await listen({ http2: true }, serve);
+  servers.add({ close: () => void secure.close() });
+  servers.add({ close: () => void plain.close() });
+
+  const cli = run(['connect', `wss://localhost:${secure.port}/`, '--http2', '--ca', cert]);
+  await waitFor(cli, /^< welcome\n/);
+  cli.child.stdin!.end('hello\n');
+  await waitFor(cli, /< you said: hello\n/);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.regex(cli.stderr(), /^connected to wss:\/\/localhost:\d+\/ over HTTP\/2;/);
+
+  const echoClient = run(['echo-client', `ws://127.0.0.1:${plain.port}/`, '--http2']);
+  t.deepEqual(await exitOf(echoClient), { code: 0, signal: null }, echoClient.stderr());
+  t.regex(echoClient.stderr(), /closed cleanly: 1000/);
+  t.deepEqual(versions, ['2.0', '2.0'], 'both came over HTTP/2');
+
+  // Without --http2, the same wss: port takes HTTP/1.1.
+  const h1 = run(['connect', `wss://localhost:${secure.port}/`, '--ca', cert]);
+  await waitFor(h1, /^< welcome\n/);
+  h1.child.stdin!.end();
+  t.deepEqual(await exitOf(h1), { code: 0, signal: null }, h1.stderr());
+  t.is(versions[2], '1.1');
+});
+
+test('echo-server --cert without --key, and a --ca file that cannot be read, are usage errors', async (t) => {
+  const { cert } = await certFiles();
+  const half = run(['echo-server', '--port', '0', '--cert', cert]);
+  t.is((await exitOf(half)).code, 2);
+  t.regex(half.stderr(), /--cert and --key go together/);
+  const missing = run(['echo-client', 'wss://localhost:1/', '--ca', join(OUT, 'no-such.pem')]);
+  t.is((await exitOf(missing)).code, 2);
+  t.regex(missing.stderr(), /--ca: cannot read/);
+});
 
 test('--help prints the usage on stdout and exits 0', async (t) => {
   const cli = run(['--help']);
