@@ -1,9 +1,11 @@
 // A real headless Chromium against the demo (demo/server.ts, what `npm start` serves): the chat
 // page between two browser pages, and the browser's own WebSocket against /echo for text,
-// binary, a 1 MiB message and a close with code and reason. Chromium offers permessage-deflate
-// on every connection and the demo accepts it, so all of this runs compressed; one test checks
-// that it was agreed and that compressible and random messages of 1 KiB to 1 MiB come back
-// intact, in fewer bytes on the wire.
+// binary, a 1 MiB message and a close with code and reason; the same over HTTP/2 (`npm start
+// -- --http2`, a self-signed certificate Chromium is told to trust by its key), where the
+// server records that each WebSocket came as an extended CONNECT (RFC 8441). Chromium offers
+// permessage-deflate on every connection and the demo accepts it, so all of this runs
+// compressed; one test checks that it was agreed and that compressible and random messages of
+// 1 KiB to 1 MiB come back intact, in fewer bytes on the wire.
 //
 // Chromium comes from Debian (`apt-get install chromium`, done by .ci/run) at /usr/bin/chromium,
 // or CHROMIUM_PATH. Without it the tests are skipped on a developer machine and fail in CI
@@ -13,9 +15,12 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import type { Server } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { X509Certificate } from 'node:crypto';
 import { startDemo } from '../../demo/server';
+import { selfSignedCert } from '../helpers/tls-cert';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IN_CI = Boolean(process.env.CI);
@@ -42,6 +47,10 @@ if (!HAVE_CHROMIUM && !IN_CI) {
 let browser: Browser | undefined;
 let server: Server | undefined;
 let origin = '';
+// The demo over HTTPS with HTTP/2 (npm start -- --http2), and the HTTP version of each WebSocket it opened.
+let h2Server: Http2SecureServer | undefined;
+let h2Origin = '';
+const h2Sockets: Array<{ path: string; version: string }> = [];
 const requested: string[] = []; // every URL Chromium asked for, WebSockets included
 const pageErrors: string[] = [];
 
@@ -51,6 +60,16 @@ test.before(async () => {
   }
   server = await startDemo(0, '127.0.0.1');
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const tls = await selfSignedCert();
+  h2Server = (await startDemo(0, '127.0.0.1', {
+    http2: tls,
+    onWebSocket: (path, version) => h2Sockets.push({ path, version })
+  })) as Http2SecureServer;
+  h2Origin = `https://127.0.0.1:${(h2Server.address() as AddressInfo).port}`;
+  // Chromium trusts this one self-signed certificate (by its public key's SHA-256), nothing else.
+  const spki = createHash('sha256')
+    .update(new X509Certificate(tls.cert).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     timeout: 30_000,
@@ -63,7 +82,8 @@ test.before(async () => {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+      `--ignore-certificate-errors-spki-list=${spki}`
     ]
   });
 });
@@ -77,16 +97,20 @@ test.after.always(async () => {
     s.closeAllConnections();
     await bounded(new Promise((resolve) => s.close(resolve)));
   }
+  if (h2Server) {
+    const s = h2Server;
+    await bounded(new Promise((resolve) => s.close(resolve)));
+  }
 });
 
 /** A fresh context (its own cookies and storage) whose requests may only go to the demo server. */
-async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
+async function newPage(allowed = origin): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser!.newContext();
   context.setDefaultTimeout(WAIT_MS);
   await context.route('**/*', (route) => {
     const url = route.request().url();
     requested.push(url);
-    return url.startsWith(`${origin}/`) ? route.continue() : route.abort('blockedbyclient');
+    return url.startsWith(`${allowed}/`) ? route.continue() : route.abort('blockedbyclient');
   });
   const page = await context.newPage();
   page.on('websocket', (ws) => requested.push(ws.url()));
@@ -257,6 +281,41 @@ browserTest('the browser WebSocket against /echo: text, binary, 1 MiB and a clos
   }
 });
 
+browserTest('over HTTP/2 (npm start -- --http2): the browser opens its WebSockets as HTTP/2 streams; text, binary, 1 MiB and a close with 4000 and a reason', async (t) => {
+  t.timeout(30_000);
+  const { context, page } = await newPage(h2Origin);
+  try {
+    h2Sockets.length = 0;
+    await page.goto(`${h2Origin}/`);
+    await page.locator('#state[data-state="open"]').waitFor(); // the page's own /chat socket
+    const loadedOver = await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).nextHopProtocol);
+    t.is(loadedOver, 'h2', 'the page came over HTTP/2');
+    const result = await page.evaluate(echoInBrowser, {
+      url: `${h2Origin.replace('https:', 'wss:')}/echo`,
+      texts: TEXTS,
+      binary: BINARY,
+      big: BIG,
+      reason: CLOSE_REASON,
+      waitMs: WAIT_MS
+    });
+    // The proof that they travelled as HTTP/2 streams: the server took both as extended CONNECTs
+    // (upgradeHttp2), not as HTTP/1.1 upgrades.
+    t.deepEqual(h2Sockets, [
+      { path: '/chat', version: '2.0' },
+      { path: '/echo', version: '2.0' }
+    ]);
+    t.is(result.protocol, 'chat.v1');
+    t.regex(result.extensions, /^permessage-deflate\b/);
+    t.deepEqual(result.texts, TEXTS);
+    t.deepEqual(result.binaries, [BINARY]);
+    t.is(result.big.length, BIG);
+    t.is(result.big.mismatches, 0, 'every byte of the 1 MiB message came back');
+    t.deepEqual(result.close, { code: 4000, reason: CLOSE_REASON, wasClean: true });
+  } finally {
+    await context.close();
+  }
+});
+
 interface DeflateResult {
   extensions: string;
   /** One entry per message sent, in order: what it was and whether it came back intact. */
@@ -402,9 +461,9 @@ browserTest('the browser WebSocket against /echo with permessage-deflate: agreed
 
 browserTest('Chromium only reached the demo server on 127.0.0.1, and the pages threw nothing', (t) => {
   t.true(requested.length > 0);
-  const wsOrigin = origin.replace('http:', 'ws:');
+  const origins = [origin, origin.replace('http:', 'ws:'), h2Origin, h2Origin.replace('https:', 'wss:')];
   t.deepEqual(
-    requested.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith(`${wsOrigin}/`)),
+    requested.filter((url) => !origins.some((o) => url.startsWith(`${o}/`))),
     []
   );
   t.deepEqual(pageErrors, []);
