@@ -314,3 +314,83 @@ test('server.close() is not held by an HTTP/2 client that got its answer and nev
   t.log(`server.close() took ${ms} ms (handshakeTimeout 10000)`);
   t.true(ms < 8000, `server.close() took ${ms} ms`);
 });
+
+// ------------------------------------------------- a raw HTTP/2 client that ignores our limits
+
+/** One HTTP/2 frame (RFC 9113 §4.1). */
+function h2Frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** An HPACK header block of literals without indexing, new names (RFC 7541 §6.2.2); short strings only. */
+function hpackLiterals(headers: Array<[string, string]>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of headers) {
+    parts.push(Buffer.from([0x00, name.length]), Buffer.from(name, 'latin1'), Buffer.from([value.length]), Buffer.from(value, 'latin1'));
+  }
+  return Buffer.concat(parts);
+}
+
+test('a raw client that opens more WebSocket streams than maxConcurrentStreams loses its HTTP/2 connection; at most that many WebSockets were ever open', async (t) => {
+  const { server, seen, origin } = await h2Listen(t, { maxConcurrentStreams: 3 }, false);
+  const port = Number(new URL(origin).port);
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  t.teardown(() => socket.destroy());
+  // Frames from the server as they come: type and stream, and the code of RST_STREAM and GOAWAY.
+  const frames: Array<{ type: number; stream: number; code?: number }> = [];
+  let buffered = Buffer.alloc(0);
+  let onFrame: (() => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 9) {
+      const length = buffered.readUIntBE(0, 3);
+      if (buffered.length < 9 + length) break;
+      const type = buffered[3]!;
+      const stream = buffered.readUInt32BE(5) & 0x7fffffff;
+      const code = type === 3 ? buffered.readUInt32BE(9) : type === 7 ? buffered.readUInt32BE(13) : undefined;
+      frames.push({ type, stream, ...(code !== undefined ? { code } : {}) });
+      buffered = buffered.subarray(9 + length);
+    }
+    onFrame?.();
+  });
+  const until = (done: () => boolean, what: string): Promise<void> =>
+    within(
+      new Promise<void>((resolve) => {
+        onFrame = () => done() && resolve();
+        onFrame();
+      }),
+      what
+    );
+  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), h2Frame(4, 0, 0)]));
+  await until(() => frames.some((f) => f.type === 4 && f.stream === 0), "the server's SETTINGS");
+  socket.write(h2Frame(4, 1, 0)); // SETTINGS ACK
+  const block = hpackLiterals([
+    [':method', 'CONNECT'],
+    [':protocol', 'websocket'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', `127.0.0.1:${port}`],
+    ['sec-websocket-version', '13']
+  ]);
+  // Six extended CONNECTs at once, each stream left open (no END_STREAM), END_HEADERS set.
+  socket.write(Buffer.concat([1, 3, 5, 7, 9, 11].map((id) => h2Frame(1, 0x4, id, block))));
+  await until(() => frames.some((f) => f.type === 7), 'GOAWAY');
+  const accepted = frames.filter((f) => f.type === 1).map((f) => f.stream);
+  const goaway = frames.find((f) => f.type === 7)!;
+  t.log(`6 streams at once with maxConcurrentStreams 3: streams ${accepted.join(', ')} answered 200, then GOAWAY (code ${goaway.code}); WebSockets opened: ${seen.length}`);
+  t.deepEqual(accepted, [1, 3, 5]);
+  t.true(seen.length <= 3, `${seen.length} WebSockets opened`);
+  await within(new Promise((r) => (socket.destroyed ? r(null) : socket.once('close', r))), 'the connection to close');
+  await within(Promise.all([...server.clients].map((ws) => whenClosed(ws))), 'its WebSockets to close');
+  t.is(server.clients.size, 0, 'the WebSockets of the dropped connection are gone');
+  // The server goes on for others.
+  const ws = await within(connect(`${origin}/`, { http2: true }), 'a fresh connection');
+  t.is(await echo(ws, 'still serving'), 'still serving');
+  await close(ws);
+});
