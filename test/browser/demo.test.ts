@@ -288,7 +288,8 @@ browserTest('over HTTP/2 (npm start -- --http2): the browser opens its WebSocket
     h2Sockets.length = 0;
     await page.goto(`${h2Origin}/`);
     await page.locator('#state[data-state="open"]').waitFor(); // the page's own /chat socket
-    const loadedOver = await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).nextHopProtocol);
+    // Runs in the page (no DOM types here): the protocol its navigation came over.
+    const loadedOver = await page.evaluate('performance.getEntriesByType("navigation")[0].nextHopProtocol');
     t.is(loadedOver, 'h2', 'the page came over HTTP/2');
     const result = await page.evaluate(echoInBrowser, {
       url: `${h2Origin.replace('https:', 'wss:')}/echo`,
