@@ -15,7 +15,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import type { PeerImpl, Ready, Reply, RequestBody } from './peer';
+import type { PeerImpl, Ready, Reply, RequestBody, TlsEnv } from './peer';
 import { transpileTree } from '../test/helpers/transpile';
 
 const ROOT = path.join(__dirname, '..');
@@ -64,14 +64,17 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
-/** Starts `peer.js` with `args` ('server wsframe [deflate]', 'client', 'connector'); resolves when it is ready. */
-export function startPeer(args: string[], startTimeoutMs = 15_000): Promise<Peer> {
+/**
+ * Starts `peer.js` with `args` ('server wsframe [deflate] [http2] [tls]', 'client',
+ * 'connector') and `env` added to ours; resolves when it is ready.
+ */
+export function startPeer(args: string[], startTimeoutMs = 15_000, env: Record<string, string | undefined> = {}): Promise<Peer> {
   const script = transpile();
   const name = `${args.join('-')}-${++spawned}`;
   const execArgv = ['--expose-gc'];
   if (profileDir !== null) execArgv.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   // Children's output goes to our stderr, so the table on stdout stays clean.
-  const child = fork(script, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'] });
+  const child = fork(script, args, { execArgv, stdio: ['ignore', 2, 2, 'ipc'], env: { ...process.env, ...env } });
   live.add(child);
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   let nextId = 0;
@@ -146,22 +149,37 @@ export function startPeer(args: string[], startTimeoutMs = 15_000): Promise<Peer
   }
 }
 
+/** What an echo pair runs. */
+export interface PairSpec {
+  impl: PeerImpl;
+  /** permessage-deflate on both ends. */
+  deflate?: boolean;
+  /** wsframe only: WebSockets over HTTP/2 (RFC 8441), h2c unless `tls`. */
+  http2?: boolean;
+  /** wsframe only: `wss:` with this key and self-signed certificate (PEM), which the client trusts. */
+  tls?: { key: string; cert: string };
+}
+
 /** An echo server and a client connected to it, for one implementation. */
 export interface EchoPair {
   impl: PeerImpl;
+  /** 'wsframe', 'ws deflate', 'wsframe http2 tls', …: for messages. */
+  label: string;
   server: Peer;
   client: Peer;
 }
 
-/** Starts an echo server and a client for `impl`, both with permessage-deflate when `deflate`. */
-export async function startEchoPair(impl: PeerImpl, deflate = false): Promise<EchoPair> {
-  const serverArgs = ['server', impl, ...(deflate ? ['deflate'] : [])];
-  const [server, client] = await Promise.all([startPeer(serverArgs), startPeer(['client'])]);
+/** Starts an echo server and a client, with one connection between them, as `spec` says. */
+export async function startEchoPair(spec: PairSpec): Promise<EchoPair> {
+  const { impl, deflate = false, http2 = false, tls } = spec;
+  const flags = [...(deflate ? ['deflate'] : []), ...(http2 ? ['http2'] : []), ...(tls ? ['tls'] : [])];
+  const env: Partial<Record<TlsEnv, string>> = tls ? { WSFRAME_BENCH_TLS: JSON.stringify(tls) } : {};
+  const [server, client] = await Promise.all([startPeer(['server', impl, ...flags], 15_000, env), startPeer(['client'])]);
   try {
-    await client.call({ cmd: 'open', impl, port: server.ready.port!, deflate }, 15_000);
+    await client.call({ cmd: 'open', impl, port: server.ready.port!, deflate, http2, ca: tls?.cert }, 15_000);
   } catch (err) {
     await Promise.all([server.stop(), client.stop()]);
     throw err;
   }
-  return { impl, server, client };
+  return { impl, label: [impl, ...flags].join(' '), server, client };
 }

@@ -53,7 +53,7 @@ export interface Timed {
 export interface Impl {
   /** 'wsframe', 'ws', or a variant such as 'wsframe (header only)'. */
   name: string;
-  /** True for the implementation the others are compared with (`ws`). */
+  /** True for the implementation the others are compared with (`ws`; `wsframe h1` in the echo-h2 rows). */
   baseline?: boolean;
   /** What exactly is measured, printed under the table. */
   note?: string;
@@ -78,6 +78,11 @@ export interface Row {
    * `--duration` (for rows with few, slow messages, e.g. compressed 64 KiB echoes). Default 1.
    */
   durationScale?: number;
+  /**
+   * The name of the ratio in the JSON lines: what it is, when the baseline is not ws (e.g.
+   * `ratioH2VsH1`). Default `ratioVsWs`.
+   */
+  ratioName?: string;
 }
 
 export interface Options {
@@ -131,7 +136,8 @@ export function parseArgs(argv: string[]): Options {
           '                        [--duration ms] [--warmup ms] [--repeats n] [--gc]\n' +
           '                        [--connections n] [--prof-children dir]\n' +
           'row ids look like build-1KiB-masked, parse-64KiB-unmasked, mask-1MiB-inplace, utf8-1MiB,\n' +
-          'copy-1MiB, echo-rtt-16B, echo-pipe-1MiB, echo-deflate-rtt-1KiB, echo-deflate-pipe-64KiB, memory-idle'
+          'copy-1MiB, echo-rtt-16B, echo-pipe-1MiB, echo-deflate-rtt-1KiB, echo-deflate-pipe-64KiB,\n' +
+          'echo-h2-rtt-16B, echo-h2-pipe-1MiB, echo-h2-tls-pipe-64KiB, memory-idle'
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -232,6 +238,8 @@ export interface RowResult {
   group: string;
   size: number;
   masked: boolean;
+  /** Row.ratioName. */
+  ratioName?: string;
   impls: ImplResult[];
 }
 
@@ -290,6 +298,7 @@ export async function runRow(row: Row, opts: Options): Promise<RowResult> {
     group: row.group,
     size: row.size,
     masked: row.masked,
+    ratioName: row.ratioName,
     impls: impls.map((impl, i) => {
       const s = samples[i]!;
       const byMb = [...s].sort((a, b) => a.mbPerSec - b.mbPerSec);
@@ -424,7 +433,7 @@ export function printJson(env: Environment, opts: Options, results: RowResult[])
           mbPerSec: Number(impl.mbPerSec.toFixed(2)),
           mbPerSecMin: Number(impl.min.mbPerSec.toFixed(2)),
           mbPerSecMax: Number(impl.max.mbPerSec.toFixed(2)),
-          ratioVsWs: ratio(row, impl),
+          [row.ratioName ?? 'ratioVsWs']: ratio(row, impl),
           ratioQ1: pr?.[0] ?? null,
           ratioQ3: pr?.[1] ?? null,
           repeats: impl.samples.length,

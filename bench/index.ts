@@ -1,9 +1,10 @@
 /**
  * `npm run bench [-- --quick] [-- --only parse-16B]`: wsframe against ws (with bufferutil)
  * in the same run: frame build and parse and the masking / UTF-8 kernels in this process,
- * loopback echo and idle-connection memory in child processes. Prints the environment, a
- * table of medians with their spread and the ratio wsframe/ws (>1: wsframe is faster; for
- * memory, <1 is better), then one `JSON {...}` line per result. Progress goes to stderr.
+ * loopback echo and idle-connection memory in child processes; and wsframe over HTTP/2
+ * beside wsframe over HTTP/1.1 (echo-h2 rows). Prints the environment, a table of medians
+ * with their spread and the ratio wsframe/ws (>1: wsframe is faster; for memory, <1 is
+ * better; echo-h2: h2/h1), then one `JSON {...}` line per result. Progress goes to stderr.
  */
 import { profileChildrenInto } from './children';
 import { echoRows } from './echo';
@@ -18,6 +19,8 @@ import { bufferutilStatus } from './ws-lib';
 const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
 // The compressed echo rows (permessage-deflate, JSON-like payloads).
 const DEFLATE_SIZES = [1024, 64 * 1024];
+// wsframe over HTTP/2 against wsframe over HTTP/1.1: cleartext at every size, TLS at one.
+const H2_TLS_SIZES = [64 * 1024];
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
@@ -36,7 +39,7 @@ async function main(): Promise<void> {
   const want = (id: string): boolean => opts.only.length === 0 || opts.only.some((s) => id.includes(s));
   // 'wsframe' selects 'wsframe' and its variants ('wsframe hdr-only'); 'ws' only 'ws' and 'ws …'.
   const keep = (name: string): boolean => opts.impl.length === 0 || opts.impl.some((s) => name === s || name.startsWith(`${s} `));
-  const echo = echoRows(SIZES, DEFLATE_SIZES, want, opts);
+  const echo = echoRows({ plain: SIZES, deflate: DEFLATE_SIZES, h2: SIZES, h2Tls: H2_TLS_SIZES }, want, opts);
   let rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want)), ...kernelRows(want), ...echo.rows];
   for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
   rows = rows.filter((row) => row.impls.length > 0);
@@ -71,6 +74,11 @@ async function main(): Promise<void> {
   console.log('msgs/s and MB/s: medians over the repeats; MB = 10^6 bytes of payload (headers not counted).');
   console.log('ratio: wsframe ÷ ws, the median over the repeats of each wsframe run against the ws run next to it');
   console.log('(>1 means wsframe is faster); ratio IQR: quartiles of those per-repeat ratios.');
+  if (results.some((r) => r.group.startsWith('echo-h2'))) {
+    console.log('echo-h2 rows: ratio = wsframe over HTTP/2 ÷ wsframe over HTTP/1.1 (msgs/s, JSON ratioH2VsH1; >1 means HTTP/2');
+    console.log('is faster); ws has no HTTP/2, so no ws line. echo-h2: both cleartext (h2c with prior knowledge, ws:);');
+    console.log('echo-h2-tls: both wss: (ALPN h2 from listen({ http2, tls }) against listen({ tls })).');
+  }
   const notes = new Map<string, string>();
   for (const row of rows) {
     const label =
@@ -82,13 +90,19 @@ async function main(): Promise<void> {
     console.log('echo: client and server in separate processes on 127.0.0.1; msgs/s = messages echoed back per second,');
     console.log('MB/s = their payload (each byte crosses loopback twice); p50/p99 µs: round-trip latency (rtt rows).');
   }
+  const wireLines = (rs: RowResult[]): void => {
+    for (const r of rs) console.log(`  ${r.id}: ${r.impls.map((i) => `${i.name} ${i.metrics?.wire?.toFixed(3) ?? '?'}`).join(', ')}`);
+  };
   const compressed = results.filter((r) => r.group.startsWith('echo-deflate'));
   if (compressed.length > 0) {
     console.log('echo-deflate: permessage-deflate on both ends (threshold 1024, zlib level 6, memLevel 8, 15-bit windows,');
     console.log('context takeover), JSON-like payloads; bytes on the wire per payload byte (both directions, headers in):');
-    for (const r of compressed) {
-      console.log(`  ${r.id}: ${r.impls.map((i) => `${i.name} ${i.metrics?.wire?.toFixed(3) ?? '?'}`).join(', ')}`);
-    }
+    wireLines(compressed);
+  }
+  const h2c = results.filter((r) => r.group === 'echo-h2-rtt' || r.group === 'echo-h2-pipe');
+  if (h2c.length > 0) {
+    console.log('echo-h2: bytes on the wire per payload byte (both directions; WebSocket headers, and HTTP/2 frames for h2):');
+    wireLines(h2c);
   }
   if (memory !== null) {
     console.log('');

@@ -5,14 +5,17 @@
  * the parent over the IPC channel only: a request `{ id, cmd, … }` gets one reply
  * `{ id, ok, result | error }`. Roles (argv):
  *
- * - `server wsframe|ws [deflate]`: an echo server on 127.0.0.1 (port chosen by the system, sent
- *   in the ready message). wsframe: `listen()` with a `readData` / `sendBinary` loop per
- *   connection; ws: `WebSocketServer` echoing each 'message' with `send`. With `deflate`, both
- *   accept permessage-deflate with {@link DEFLATE} (else neither does). Answers `mem` (heap and
- *   RSS after full GCs, and the number of open connections).
+ * - `server wsframe|ws [deflate] [http2] [tls]`: an echo server on 127.0.0.1 (port chosen by
+ *   the system, sent in the ready message). wsframe: `listen()` with a `readData` /
+ *   `sendBinary` loop per connection; ws: `WebSocketServer` echoing each 'message' with
+ *   `send`. With `deflate`, both accept permessage-deflate with {@link DEFLATE} (else neither
+ *   does). wsframe only: `http2` is `listen({ http2: true })` (cleartext h2c with prior
+ *   knowledge, or with `tls` HTTP/2 and HTTP/1.1 by ALPN), `tls` serves `wss:` with the key and
+ *   certificate in the environment ({@link TlsEnv}). Answers `mem` (heap and RSS after full
+ *   GCs, and the number of open connections).
  * - `client`: `open` makes one connection (`connect()` or `new WebSocket`, offering
- *   permessage-deflate when asked) and `job` runs an echo job on it: one message in flight
- *   (`rtt`, with latencies) or a window of them (`pipe`).
+ *   permessage-deflate when asked; wsframe over HTTP/2 and/or TLS when asked) and `job` runs an
+ *   echo job on it: one message in flight (`rtt`, with latencies) or a window of them (`pipe`).
  * - `connector`: `connect-idle` opens many WebSocket connections with a raw handshake and
  *   keeps them idle; `close-idle` drops them. Used for the memory row, for both servers.
  *
@@ -20,6 +23,7 @@
  * after MAX_LIFETIME_MS in any case.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
+import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -34,6 +38,14 @@ export type PeerImpl = 'wsframe' | 'ws';
  * are changed, only written down here).
  */
 export const DEFLATE = { threshold: 1024 } as const;
+
+/**
+ * The environment variable that gives a `tls` server its key and certificate: JSON
+ * `{ key, cert }` (PEM strings). In the environment rather than argv, so it is not in `ps`.
+ * A type, so the parent (children.ts) can name it without loading this file, which runs a peer.
+ */
+export type TlsEnv = 'WSFRAME_BENCH_TLS';
+const TLS_ENV: TlsEnv = 'WSFRAME_BENCH_TLS';
 
 /** An echo job run by a client. */
 export interface Job {
@@ -60,7 +72,10 @@ export interface JobResult {
   p99Us?: number;
   digestSent?: string;
   digestReceived?: string;
-  /** Bytes the client's TCP socket read and wrote during the job (headers and all). */
+  /**
+   * Bytes the client's socket read and wrote during the job (frame headers and all; over
+   * HTTP/2 the session's socket, so HTTP/2 frames too). Over TLS, Node counts plaintext.
+   */
   wireRead: number;
   wireWritten: number;
 }
@@ -76,7 +91,7 @@ export interface MemResult {
 /** What the parent asks; sent with an `id` that the reply carries back. */
 export type RequestBody =
   | { cmd: 'mem' }
-  | { cmd: 'open'; impl: PeerImpl; port: number; deflate: boolean }
+  | { cmd: 'open'; impl: PeerImpl; port: number; deflate: boolean; http2?: boolean; ca?: string }
   | { cmd: 'job'; job: Job }
   | { cmd: 'connect-idle'; port: number; count: number; concurrency: number }
   | { cmd: 'close-idle' }
@@ -151,7 +166,7 @@ class Checker {
   constructor(
     private readonly job: Job,
     private readonly payloads: Buffer[],
-    private readonly socket: net.Socket
+    private readonly socket: WireCounter
   ) {
     this.sent = job.verify ? createHash('sha1') : null;
     this.received = job.verify ? createHash('sha1') : null;
@@ -195,10 +210,24 @@ class Checker {
   }
 }
 
+/** What counts the bytes a connection moves: its TCP (or TLS) socket. */
+type WireCounter = Pick<net.Socket, 'bytesRead' | 'bytesWritten'>;
+
+/**
+ * The socket whose byte counts are the connection's wire: the socket itself, or over HTTP/2
+ * its session's socket (an Http2Stream counts no bytes; the bench's session carries only
+ * this stream, so the counts are its data frames plus the session's own frames).
+ */
+function wireOf(ws: AsyncSocket): WireCounter {
+  const s = ws.socket as net.Socket | http2.Http2Stream;
+  if ('session' in s && s.session !== undefined) return s.session.socket;
+  return s as net.Socket;
+}
+
 async function wsframeJob(ws: AsyncSocket, job: Job): Promise<JobResult> {
   const payloads = payloadsFor(job);
   const np = payloads.length;
-  const check = new Checker(job, payloads, ws.socket as net.Socket);
+  const check = new Checker(job, payloads, wireOf(ws));
   const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
   const t0 = performance.now();
   const deadline = t0 + job.ms;
@@ -385,23 +414,40 @@ function memory(connections: number): MemResult {
   return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers, connections };
 }
 
-async function server(impl: PeerImpl, deflate: boolean): Promise<(req: Request) => Promise<unknown>> {
+/** The key and certificate of a `tls` server, from {@link TLS_ENV}. */
+function tlsFromEnv(): { key: string; cert: string } {
+  const json = process.env[TLS_ENV];
+  if (json === undefined) throw new Error(`server tls: ${TLS_ENV} is not set`);
+  return JSON.parse(json) as { key: string; cert: string };
+}
+
+async function server(impl: PeerImpl, flags: Set<string>): Promise<(req: Request) => Promise<unknown>> {
+  for (const f of flags) if (f !== 'deflate' && f !== 'http2' && f !== 'tls') throw new Error(`server: unknown flag ${f}`);
+  const deflate = flags.has('deflate');
   if (impl === 'wsframe') {
-    const options = { host: '127.0.0.1', port: 0, onError: () => {}, ...(deflate ? { perMessageDeflate: DEFLATE } : {}) };
-    const srv = await listen(options, async (ws) => {
+    const options = {
+      host: '127.0.0.1',
+      port: 0,
+      onError: () => {},
+      ...(deflate ? { perMessageDeflate: DEFLATE } : {}),
+      ...(flags.has('tls') ? { tls: tlsFromEnv() } : {})
+    };
+    const echo = async (ws: AsyncSocket): Promise<void> => {
       for (;;) {
         const m = await readData(ws);
         if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
         else if (m.opcode === Opcode.Text) await sendText(ws, m.data.toString());
         else if (m.opcode === Opcode.Close) return;
       }
-    });
+    };
+    const srv = flags.has('http2') ? await listen({ ...options, http2: true }, echo) : await listen(options, echo);
     send({ ready: true, port: srv.port });
     return async (req) => {
       if (req.cmd === 'mem') return memory(srv.clients.size);
       throw new Error(`server: unknown command ${req.cmd}`);
     };
   }
+  if (flags.has('http2') || flags.has('tls')) throw new Error('server ws: no http2 or tls in this bench');
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: deflate ? DEFLATE : false });
   wss.on('connection', (ws) => {
     ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
@@ -425,10 +471,22 @@ function client(): (req: Request) => Promise<unknown> {
   return async (req) => {
     if (req.cmd === 'open') {
       if (req.impl === 'wsframe') {
-        const url = `ws://127.0.0.1:${req.port}/`;
-        wsframe = await connect(url, { timeout: HANDSHAKE_TIMEOUT_MS, ...(req.deflate ? { perMessageDeflate: DEFLATE } : {}) });
+        // 127.0.0.1 over TLS too: the bench's certificate names that address.
+        const url = `${req.ca !== undefined ? 'wss' : 'ws'}://127.0.0.1:${req.port}/`;
+        wsframe = await connect(url, {
+          timeout: HANDSHAKE_TIMEOUT_MS,
+          ...(req.deflate ? { perMessageDeflate: DEFLATE } : {}),
+          ...(req.http2 === true ? { http2: true } : {}),
+          ...(req.ca !== undefined ? { tls: { ca: req.ca } } : {})
+        });
         if ((wsframe.deflate !== null) !== req.deflate) throw new Error(`wsframe client: permessage-deflate ${wsframe.deflate !== null}, want ${req.deflate}`);
-      } else ws = await openWs(req.port, req.deflate);
+        // The stream of an extended CONNECT, or the TCP/TLS socket of an upgrade: not a silent fallback.
+        const over = 'session' in wsframe.socket ? 'h2' : 'h1';
+        if (over !== (req.http2 === true ? 'h2' : 'h1')) throw new Error(`wsframe client: connected over ${over}, want http2 ${req.http2 === true}`);
+      } else {
+        if (req.http2 === true || req.ca !== undefined) throw new Error('ws client: no http2 or tls in this bench');
+        ws = await openWs(req.port, req.deflate);
+      }
       return null;
     }
     if (req.cmd === 'job') {
@@ -471,7 +529,7 @@ async function main(): Promise<void> {
   const role = process.argv[2];
   const handle =
     role === 'server'
-      ? await server(process.argv[3] === 'ws' ? 'ws' : 'wsframe', process.argv[4] === 'deflate')
+      ? await server(process.argv[3] === 'ws' ? 'ws' : 'wsframe', new Set(process.argv.slice(4)))
       : role === 'client'
         ? client()
         : role === 'connector'
