@@ -5,6 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { allCases } from './cases';
+import { Http2Breakage, http2ClientConnector, startBrokenHttp2EchoServer } from './http2';
 import { Breakage, DeflateBreakage, EchoClientHarness, clientConnector, launchBrokenEchoClient, startBrokenDeflateEchoServer, startBrokenEchoServer } from './peers';
 import { details } from './report';
 import { runCases } from './run';
@@ -129,6 +130,50 @@ for (const v of clientVariants) {
     await harness.listen();
     t.teardown(() => harness.close());
     const results = await runCases(pick([...v.failed, ...v.ok]), harness.connector(launchBrokenEchoClient(v.breakage)), 'broken-echo-client');
+    checkVerdicts(t, results, v);
+  });
+}
+
+// Over HTTP/2 (http2.ts): the broken echo server's loop on an extended-CONNECT stream. The
+// first variant has no bug, so the cases it runs must come out OK; the stream-ending bugs
+// fail every case, however it went before the close.
+const http2Variants: Array<{ name: string; breakage: Breakage; ending: Http2Breakage; failed: string[]; ok: string[] }> = [
+  {
+    name: 'the same server with none of these bugs',
+    breakage: {},
+    ending: {},
+    failed: [],
+    ok: ['1.1.2', '2.2', '3.1', '5.3', '6.3.1', '7.1.1']
+  },
+  {
+    name: 'never validates UTF-8',
+    breakage: { noUtf8Check: true },
+    ending: {},
+    failed: ['6.3.1', '6.4.1'],
+    ok: ['1.1.2', '6.2.4']
+  },
+  {
+    name: 'closes the whole HTTP/2 connection (GOAWAY) when the WebSocket ends',
+    breakage: {},
+    ending: { closesConnection: true },
+    failed: ['1.1.2', '3.1', '7.1.1'],
+    ok: []
+  },
+  {
+    name: 'never ends the stream after its Close',
+    breakage: {},
+    ending: { neverEndsStream: true },
+    failed: ['1.1.2', '3.1', '7.1.1'],
+    ok: []
+  }
+];
+
+for (const v of http2Variants) {
+  const title = v.failed.length === 0 ? `${v.name} over HTTP/2 gets OK` : `a broken echo server over HTTP/2 that ${v.name} gets FAILED where it should`;
+  test(title, async (t) => {
+    const server = await startBrokenHttp2EchoServer(v.breakage, v.ending);
+    t.teardown(() => server.close());
+    const results = await runCases(pick([...v.failed, ...v.ok]), http2ClientConnector(server.port), 'broken-echo-server-http2');
     checkVerdicts(t, results, v);
   });
 }

@@ -166,7 +166,7 @@ function agreedFrom(response: DeflateElement, offer: DeflateElement): DeflatePar
  * @throws {Error} saying what is wrong (the case cannot run)
  */
 export function checkResponse(header: string | undefined, n: Negotiation): DeflateParamSet {
-  if (header === undefined || header.trim() === '') throw new Error('the server declined permessage-deflate (no Sec-WebSocket-Extensions in its 101)');
+  if (header === undefined || header.trim() === '') throw new Error('the server declined permessage-deflate (no Sec-WebSocket-Extensions in its 101, or its 200 over HTTP/2)');
   const elements = parseExtensionList(header);
   const offers = parseExtensionList(offerOf(n)).filter((e) => e.name === PERMESSAGE_DEFLATE);
   if (elements.length !== 1 || elements[0]!.name !== PERMESSAGE_DEFLATE) {

@@ -3,9 +3,14 @@
  * judges what came back. The suite behaves as a correct endpoint around the bytes a case
  * sends: it answers pings, answers the peer's Close, and closes TCP first when it is the
  * server (RFC 6455 §7.1.1).
+ *
+ * The transport is any Duplex that carries the frame bytes: a TCP socket, or the stream of
+ * a WebSocket over HTTP/2 (RFC 8441; see http2.ts), where "TCP" below reads as the stream:
+ * its end (FIN) is END_STREAM, and a reset (RST) is RST_STREAM.
  */
 import { isUtf8 } from 'node:buffer';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DeflateCodec } from './compression';
 import { encodeFrame, FrameParser, WireFrame, closePayload, isSendableCloseCode } from './wire';
 import { FAIL_FAST_MS, pingAfterFrame } from './cases/build';
@@ -28,6 +33,17 @@ interface Received {
   compressed: boolean;
 }
 
+/** A transport other than TCP: its name in the verdicts, and how the suite drops it. */
+export interface TransportOptions {
+  /** Default "TCP". */
+  name?: string;
+  /**
+   * Drops the connection (a peer that broke the protocol, or went silent). Default
+   * `destroy()`, which resets a TCP socket; over HTTP/2, RST_STREAM with CANCEL (RFC 8441 §5).
+   */
+  abort?: () => void;
+}
+
 /** One WebSocket connection seen from the suite's side, at the level of bytes. */
 export class Conn {
   readonly messages: Received[] = [];
@@ -35,7 +51,12 @@ export class Conn {
   /** The peer's Close: code (null when none) and reason; undefined until one arrives. */
   peerClose: { code: number | null; reason: Buffer; at: number } | undefined;
   closeSent = false;
+  /** The peer ended its side ('end'): a TCP FIN; over HTTP/2, END_STREAM from the peer. */
   tcpEnded = false;
+  /**
+   * The transport closed ('close'): TCP closed both ways or was reset; over HTTP/2, the
+   * stream closed (END_STREAM both ways, or RST_STREAM from either side).
+   */
   tcpClosed = false;
   writeError: Error | undefined;
   /** When the peer was last heard from (bytes, FIN or close), by Date.now(). */
@@ -47,14 +68,25 @@ export class Conn {
   private inflateFailed = false;
   private waiters: Array<() => void> = [];
 
-  /** `codec`: the connection's permessage-deflate, when the handshake agreed on it. */
+  /** What the verdicts call the transport ("TCP", or "the HTTP/2 stream"). */
+  readonly transport: string;
+  /** Drops the connection (see {@link TransportOptions.abort}). */
+  readonly abort: () => void;
+
+  /**
+   * `socket`: the transport, a TCP socket or an HTTP/2 stream. `codec`: the connection's
+   * permessage-deflate, when the handshake agreed on it.
+   */
   constructor(
-    readonly socket: net.Socket,
+    readonly socket: Duplex,
     readonly role: SuiteRole,
     head: Buffer,
-    readonly codec: DeflateCodec | null = null
+    readonly codec: DeflateCodec | null = null,
+    options: TransportOptions = {}
   ) {
-    socket.setNoDelay(true);
+    this.transport = options.name ?? 'TCP';
+    this.abort = options.abort ?? (() => void socket.destroy());
+    if (socket instanceof net.Socket) socket.setNoDelay(true);
     socket.on('error', (err) => {
       this.writeError ??= err;
     });
@@ -130,7 +162,7 @@ export class Conn {
       for (let f = this.parser.next(); f !== null; f = this.parser.next()) this.onFrame(f);
     } catch (err) {
       this.violations.push((err as Error).message);
-      this.socket.destroy();
+      this.abort();
     }
     this.wake();
   }
@@ -350,7 +382,7 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
 
   const finished = await conn.waitFor(() => conn.tcpClosed, timeout);
   const durationMs = Date.now() - started;
-  if (!finished) conn.socket.destroy();
+  if (!finished) conn.abort();
 
   // Messages.
   const mismatch = compare(conn.messages, c.expect);
@@ -367,17 +399,17 @@ export async function runCase(c: Case, conn: Conn, peer: string, extra?: ExtraCh
   if (failExpected) {
     const codes = end.fail;
     if (pc === undefined) {
-      if (conn.tcpEnded || conn.tcpClosed) nonStrict.push('dropped TCP without sending a Close');
+      if (conn.tcpEnded || conn.tcpClosed) nonStrict.push(`dropped ${conn.transport} without sending a Close`);
       else failed.push(`did not fail the connection: silent for ${timeout} ms`);
     } else if (pc.code === null || !codes.includes(pc.code)) {
       failed.push(`failed with close code ${codeText(pc.code)}, expected ${codes.join(' or ')}`);
     }
   } else {
     const codes = end.clean;
-    if (pc === undefined) failed.push(conn.tcpEnded || conn.tcpClosed ? 'closed TCP without a Close' : `no Close: silent for ${timeout} ms`);
+    if (pc === undefined) failed.push(conn.tcpEnded || conn.tcpClosed ? `closed ${conn.transport} without a Close` : `no Close: silent for ${timeout} ms`);
     else if (!codes.includes(pc.code)) failed.push(`closed with code ${codeText(pc.code)}, expected ${codes.map(codeText).join(' or ')}`);
   }
-  if (!finished && (pc !== undefined || conn.tcpEnded)) failed.push(`TCP still open: silent for ${timeout} ms after the close`);
+  if (!finished && (pc !== undefined || conn.tcpEnded)) failed.push(`${conn.transport} still open: silent for ${timeout} ms after the close`);
 
   let exitCode: number | null | undefined;
   if (extra) {

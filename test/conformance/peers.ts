@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { HttpHead, acceptFor, clientUpgrade, readHttpHead, serverAccept } from '../helpers/upgrade';
 import { DeflateCodec, WSFRAME_THRESHOLD, acceptFirstOffer, answerOffer, checkResponse, offerOf } from './compression';
 import { Conn, ExtraCheck } from './driver';
@@ -38,7 +39,10 @@ function collect(child: ChildProcess): { out: () => string; err: () => string } 
   return { out: () => out, err: () => err };
 }
 
-/** A running `wsframe echo-server --port 0`, started through ts-node as a user would in dev. */
+/**
+ * A running `wsframe echo-server --port 0`, started through ts-node as a user would in dev
+ * (`args`: more options, e.g. `--http2`).
+ */
 export interface EchoServer {
   port: number;
   url: string;
@@ -46,14 +50,17 @@ export interface EchoServer {
   stop(): Promise<void>;
 }
 
-export function startEchoServer(): Promise<EchoServer> {
-  return startServerProgram(['src/cli.ts', 'echo-server', '--port', '0']);
+export function startEchoServer(args: string[] = []): Promise<EchoServer> {
+  return startServerProgram(['src/cli.ts', 'echo-server', '--port', '0', ...args]);
 }
 
-/** deflate-peer.ts echo-server: wsframe's echo server with permessage-deflate (options per connection). */
-export function startDeflateEchoServer(): Promise<EchoServer> {
+/**
+ * deflate-peer.ts echo-server: wsframe's echo server with permessage-deflate (options per
+ * connection; `args`: more options, e.g. `--http2`).
+ */
+export function startDeflateEchoServer(args: string[] = []): Promise<EchoServer> {
   // The ratio is off: section 12 tests the size limit with zeros (see deflate-peer.ts).
-  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server', '--max-inflate-ratio', '0']);
+  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server', '--max-inflate-ratio', '0', ...args]);
 }
 
 async function startServerProgram(args: string[]): Promise<EchoServer> {
@@ -330,42 +337,50 @@ async function rawServer(onSocket: (socket: net.Socket) => void): Promise<{ port
 export async function startBrokenEchoServer(broken: Breakage): Promise<{ port: number; close(): Promise<void> }> {
   return rawServer((socket) => {
     serverAccept(socket).then(
-      (request) => {
-        const parser = new FrameParser();
-        let text: Buffer[] | null = null; // pieces of the text message in progress
-        const onData = (chunk: Buffer): void => {
-          parser.push(chunk);
-          for (let f = parser.next(); f !== null; f = parser.next()) {
-            const violation = f.rsv !== 0 || (f.opcode > 2 && f.opcode < 8) || f.opcode > 10;
-            if (violation && !broken.ignoreViolations) {
-              socket.end(encodeFrame({ op: OP.close, data: closePayload(1002) }, false));
-              return;
-            }
-            if (f.opcode === OP.close) {
-              socket.end(encodeFrame({ op: OP.close, data: f.data.length >= 2 ? f.data.subarray(0, 2) : Buffer.alloc(0) }, false));
-              return;
-            }
-            if (f.opcode === OP.ping) socket.write(encodeFrame({ op: OP.pong, data: broken.emptyPongs ? Buffer.alloc(0) : f.data }, false));
-            else if (f.opcode <= 2) {
-              if (f.opcode === OP.text) text = [];
-              else if (f.opcode === OP.binary) text = null;
-              if (text !== null) text.push(f.data);
-              if (f.fin && text !== null && !broken.noUtf8Check && !isUtf8(Buffer.concat(text))) {
-                socket.end(encodeFrame({ op: OP.close, data: closePayload(1007) }, false));
-                return;
-              }
-              if (f.fin) text = null;
-              socket.write(encodeFrame({ op: f.opcode, fin: f.fin, data: f.data }, false));
-            }
-          }
-        };
-        socket.on('data', onData);
-        if (request.head.length > 0) onData(request.head);
-        socket.resume();
-      },
+      (request) => brokenEcho(socket, broken, request.head),
       () => socket.destroy()
     );
   });
+}
+
+/**
+ * The broken echo server's loop on any transport (a TCP socket, an HTTP/2 stream): echoes
+ * as {@link startBrokenEchoServer} says, and hands its last frame (a Close) to `finish`,
+ * which by default writes it and ends the transport. `head`: bytes already read.
+ */
+export function brokenEcho(io: Duplex, broken: Breakage, head: Buffer, finish: (last: Buffer) => void = (last) => void io.end(last)): void {
+  const parser = new FrameParser();
+  let text: Buffer[] | null = null; // pieces of the text message in progress
+  let done = false;
+  const end = (last: Buffer): void => {
+    done = true;
+    io.off('data', onData);
+    finish(last);
+  };
+  const onData = (chunk: Buffer): void => {
+    parser.push(chunk);
+    for (let f = parser.next(); f !== null && !done; f = parser.next()) {
+      const violation = f.rsv !== 0 || (f.opcode > 2 && f.opcode < 8) || f.opcode > 10;
+      if (violation && !broken.ignoreViolations) return end(encodeFrame({ op: OP.close, data: closePayload(1002) }, false));
+      if (f.opcode === OP.close) {
+        return end(encodeFrame({ op: OP.close, data: f.data.length >= 2 ? f.data.subarray(0, 2) : Buffer.alloc(0) }, false));
+      }
+      if (f.opcode === OP.ping) io.write(encodeFrame({ op: OP.pong, data: broken.emptyPongs ? Buffer.alloc(0) : f.data }, false));
+      else if (f.opcode <= 2) {
+        if (f.opcode === OP.text) text = [];
+        else if (f.opcode === OP.binary) text = null;
+        if (text !== null) text.push(f.data);
+        if (f.fin && text !== null && !broken.noUtf8Check && !isUtf8(Buffer.concat(text))) {
+          return end(encodeFrame({ op: OP.close, data: closePayload(1007) }, false));
+        }
+        if (f.fin) text = null;
+        io.write(encodeFrame({ op: f.opcode, fin: f.fin, data: f.data }, false));
+      }
+    }
+  };
+  io.on('data', onData);
+  if (head.length > 0) onData(head);
+  io.resume();
 }
 
 /** What the broken permessage-deflate echo server gets wrong (each a bug a peer could have). */
