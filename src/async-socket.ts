@@ -46,6 +46,17 @@ function onError(this: SocketWithOwner, err: Error): void {
 function onClose(this: SocketWithOwner): void {
   this[kOwner].onClose();
 }
+// An HTTP/2 stream that was reset (RST_STREAM) before we ended it. Node emits 'close' only
+// once a reset stream's unread data has been read, which a reader that waits on something
+// else never does: the reset is the stream's end, as a TCP reset is a socket's. Node emits
+// 'aborted' in the middle of closing the stream (before it sends its own RST_STREAM, when the
+// reset is ours): the destroy waits until that is done.
+function onAborted(this: SocketWithOwner): void {
+  process.nextTick(destroyReset, this[kOwner]);
+}
+function destroyReset(ws: AsyncSocket): void {
+  ws.destroy(new IOError('reset', 'the HTTP/2 stream was reset'));
+}
 
 // One or two chunks in one corked write; `done` is called for the last one.
 function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (err?: Error | null) => void): void {
@@ -119,6 +130,7 @@ export class AsyncSocket {
     // error reaches the caller through the pending (or next) read or write instead.
     socket.on('error', onError);
     socket.on('close', onClose);
+    if ('rstCode' in socket) socket.on('aborted', onAborted); // an HTTP/2 stream
     // A socket its owner paused (say, after reading an HTTP request head from it) would never
     // deliver another byte: the AsyncSocket owns the flow from here on.
     if (socket.readableFlowing === false) socket.resume();

@@ -11,6 +11,7 @@ import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, Outgoi
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket } from './async-socket';
 import { HandshakeError } from './core/errors';
+import { HTTP2_WINDOWS } from './core/limits';
 import { checkConnectResponse, lowerCaseNames } from './core/handshake';
 import type { DeflateOptions } from './deflate';
 import { KeepaliveOptions, keepalive } from './keepalive';
@@ -122,7 +123,11 @@ function openSession(t: Http2Target, options: Http2ConnectOptions): Pooled {
   const tls = t.secure ? { ...options.tls } : {};
   const name = serverName(t.host);
   if (t.secure && tls.servername === undefined && name !== undefined) tls.servername = name;
-  const session = http2.connect(`${t.secure ? 'https' : 'http'}://${authority(t)}`, tls);
+  const session = http2.connect(`${t.secure ? 'https' : 'http'}://${authority(t)}`, {
+    ...tls,
+    settings: { initialWindowSize: HTTP2_WINDOWS.stream }
+  });
+  session.once('connect', () => session.setLocalWindowSize(HTTP2_WINDOWS.session));
   const pooled: Pooled = { session, key, users: 1 };
   pool.set(key, pooled);
   // A session error ends every stream on it (their own errors say so); it must not crash us.

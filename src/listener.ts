@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket } from './async-socket';
 import { CloseCode } from './core/constants';
+import { HTTP2_WINDOWS } from './core/limits';
 import { WebSocketError } from './core/errors';
 import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
@@ -403,7 +404,7 @@ export async function listen(
       throw new RangeError(`maxConcurrentStreams must be a positive integer, not ${maxConcurrentStreams}`);
     }
     const h2Options: http2.ServerOptions = {
-      settings: { enableConnectProtocol: true, maxConcurrentStreams, maxHeaderListSize: maxHeaderSize },
+      settings: { enableConnectProtocol: true, maxConcurrentStreams, maxHeaderListSize: maxHeaderSize, initialWindowSize: HTTP2_WINDOWS.stream },
       // One header past the count must get through to be refused with 431; pseudo-headers count.
       maxHeaderListPairs: maxHeadersCount > 0 ? maxHeadersCount + 8 : 0xffff
     };
@@ -429,6 +430,7 @@ export async function listen(
       s.once('close', () => connections!.delete(s));
     });
     httpServer.on('session', (session: http2.ServerHttp2Session) => {
+      session.setLocalWindowSize(HTTP2_WINDOWS.session);
       if (socket !== undefined) sessionSockets.add(socket);
       if (socket !== undefined) watchSession(session, socket, http2Sessions!, handshakeTimeout);
       socket = undefined;

@@ -16,6 +16,20 @@ export const DEFAULTS = {
   readBufferSize: 256 * 1024
 } as const;
 
+/**
+ * HTTP/2 flow-control windows we grant peers (RFC 9113 §6.9), for the sessions `listen` and
+ * `connect` make: what a peer may send on one stream before we read it, and on one
+ * connection in all. Node's default, 64 KiB for both, makes every 64 KiB wait for a window
+ * update (measured: a 1 MiB echo over HTTP/2 at 0.66× HTTP/1.1, 0.98× with these); a stream
+ * of ours reads at most `readBufferSize` ahead, so its window is the same by default. Node
+ * grants more only as the data is read, so a peer can make one HTTP/2 connection hold at most
+ * `session` bytes unread inside Node, whatever its number of streams.
+ */
+export const HTTP2_WINDOWS = {
+  stream: DEFAULTS.readBufferSize,
+  session: 1024 * 1024
+} as const;
+
 /** The limits a connection checks all its life. */
 export interface Limits {
   readonly maxFrameSize: number;
