@@ -12,7 +12,7 @@ import { whenClosed } from './closing';
 import { decodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
-import { DeflateParams, PERMESSAGE_DEFLATE, parseExtensions } from './core/extensions';
+import { PERMESSAGE_DEFLATE, describeDeflate, parseExtensions } from './core/extensions';
 import { isToken } from './core/handshake';
 import { WsRequest, listen } from './listener';
 import { readData } from './recv';
@@ -142,18 +142,6 @@ function escapeChar(c: string): string {
 /** Text from a peer as it may be shown on a terminal: one line, control characters escaped. */
 function printable(text: string): string {
   return text.replace(UNPRINTABLE, escapeChar);
-}
-
-/**
- * The agreed permessage-deflate parameters in the syntax of the header (RFC 7692 §7.1), with
- * both window sizes always written out, e.g. `permessage-deflate; server_max_window_bits=15;
- * client_max_window_bits=15`.
- */
-function describeDeflate(params: DeflateParams): string {
-  let text = PERMESSAGE_DEFLATE;
-  if (params.serverNoContextTakeover) text += '; server_no_context_takeover';
-  if (params.clientNoContextTakeover) text += '; client_no_context_takeover';
-  return `${text}; server_max_window_bits=${params.serverMaxWindowBits}; client_max_window_bits=${params.clientMaxWindowBits}`;
 }
 
 // What a client with --deflate prints once connected.

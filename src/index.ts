@@ -61,3 +61,5 @@ export { handleEvents } from './events';
 export type { EventHandlers } from './events';
 export type { Headers } from './core/handshake';
 export type { MessageLimits } from './core/message';
+export { WebSocketStream, WebSocketStreamError, toWebSocketStream } from './websocket-stream';
+export type { WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStreamOptions } from './websocket-stream';

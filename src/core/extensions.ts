@@ -292,3 +292,15 @@ export function checkDeflateResponse(header: string | undefined, offered: Deflat
     clientMaxWindowBits: clientBits
   };
 }
+
+/**
+ * The agreed permessage-deflate parameters in the syntax of the header (RFC 7692 §7.1), with
+ * both window sizes always written out, e.g. `permessage-deflate; server_max_window_bits=15;
+ * client_max_window_bits=15`.
+ */
+export function describeDeflate(params: DeflateParams): string {
+  let text = PERMESSAGE_DEFLATE;
+  if (params.serverNoContextTakeover) text += '; server_no_context_takeover';
+  if (params.clientNoContextTakeover) text += '; client_no_context_takeover';
+  return `${text}; server_max_window_bits=${params.serverMaxWindowBits}; client_max_window_bits=${params.clientMaxWindowBits}`;
+}
