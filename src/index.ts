@@ -63,3 +63,5 @@ export type { Headers } from './core/handshake';
 export type { MessageLimits } from './core/message';
 export { WebSocketStream, WebSocketStreamError, toWebSocketStream } from './websocket-stream';
 export type { WebSocketCloseInfo, WebSocketOpenInfo, WebSocketStreamOptions } from './websocket-stream';
+export { toDuplex } from './duplex';
+export type { DuplexOptions } from './duplex';

@@ -94,8 +94,8 @@ export class WebSocketStreamError extends DOMException {
   }
 }
 
-// An error with a code and reason from the wire, which the constructor would refuse.
-function wireError(message: string, code: number | null, reason: string, cause?: unknown): WebSocketStreamError {
+/** @internal An error with a code and reason from the wire (1006, 1011, …), which the constructor would refuse. */
+export function closeError(message: string, code: number | null, reason: string, cause?: unknown): WebSocketStreamError {
   unchecked = true;
   try {
     return new WebSocketStreamError(message, { closeCode: code ?? undefined, reason }, cause);
@@ -257,7 +257,7 @@ export class WebSocketStream {
         if (this.#state !== 'connecting' && this.#state !== 'closing') return; // aborted: settled already
         this.#state = 'closed';
         this.#settle.openFailed(new WebSocketStreamError('the WebSocket did not open', {}, err));
-        this.#settle.closeFailed(wireError('the WebSocket did not open', CloseCode.Abnormal, '', err));
+        this.#settle.closeFailed(closeError('the WebSocket did not open', CloseCode.Abnormal, '', err));
         this.#end();
       }
     );
@@ -394,7 +394,7 @@ export class WebSocketStream {
       this.#writeController!.error(invalidState('the WebSocket is closed'));
       this.#settle.closed({ closeCode: code, reason });
     } else {
-      const err = wireError('the WebSocket was not closed cleanly', code, reason);
+      const err = closeError('the WebSocket was not closed cleanly', code, reason);
       this.#readController!.error(err);
       this.#writeController!.error(err);
       this.#settle.closeFailed(err);

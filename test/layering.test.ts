@@ -23,6 +23,7 @@ const LAYER: Record<string, number> = {
   'client-http2': 5,
   'client-common': 5,
   'websocket-stream': 5,
+  duplex: 5,
   server: 5,
   listener: 6,
   cli: 7,
