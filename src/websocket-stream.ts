@@ -185,6 +185,7 @@ export class WebSocketStream {
   #handshake: AbortController | null = null;
   #inFlight = 0; // writes not yet flushed
   #lostWrite = false; // a write the close came before: the close is not clean
+  #writableClosing = false; // the writable's close() was called
   #readController: ReadableStreamDefaultController<string | Uint8Array> | null = null;
   #writeController: WritableStreamDefaultController | null = null;
   #settle: Settlers;
@@ -350,6 +351,7 @@ export class WebSocketStream {
 
   // The writable's close(): an empty Close, and done when the WebSocket is closed cleanly.
   async #closeWritable(): Promise<void> {
+    this.#writableClosing = true;
     this.#startClose(null, '');
     await this.#ended;
     await this.closed; // rejects after an unclean close
@@ -391,8 +393,14 @@ export class WebSocketStream {
       } catch {
         // already closed or errored (cancelled)
       }
-      this.#writeController!.error(invalidState('the WebSocket is closed'));
-      this.#settle.closed({ closeCode: code, reason });
+      // The writable is errored a turn later: a pipeTo() from the readable sees the end first
+      // and closes the writable (which then completes cleanly) instead of failing on the error.
+      setImmediate(() => {
+        if (!this.#writableClosing) this.#writeController!.error(invalidState('the WebSocket is closed'));
+        this.#settle.closed({ closeCode: code, reason });
+        this.#end();
+      });
+      return;
     } else {
       const err = closeError('the WebSocket was not closed cleanly', code, reason);
       this.#readController!.error(err);

@@ -41,6 +41,11 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^client: closed \{ code: 1000, reason: 'bye', clean: true \}$/m
   ],
   'chat.ts': [/^bob got: \* someone joined \(2 here\)$/m, /^bob got: alice: hello bob$/m, /^chat closed, clients left: 0$/m],
+  'streams.ts': [
+    /^web streams: HELLO, STREAMS$/m,
+    /^closed: \{ closeCode: 1000, reason: 'done' \}$/m,
+    /^pipeline: 4 MiB, hashes match: true$/m
+  ],
   'client.ts': [
     /^text: true héllo$/m,
     /^binary: true \[ 1, 2, 3 \]$/m,
