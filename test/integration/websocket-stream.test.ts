@@ -103,6 +103,10 @@ async function wsPeer(): Promise<Peer & { wss: WebSocketServer }> {
     const q = query(req);
     if (pathOf(req) === '/echo') socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
     if (pathOf(req) === '/protocol') socket.send(socket.protocol);
+    if (pathOf(req) === '/ping') {
+      socket.once('pong', (data) => socket.send(`pong: ${String(data)}`));
+      socket.ping('are you there');
+    }
     if (pathOf(req) === '/remote-close') {
       if (q.has('abrupt')) {
         socket.ping();
@@ -409,4 +413,12 @@ test('toWebSocketStream on the server end: a handler written with web streams, a
   client.close(4001, 'bye');
   t.is(await within(closed, 'the close'), 4001);
   t.deepEqual(await within(closedOnServer, 'closed on the server'), { closeCode: 4001, reason: 'bye' });
+});
+
+test('pings are answered and never surface in the readable', async (t) => {
+  const { wss, readable } = await open(peers.ws, '/ping');
+  // ws pings, and sends the payload of the Pong it got back: the first chunk read.
+  t.is((await within(readable.getReader().read(), 'the first message')).value, 'pong: are you there');
+  wss.close();
+  await within(wss.closed, 'closed');
 });
