@@ -88,21 +88,23 @@ const ignore = (): void => {};
 
 // libuv's thread pool can leave a queued job asleep until more work is posted: seen here with
 // Node 20.20 under load, a zlib write that never completed (bytesWritten 0) until another
-// thread-pool request came, so a compressed read hung. While jobs run and none has finished
-// for KICK_MS, one tiny request is posted (a 1-byte randomFill), which wakes the pool; a
-// long job that is merely busy costs one such request per KICK_MS.
+// thread-pool request came, so a compressed read hung, and this while other zlib jobs of the
+// process kept finishing. So while the oldest running job has been running for KICK_MS, one
+// tiny request is posted (a 1-byte randomFill), which wakes the pool; a long job that is
+// merely busy costs one such request per KICK_MS.
 const KICK_MS = 250;
 const KICK = Buffer.alloc(1);
-let finished = 0;
 let kicks = 0;
 let watch: NodeJS.Timeout | null = null;
+// The running jobs, oldest first (a Set keeps insertion order): when each started.
+const live = new Set<{ at: number }>();
 function watchPool(): void {
   if (watch !== null || running === 0) return;
-  const seen = finished;
   watch = setTimeout(() => {
     watch = null;
     if (running === 0) return;
-    if (finished === seen) {
+    const oldest = live.values().next().value as { at: number } | undefined;
+    if (oldest !== undefined && performance.now() - oldest.at >= KICK_MS) {
       kicks++;
       randomFill(KICK, ignore);
     }
@@ -199,9 +201,11 @@ function admit(w: Waiter): void {
 
 // Runs an admitted job; its slot and reservation go back when it is done.
 function start<T>(job: () => Promise<T>, account: InflateAccount | null): Promise<T> {
+  const since = { at: performance.now() };
+  live.add(since);
   const done = (): void => {
+    live.delete(since);
     if (account !== null) account.unreserve();
-    finished++;
     running--;
     pump();
   };
