@@ -34,6 +34,7 @@ export {
   isValidKey,
   checkUpgradeRequest,
   checkConnectRequest,
+  isRefusal,
   checkServerResponse,
   checkConnectResponse,
   buildServerResponse,

@@ -94,7 +94,16 @@ export interface UpgradeRefusal {
 }
 
 /**
- * Checks an HTTP request that asks for a WebSocket upgrade (§4.2.1).
+ * Checks an HTTP request that asks for a WebSocket upgrade (§4.2.1). It takes what
+ * `node:http` gives (`req.method`, `req.httpVersion`, `req.headers`) as well as what a
+ * hand-written parser would: header names in any case, and the version as `'1.1'` or
+ * `'HTTP/1.1'`.
+ * @example
+ * ```ts
+ * const checked = checkUpgradeRequest('GET', 'HTTP/1.1', { Host: 'example.org', Upgrade: 'websocket', … });
+ * if (isRefusal(checked)) socket.end(buildRejectResponse(checked.status, checked.headers, checked.message));
+ * else socket.write(buildServerResponse(checked.key));
+ * ```
  * @returns the key and offers, or the refusal to answer with: 405 for a method other than
  * GET, 400 for HTTP before 1.1, a missing or wrong `Upgrade`/`Connection`, a malformed key or
  * an invalid protocol list, and 426 (with `Sec-WebSocket-Version: 13`) for another version.
@@ -105,6 +114,8 @@ export function checkUpgradeRequest(
   headers: Headers
 ): UpgradeRequest | UpgradeRefusal {
   if (method !== 'GET') return { status: 405, message: `method ${method} cannot upgrade`, headers: { Allow: 'GET' } };
+  if (Object.keys(headers).some((name) => name !== name.toLowerCase())) headers = lowerCaseNames(headers);
+  if (httpVersion.startsWith('HTTP/')) httpVersion = httpVersion.slice(5);
   const [major, minor] = httpVersion.split('.').map(Number);
   if (!(major! > 1 || (major === 1 && minor! >= 1))) {
     return { status: 400, message: `HTTP/${httpVersion} cannot upgrade; HTTP/1.1 is needed` };

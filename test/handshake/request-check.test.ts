@@ -124,3 +124,23 @@ test('400 for a request without a Host header (RFC 6455 §4.2.1)', (t) => {
   t.is(r.status, 400);
   t.regex(r.message, /Host/);
 });
+
+test('what a hand-written parser gives is taken too: header names in any case, the version as HTTP/1.1', (t) => {
+  const mixed: Headers = {
+    Host: '127.0.0.1',
+    Upgrade: 'websocket',
+    Connection: 'Upgrade',
+    'Sec-WebSocket-Key': KEY,
+    'Sec-WebSocket-Version': '13',
+    'Sec-WebSocket-Protocol': 'chat.v1'
+  };
+  t.deepEqual(accepted('GET', 'HTTP/1.1', mixed), { key: KEY, protocols: ['chat.v1'], extensions: undefined });
+  t.deepEqual(accepted('GET', '1.1', mixed), { key: KEY, protocols: ['chat.v1'], extensions: undefined });
+  t.is(refusal('GET', 'HTTP/1.0', mixed).status, 400);
+  t.is(refusal('GET', 'HTTP/1.1', { ...mixed, 'Sec-WebSocket-Version': '8' }).status, 426);
+});
+
+test('isRefusal is exported by the package, as its type declaration says', async (t) => {
+  const pkg = await import('../../src');
+  t.is(pkg.isRefusal, isRefusal);
+});
