@@ -4,6 +4,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { AsyncSocket } from './async-socket';
@@ -14,6 +15,7 @@ import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
 import { PERMESSAGE_DEFLATE, describeDeflate, parseExtensions } from './core/extensions';
 import { isToken } from './core/handshake';
+import { maskBackend } from './core/mask';
 import { WsRequest, listen } from './listener';
 import { readData } from './recv';
 import { sendBinary, sendClose, sendText } from './send';
@@ -22,7 +24,9 @@ const USAGE = `Usage:
   wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b] [--deflate]
                       [--cert FILE --key FILE] [--http2]
   wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES] [--deflate] [--ca FILE] [--http2]
-  wsframe connect URL [--protocol a,b] [--deflate] [--raw] [--ca FILE] [--http2]
+                      [-H 'Name: value' …]
+  wsframe connect URL [--protocol a,b] [--deflate] [--raw] [--ca FILE] [--http2] [-H 'Name: value' …]
+  wsframe --version
 
   echo-server  echoes every text and binary message with its type, answers pings, and
                echoes the close code and reason. Prints the URL it listens on (--port 0
@@ -44,6 +48,8 @@ const USAGE = `Usage:
   --raw               (connect) prints text messages exactly as they arrive: only for a
                       server you trust, or output piped to another program.
   --cert, --key       (echo-server) PEM files: serve wss: (TLS) instead of ws:.
+  -H, --header        (clients) an extra request header, 'Name: value' (repeat it for
+                      more), e.g. -H 'Authorization: Bearer <token>'.
   --ca                (clients) a PEM certificate to trust for wss:, such as the
                       self-signed one an echo-server --cert uses.
   --http2             WebSockets over HTTP/2 (RFC 8441). echo-server: with --cert and
@@ -79,6 +85,8 @@ function parse(args: string[]) {
         key: { type: 'string' },
         ca: { type: 'string' },
         http2: { type: 'boolean' },
+        header: { type: 'string', short: 'H', multiple: true },
+        version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' }
       }
     });
@@ -92,8 +100,8 @@ type Values = ReturnType<typeof parse>['values'];
 // The options each command takes (--help goes with any).
 const OPTIONS: Record<string, readonly string[]> = {
   'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate', 'cert', 'key', 'http2'],
-  'echo-client': ['protocol', 'max-message-size', 'deflate', 'ca', 'http2'],
-  connect: ['protocol', 'deflate', 'raw', 'ca', 'http2']
+  'echo-client': ['protocol', 'max-message-size', 'deflate', 'ca', 'http2', 'header'],
+  connect: ['protocol', 'deflate', 'raw', 'ca', 'http2', 'header']
 };
 
 function byteCount(name: string, value: string | undefined): number | undefined {
@@ -223,8 +231,27 @@ function clientOptions(values: Values) {
     protocols: protocolList(values.protocol),
     ...(values.deflate === true ? { perMessageDeflate: true } : {}),
     ...(values.ca !== undefined ? { tls: { ca: pemFile('ca', values.ca) } } : {}),
-    ...(values.http2 === true ? { http2: true } : {})
+    ...(values.http2 === true ? { http2: true } : {}),
+    ...(values.header !== undefined ? { headers: headerOptions(values.header) } : {})
   };
+}
+
+// -H 'Name: value', as curl and wscat take it.
+function headerOptions(lines: string[]): Record<string, string[]> {
+  const headers: Record<string, string[]> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    const name = colon === -1 ? '' : line.slice(0, colon).trim();
+    if (!isToken(name)) throw new UsageError(`--header takes 'Name: value', not ${JSON.stringify(line)}`);
+    (headers[name] ??= []).push(line.slice(colon + 1).trim());
+  }
+  return headers;
+}
+
+// What --version prints: the package's version, Node's, and the masking code in use.
+function versionLine(): string {
+  const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  return `wsframe ${version} (Node ${process.version}; masking: ${maskBackend()})\n`;
 }
 
 async function echoClient(url: string, values: Values): Promise<void> {
@@ -301,6 +328,10 @@ export async function main(argv: string[]): Promise<number> {
     const [command, url, ...rest] = positionals;
     if (values.help) {
       process.stdout.write(USAGE);
+      return 0;
+    }
+    if (values.version) {
+      process.stdout.write(versionLine());
       return 0;
     }
     if (command === undefined) throw new UsageError('no command given');

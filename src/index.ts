@@ -14,7 +14,7 @@ export {
   ConcurrencyError
 } from './core/errors';
 export type { ProtocolErrorCode, IOErrorReason } from './core/errors';
-export { applyMask, generateMaskingKey } from './core/mask';
+export { applyMask, generateMaskingKey, maskBackend } from './core/mask';
 export { isValidUtf8, Utf8Validator } from './core/utf8';
 export { makeFrame, decodeHeader, validateHeader } from './core/frame';
 export type { Frame, FrameHeader, HeaderRules } from './core/frame';

@@ -110,6 +110,16 @@ export function setNativeMask(impl: NativeMask | null): void {
   native = impl;
 }
 
+/**
+ * Which code masks and unmasks payloads of 128 bytes and more in this process: 'bufferutil'
+ * (the optional native addon, when it is installed and `WSFRAME_NO_BUFFERUTIL` is not set),
+ * else 'wasm-simd' (the built-in WebAssembly SIMD kernel, from 256 bytes) or 'js'. Smaller
+ * payloads always take the JavaScript loop. `wsframe --version` prints it.
+ */
+export function maskBackend(): 'bufferutil' | 'wasm-simd' | 'js' {
+  return native !== null ? 'bufferutil' : simd !== null ? 'wasm-simd' : 'js';
+}
+
 /** The native functions {@link applyMask} uses, or null. @internal */
 export function getNativeMask(): NativeMask | null {
   return native;

@@ -768,6 +768,39 @@ test('echo-server --cert without --key, and a --ca file that cannot be read, are
   t.regex(missing.stderr(), /--ca: cannot read/);
 });
 
+test('--version prints the version, Node and the masking code in use (bufferutil, or the built-in kernel without it)', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const cli = run(['--version'], { tsNode: true });
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null });
+  t.is(cli.stdout(), `wsframe ${version} (Node ${process.version}; masking: bufferutil)\n`);
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CLI, '--version'], {
+    cwd: ROOT,
+    env: { ...process.env, WSFRAME_NO_BUFFERUTIL: '1' }
+  });
+  children.add(child);
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  await within(new Promise((resolve) => child.once('close', resolve)), 'the second --version');
+  t.regex(out, /; masking: wasm-simd\)\n$/);
+});
+
+test('connect and echo-client -H send extra request headers (a token-protected endpoint); a malformed one is a usage error', async (t) => {
+  const { url } = await wsServer((ws) => ws.send('welcome'), {
+    verifyClient: (info: { req: { headers: Record<string, string | string[] | undefined> } }) =>
+      info.req.headers.authorization === 'Bearer s3cret' && info.req.headers['x-two'] === 'a, b'
+  });
+  const refused = run(['connect', url]);
+  t.is((await exitOf(refused)).code, 1);
+  t.regex(refused.stderr(), /401/);
+  const cli = run(['connect', url, '-H', 'Authorization: Bearer s3cret', '--header', 'X-Two: a', '-H', 'X-Two:b']);
+  await waitFor(cli, /^< welcome\n/);
+  cli.child.stdin!.end();
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  const bad = run(['echo-client', url, '-H', 'no colon here']);
+  t.is((await exitOf(bad)).code, 2);
+  t.regex(bad.stderr(), /--header takes 'Name: value'/);
+});
+
 test('--help prints the usage on stdout and exits 0', async (t) => {
   const cli = run(['--help']);
   t.deepEqual(await exitOf(cli), { code: 0, signal: null });
