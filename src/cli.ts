@@ -34,7 +34,9 @@ const USAGE = `Usage:
                With --protocol it selects the first protocol of its list that the
                client offers.
   echo-client  connects to a ws: or wss: URL (offering the --protocol list), echoes every
-               message it receives, and exits 0 after a clean close, 1 on a failure.
+               message it receives, and exits 0 after a clean close, 1 on a failure. It
+               waits for the server to speak first: against echo-server, which waits too,
+               nothing happens (talk to echo-server with connect).
   connect      sends each line of standard input as a text message and prints what
                arrives as "< text"; the end of input closes the connection.
 
@@ -64,7 +66,10 @@ const USAGE = `Usage:
   ours: \\n \\r \\t, \\\\ for a backslash, \\xHH for other C0 and C1 controls and DEL,
   \\uHHHH for line separators and bidirectional controls. A message stays on one line.
 
-  Exit codes: 0 success, 1 connection or protocol failure, 2 usage error.
+  echo-server logs each connection and its close on stderr (--quiet, -q: not).
+
+  Exit codes: 0 success, 1 connection or protocol failure, or a server that closed with a
+  code other than 1000, 1001 or none, 2 usage error.
 `;
 
 class UsageError extends Error {}
@@ -87,6 +92,7 @@ function parse(args: string[]) {
         http2: { type: 'boolean' },
         header: { type: 'string', short: 'H', multiple: true },
         version: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
         help: { type: 'boolean', short: 'h' }
       }
     });
@@ -99,7 +105,7 @@ type Values = ReturnType<typeof parse>['values'];
 
 // The options each command takes (--help goes with any).
 const OPTIONS: Record<string, readonly string[]> = {
-  'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate', 'cert', 'key', 'http2'],
+  'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate', 'cert', 'key', 'http2', 'quiet'],
   'echo-client': ['protocol', 'max-message-size', 'deflate', 'ca', 'http2', 'header'],
   connect: ['protocol', 'deflate', 'raw', 'ca', 'http2', 'header']
 };
@@ -160,8 +166,13 @@ function clientExtensionLine(ws: AsyncSocket): string {
 }
 
 // What echo-server --deflate prints for each connection.
+// Who a connection is from, as the server's log names it.
+function peerName(req: WsRequest): string {
+  return `${req.socket.remoteAddress}:${req.socket.remotePort}${req.httpVersionMajor === 2 ? ' over HTTP/2' : ''}`;
+}
+
 function serverExtensionLine(ws: AsyncSocket, req: WsRequest): string {
-  const from = `${req.socket.remoteAddress}:${req.socket.remotePort}${req.httpVersionMajor === 2 ? ' over HTTP/2' : ''}`;
+  const from = peerName(req);
   if (ws.deflate !== null) return `connection from ${from}: ${describeDeflate(ws.deflate.params)}`;
   // upgrade() answered 400 to a header that does not parse, so this one parses.
   const offered = parseExtensions(req.headers['sec-websocket-extensions'] ?? '').some((e) => e.name === PERMESSAGE_DEFLATE);
@@ -207,10 +218,18 @@ async function echoServer(values: Values): Promise<void> {
     ...(deflate ? { perMessageDeflate: true } : {}),
     ...(maxSize !== undefined ? { maxMessageSize: maxSize, maxFrameSize: maxSize } : {})
   };
+  const quiet = values.quiet === true;
   const serve = async (ws: AsyncSocket, req: WsRequest): Promise<void> => {
-    if (deflate) console.error(serverExtensionLine(ws, req));
-    await echo(ws);
-    await whenClosed(ws);
+    const from = peerName(req);
+    if (!quiet) console.error(deflate ? serverExtensionLine(ws, req) : `connection from ${from}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}`);
+    try {
+      const closed = await echo(ws);
+      await whenClosed(ws);
+      if (!quiet) console.error(`closed ${from}: ${describeClose(closed)}`);
+    } catch (err) {
+      if (!quiet) console.error(`closed ${from}: ${printable(err instanceof Error ? `${err.name}: ${err.message}` : String(err))}`);
+      throw err;
+    }
   };
   const server = values.http2 === true ? await listen({ ...options, http2: true }, serve) : await listen(options, serve);
   const shown = host.includes(':') ? `[${host}]` : host;
@@ -269,7 +288,19 @@ async function echoClient(url: string, values: Values): Promise<void> {
     throw err;
   }
   await whenClosed(ws);
+  if (!NORMAL_CLOSE.has(closed.code)) throw new ClosedWith(closed);
   console.error(`closed cleanly: ${describeClose(closed)}`);
+}
+
+// Close codes that mean all went well: normal, going away, none given.
+const NORMAL_CLOSE = new Set<number>([CloseCode.Normal, CloseCode.GoingAway, CloseCode.NoStatus]);
+
+/** The peer closed cleanly, but with a code that says something went wrong (exit 1). */
+class ClosedWith extends Error {
+  constructor(closed: { code: number; reason: string }) {
+    super(`the server closed with ${describeClose(closed)}`);
+    this.name = 'Closed';
+  }
 }
 
 // After a failure the library waits up to closeTimeout (10 s) for the server to close TCP;
@@ -295,6 +326,7 @@ async function interactive(url: string, values: Values): Promise<void> {
   // The end of input sends our Close; the loop below keeps reading (and printing) until the
   // server's Close answers it. Only this loop reads the socket.
   let closing = false;
+  let failure: ClosedWith | null = null;
   lines.on('line', (line) => void sendText(ws, line).catch(() => lines.close()));
   lines.on('close', () => {
     if (closing) return;
@@ -308,7 +340,9 @@ async function interactive(url: string, values: Values): Promise<void> {
       if (opcode === Opcode.Text) console.log(`< ${show(data.toString('utf8'))}`);
       else if (opcode === Opcode.Binary) console.log(`< binary, ${data.length} bytes: ${data.subarray(0, 32).toString('hex')}${data.length > 32 ? '…' : ''}`);
       else if (opcode === Opcode.Close) {
-        console.error(`${closing ? 'closed' : 'closed by the server'}: ${describeClose(decodeClosePayload(data))}`);
+        const closed = decodeClosePayload(data);
+        console.error(`${closing ? 'closed' : 'closed by the server'}: ${describeClose(closed)}`);
+        if (!closing && !NORMAL_CLOSE.has(closed.code)) failure = new ClosedWith(closed);
         break;
       }
     }
@@ -319,6 +353,7 @@ async function interactive(url: string, values: Values): Promise<void> {
     lines.close();
     await whenClosed(ws);
   }
+  if (failure !== null) throw failure;
 }
 
 /** Runs the CLI with these arguments; resolves to the exit code. */

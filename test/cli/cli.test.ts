@@ -448,6 +448,22 @@ test('connect exits 0 when the server closes, saying so', async (t) => {
   t.regex(cli.stderr(), /closed by the server: 1000 bye now/);
 });
 
+test('connect and echo-client exit 1 when the server closes with a code that is not 1000, 1001 or none', async (t) => {
+  const { url } = await wsServer((ws) => ws.on('message', () => ws.close(1009, 'too big')));
+  const cli = run(['connect', url]);
+  await waitFor(cli, /connected to/, 'stderr');
+  cli.child.stdin!.write('quit\n');
+  t.deepEqual(await exitOf(cli), { code: 1, signal: null }, cli.stderr());
+  t.regex(cli.stderr(), /closed by the server: 1009 too big\nwsframe: Closed: the server closed with 1009 too big\n$/);
+  const { url: url2 } = await wsServer((ws) => {
+    ws.send('hi');
+    ws.once('message', () => ws.close(4000, 'app error'));
+  });
+  const echo = run(['echo-client', url2]);
+  t.deepEqual(await exitOf(echo), { code: 1, signal: null }, echo.stderr());
+  t.regex(echo.stderr(), /the server closed with 4000 app error/);
+});
+
 // ---------------------------------------------------------------- permessage-deflate (--deflate)
 
 // Payloads for the compressed echoes: JSON-like text that compresses well, random bytes that
@@ -529,17 +545,33 @@ test('echo-server --deflate reports the parameters a client asks for, and a clie
   plain.terminate();
 });
 
-test('echo-server without --deflate declines the permessage-deflate that ws offers, and logs no connections', async (t) => {
+test('echo-server without --deflate declines the permessage-deflate that ws offers, and logs the connection and its close', async (t) => {
   const { cli, url } = await sharedEchoServer();
   const ws = await open(url, [], { perMessageDeflate: { threshold: 0 } });
+  const port = (ws as unknown as { _socket: net.Socket })._socket.localPort;
   t.is(ws.extensions, '');
   ws.send(jsonText(10_000));
   t.is((await nextMessage(ws)).data.toString(), jsonText(10_000));
   const closed = closeEvent(ws);
-  ws.close(1000);
+  ws.close(1000, 'see you');
   await closed;
   t.notRegex(cli.stdout(), /permessage-deflate/);
-  t.notRegex(cli.stderr(), /permessage-deflate|connection from/);
+  t.notRegex(cli.stderr(), /permessage-deflate/);
+  t.regex(cli.stderr(), new RegExp(`^connection from 127\\.0\\.0\\.1:${port}$`, 'm'));
+  await waitFor(cli, new RegExp(`^closed 127\\.0\\.0\\.1:${port}: 1000 see you$`, 'm'), 'stderr');
+});
+
+test('echo-server --quiet logs no connections', async (t) => {
+  const { cli, url } = await echoServer(['--quiet']);
+  const ws = await open(url);
+  ws.send('x');
+  await nextMessage(ws);
+  const closed = closeEvent(ws);
+  ws.close(1000);
+  await closed;
+  cli.child.kill('SIGTERM');
+  await exitOf(cli);
+  t.is(cli.stderr(), '');
 });
 
 /**
