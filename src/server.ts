@@ -33,6 +33,12 @@ export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head'
   perMessageDeflate?: boolean | DeflateOptions;
   /** Subprotocols this server speaks, in order of preference: the first one the client offered is chosen. */
   protocols?: readonly string[];
+  /**
+   * Refuse (400) a client that offers none of `protocols` (or for which `selectProtocol`
+   * returns undefined). Default false: such a client is accepted with no subprotocol, as
+   * RFC 6455 allows, and `ws.protocol` is ''.
+   */
+  requireProtocol?: boolean;
   /** Ping on a timer and drop the connection when a Pong is late (see `keepalive()`). Default: off. */
   keepalive?: KeepaliveOptions;
   /**
@@ -144,6 +150,10 @@ function negotiate(
     }
   } catch (err) {
     return new Refused(500, 'choosing the subprotocol failed', err);
+  }
+  if (protocol === undefined && options.requireProtocol === true) {
+    const offers = offered.protocols.length === 0 ? 'none' : offered.protocols.join(', ');
+    return new Refused(400, `no subprotocol this server speaks was offered (offered: ${offers})`, undefined);
   }
   let accepted: DeflateAcceptance | null = null;
   if (deflate !== null) {

@@ -36,6 +36,21 @@ test('protocols: none in common → no Sec-WebSocket-Protocol and protocol ""', 
   t.is((await srv.nextSocket()).protocol, '');
 });
 
+test('requireProtocol: a client that offers none of the protocols, or none at all, gets 400; one that does is accepted', async (t) => {
+  const srv = await upgradeServer(t, { protocols: ['chat.v1'], requireProtocol: true });
+  const wrong = await (await offer(t, srv.port, 'a, b')).response();
+  t.is(wrong.status, 400);
+  const none = new RawClient(t, srv.port);
+  await none.connected;
+  none.socket.write(request(GOOD));
+  const res = await none.response();
+  t.is(res.status, 400);
+  t.regex(res.rest.toString(), /no subprotocol this server speaks was offered \(offered: none\)/);
+  const ok = await (await offer(t, srv.port, 'x, chat.v1')).response();
+  t.is(ok.status, 101);
+  t.is(ok.headers['sec-websocket-protocol'], 'chat.v1');
+});
+
 test('selectProtocol gets the offers in the client order and the request; its choice is used', async (t) => {
   const calls: [string[], string | undefined][] = [];
   const srv = await upgradeServer(t, {
