@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import { AsyncSocket } from './async-socket';
 import { CloseCode } from './core/constants';
 import { HTTP2_WINDOWS } from './core/limits';
-import { WebSocketError } from './core/errors';
+import { HandshakeError, WebSocketError } from './core/errors';
 import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
@@ -300,6 +300,55 @@ function verifyWithin(
   });
 }
 
+/** What {@link admit} checks a request against. */
+interface AdmitRules {
+  closing(): boolean;
+  maxHeadersCount: number;
+  maxHeaderSize: number;
+  path: string | undefined;
+  verify: ((req: WsRequest) => number | undefined | Promise<number | undefined>) | undefined;
+  handshakeTimeout: number;
+  selectProtocol: ((offered: string[], req: WsRequest) => string | undefined) | undefined;
+  options: Omit<UpgradeOptions, 'selectProtocol'>;
+}
+
+/**
+ * The checks a WebSocket request passes before it is upgraded (503 while closing, 431 for too
+ * many headers or, over HTTP/2, too large a header list, 400/404 for the path, then `verify`
+ * within `handshakeTimeout`), then `open`. Resolves to the WebSocket, or null when the
+ * request was refused (answered through `refuse`) or the upgrade failed (answered by it).
+ */
+async function admit(
+  req: WsRequest,
+  conn: Duplex,
+  refuse: Refuse,
+  open: (o: UpgradeOptions) => Promise<AsyncSocket>,
+  rules: AdmitRules
+): Promise<AsyncSocket | null> {
+  const refused = (status: number, headers?: Record<string, string>, body?: string): null => (refuse(status, headers, body), null);
+  if (rules.closing()) return refused(503);
+  if (rules.maxHeadersCount > 0 && headerCount(req) > rules.maxHeadersCount) return refused(431, {}, `More than ${rules.maxHeadersCount} header fields.`);
+  if (req.httpVersionMajor === 2 && headerListSize(req) > rules.maxHeaderSize) return refused(431, {}, `Headers over ${rules.maxHeaderSize} bytes.`);
+  if (rules.path !== undefined) {
+    const path = requestPath(req.url ?? '');
+    if (path === null) return refused(400);
+    if (path !== rules.path) return refused(404);
+  }
+  if (rules.verify) {
+    const status = await verifyWithin(rules.verify, req, conn, rules.handshakeTimeout);
+    if (status === 'gone') return null; // the client went away; its socket is destroyed already
+    if (status === 'late') return refused(503);
+    if (status !== undefined) return refused(status);
+    if (rules.closing()) return refused(503); // close() was called while verify ran
+  }
+  const select = rules.selectProtocol;
+  try {
+    return await open(select ? { ...rules.options, selectProtocol: (offered) => select(offered, req) } : rules.options);
+  } catch {
+    return null; // answered with its HTTP status already
+  }
+}
+
 /** Says how to answer a request that will not become a WebSocket, over either protocol. */
 type Refuse = (status: number, headers?: Record<string, string | readonly string[]>, body?: string) => void;
 
@@ -439,28 +488,19 @@ export async function listen(
   (httpServer as http.Server).maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
   let closing = false;
 
+  const rules: AdmitRules = {
+    closing: () => closing,
+    maxHeadersCount,
+    maxHeaderSize,
+    path: options.path,
+    verify,
+    handshakeTimeout,
+    selectProtocol,
+    options
+  };
   async function accept(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): Promise<void> {
-    if (closing) return refuse(503);
-    if (tooManyHeaders(req)) return refuse(431, {}, `More than ${maxHeadersCount} header fields.`);
-    if (req.httpVersionMajor === 2 && headerListSize(req) > maxHeaderSize) return refuse(431, {}, `Headers over ${maxHeaderSize} bytes.`);
-    if (options.path !== undefined) {
-      const path = requestPath(req.url ?? '');
-      if (path === null) return refuse(400);
-      if (path !== options.path) return refuse(404);
-    }
-    if (verify) {
-      const status = await verifyWithin(verify, req, conn, handshakeTimeout);
-      if (status === 'gone') return; // the client went away; its socket is destroyed already
-      if (status === 'late') return refuse(503);
-      if (status !== undefined) return refuse(status);
-      if (closing) return refuse(503); // close() was called while verify ran
-    }
-    let ws: AsyncSocket;
-    try {
-      ws = await open(selectProtocol ? { ...options, selectProtocol: (offered) => selectProtocol(offered, req) } : options);
-    } catch {
-      return; // answered with its HTTP status already
-    }
+    const ws = await admit(req, conn, refuse, open, rules);
+    if (ws === null) return;
     clients.add(ws);
     ws.socket.once('close', () => clients.delete(ws));
     // Start the handler and leave: this frame (and the request it holds) is not kept alive
@@ -596,3 +636,112 @@ function watchSession(session: http2.ServerHttp2Session, socket: Duplex, session
 
 // Milliseconds a closed HTTP/2 session's client gets to close its connection before it is destroyed.
 const SESSION_LINGER_MS = 1000;
+
+/**
+ * Options of {@link acceptWebSocket}: every option of `upgrade`, and the request limits and
+ * checks of {@link listen} (`path`, `verify`, `maxHeaderSize`, `maxHeadersCount`,
+ * `handshakeTimeout`) with the same defaults.
+ */
+export interface AcceptOptions
+  extends UpgradeOptions,
+    Pick<ListenOptions, 'path' | 'verify' | 'maxHeaderSize' | 'maxHeadersCount' | 'handshakeTimeout'> {}
+
+/**
+ * The server handshake on a socket you accepted yourself (`net.Server`, `tls.Server`, or any
+ * stream): reads the HTTP request head with Node's own parser, checks it as {@link listen}
+ * does (431 for a head over `maxHeaderSize` or with more than `maxHeadersCount` fields, 408
+ * when it is not complete within `handshakeTimeout`, 426 for a request that is no upgrade,
+ * `path`, `verify`), answers 101 or the refusal, and resolves to the connection. `verify` and
+ * `selectProtocol` get the request (headers, `url`) for authentication and protocol choice.
+ * @example
+ * ```ts
+ * net.createServer(async (socket) => {
+ *   const ws = await acceptWebSocket(socket, { protocols: ['chat.v1'], verify: (req) => (req.headers.authorization ? undefined : 401) });
+ *   for await (const m of messages(ws)) await sendText(ws, m.data.toString());
+ * }).listen(9001);
+ * ```
+ * @throws {HandshakeError} (rejection) with the status that was answered, once the refusal
+ * went out (or the client went away)
+ */
+export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Promise<AsyncSocket> {
+  checkUpgradeOptions(options);
+  const maxHeadersCount = options.maxHeadersCount ?? 100;
+  const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+  const handshakeTimeout = options.handshakeTimeout ?? 10_000;
+  guardHandshake(socket);
+  return new Promise<AsyncSocket>((resolve, reject) => {
+    let done = false;
+    const fail = (status: number | undefined, message: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(new HandshakeError(message, status));
+    };
+    // Node's HTTP parser, on this one socket: a server that never listens.
+    const parser = http.createServer({ maxHeaderSize });
+    parser.maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
+    const refuseRaw = (status: number, message: string): void => {
+      if (!socket.destroyed) rejectUpgrade(socket, status, {}, message);
+      fail(status, message);
+    };
+    const timer =
+      handshakeTimeout > 0 ? setTimeout(() => refuseRaw(408, `no complete request within ${handshakeTimeout} ms`), handshakeTimeout) : undefined;
+    const onClose = (): void => fail(undefined, 'the client went away before the handshake completed');
+    socket.once('close', onClose);
+    parser.on('clientError', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'HPE_HEADER_OVERFLOW') refuseRaw(431, `a request head over ${maxHeaderSize} bytes`);
+      else refuseRaw(400, `not an HTTP request: ${err.message}`);
+    });
+    parser.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      const message = 'This is a WebSocket endpoint.';
+      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket', Connection: 'close' });
+      res.end(`${message}\n`);
+      fail(426, message);
+    });
+    parser.on('upgrade', (req: http.IncomingMessage, conn: Duplex, head: Buffer) => {
+      clearTimeout(timer); // verify has its own handshakeTimeout
+      guardHandshake(conn);
+      let answered: { status: number; message: string } | null = null;
+      const refuse: Refuse = (status, headers, body) => {
+        answered = { status, message: body || `refused with ${status}` };
+        rejectUpgrade(conn, status, headers, body);
+      };
+      let failure: unknown = null;
+      const open = (o: UpgradeOptions): Promise<AsyncSocket> =>
+        upgrade(req, conn, head, o).catch((err: unknown) => {
+          failure = err;
+          throw err;
+        });
+      const rules: AdmitRules = {
+        closing: () => false,
+        maxHeadersCount,
+        maxHeaderSize,
+        path: options.path,
+        verify: options.verify as AdmitRules['verify'],
+        handshakeTimeout,
+        selectProtocol: options.selectProtocol as AdmitRules['selectProtocol'],
+        options
+      };
+      admit(req, conn, refuse, open, rules).then(
+        (ws) => {
+          if (ws !== null) {
+            done = true;
+            socket.off('close', onClose); // it would keep this handshake's state for the connection's life
+            return resolve(ws);
+          }
+          if (failure !== null) {
+            done = true;
+            return reject(failure);
+          }
+          const a = answered as { status: number; message: string } | null;
+          fail(a?.status, a?.message ?? 'the client went away before the handshake completed');
+        },
+        (err: unknown) => {
+          rejectUpgrade(conn, 500);
+          fail(500, `the handshake failed: ${String(err)}`);
+        }
+      );
+    });
+    parser.emit('connection', socket);
+  });
+}
