@@ -1,6 +1,6 @@
-// README's Quick start runs as shown: its code block, with 'wsframe' pointed at this
-// repository's src/, type-checked and run by ts-node in a child process, prints what its
-// comment says and exits by itself.
+// README's runnable programs run as shown: the Quick start and the frame-throughput loop,
+// each with 'wsframe' pointed at this repository's src/, type-checked and run by ts-node in a
+// child process; each prints what README says and exits by itself.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,17 +19,29 @@ function snippet(heading: string): string {
   return block[1]!;
 }
 
-test('the Quick start type-checks as CommonJS, prints hello, and exits', async (t) => {
-  t.timeout(150_000);
+/** Type-checks and runs the first ts block under `heading`; resolves to what it printed. */
+async function runSnippet(t: { teardown(fn: () => void): void }, heading: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'wsframe-readme-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'quick-start.ts');
-  writeFileSync(file, snippet('## Quick start').replace(/from 'wsframe'/g, `from ${JSON.stringify(join(ROOT, 'src'))}`));
+  const file = join(dir, 'snippet.ts');
+  writeFileSync(file, snippet(heading).replace(/from 'wsframe'/g, `from ${JSON.stringify(join(ROOT, 'src'))}`));
   // Full ts-node (not transpile-only): a type error, or a top-level await, fails the run.
   const { stdout } = await promisify(execFile)(process.execPath, ['-r', 'ts-node/register', file], {
     cwd: ROOT,
     env: { ...process.env, TS_NODE_PROJECT: join(ROOT, 'tsconfig.json'), TS_NODE_FILES: 'false' },
     timeout: 120_000
   });
-  t.is(stdout, 'hello\n');
+  return stdout;
+}
+
+test('the Quick start type-checks as CommonJS, prints hello, and exits', async (t) => {
+  t.timeout(150_000);
+  t.is(await runSnippet(t, '## Quick start'), 'hello\n');
+});
+
+test('the frame-throughput loop builds and parses 20,000 frames and says how fast', async (t) => {
+  t.timeout(150_000);
+  const out = await runSnippet(t, '## Measuring frame throughput');
+  t.regex(out, /^build: \d+ frames\/s\nparse: \d+ messages\/s, 20480000 bytes\n$/);
+  t.log(out.trim().replace(/\n/g, '; '));
 });

@@ -133,15 +133,20 @@ test('path, verify and selectProtocol behave the same over HTTP/2: 404, the veri
 
 test('a verify that takes longer than handshakeTimeout is answered 503 over HTTP/2, and the session goes on', async (t) => {
   let calls = 0;
+  let firstVerify!: () => void;
+  const firstVerified = new Promise<void>((resolve) => (firstVerify = resolve));
   const { origin } = await h2Listen(t, {
     handshakeTimeout: 300,
-    verify: () => (++calls === 1 ? new Promise<undefined>(() => {}) : undefined)
+    verify: () => (++calls === 1 ? (firstVerify(), new Promise<undefined>(() => {})) : undefined)
   });
   const session = http2.connect(origin.replace('wss:', 'https:'), { ca: cert.cert });
   t.teardown(() => session.destroy());
-  const slow = await connect(`${origin}/`, { http2: session, tls: { ca: cert.cert } }).catch((e: unknown) => e);
-  t.is((slow as HandshakeError).status, 503);
+  // Both at once: the first hangs in verify until it gets 503, the second is let in meanwhile
+  // (so the session always has a stream open and its idle timer, also handshakeTimeout, waits).
+  const slow = connect(`${origin}/`, { http2: session, tls: { ca: cert.cert } }).catch((e: unknown) => e);
+  await within(firstVerified, 'the first verify');
   const ws = await within(connect(`${origin}/`, { http2: session, tls: { ca: cert.cert } }), 'second connect');
+  t.is(((await within(slow, 'the 503')) as HandshakeError).status, 503);
   t.is(await echo(ws, 'same session'), 'same session');
   await close(ws);
 });
