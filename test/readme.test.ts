@@ -1,4 +1,4 @@
-// README's runnable programs run as shown: the Quick start and the frame-throughput loop,
+// README's runnable programs run as shown: the Quick start, the server recipes and the frame-throughput loop,
 // each with 'wsframe' pointed at this repository's src/, type-checked and run by ts-node in a
 // child process; each prints what README says and exits by itself.
 import test from 'ava';
@@ -44,4 +44,21 @@ test('the frame-throughput loop builds and parses 20,000 frames and says how fas
   const out = await runSnippet(t, '## Measuring frame throughput');
   t.regex(out, /^build: \d+ frames\/s\nparse: \d+ messages\/s, 20480000 bytes\n$/);
   t.log(out.trim().replace(/\n/g, '; '));
+});
+
+test('the server recipes: a refused token, a broadcast, a kick from outside the loop, a shutdown', async (t) => {
+  t.timeout(150_000);
+  const out = await runSnippet(t, '## Recipes for a server');
+  t.is(
+    out,
+    [
+      'a wrong token gets 401',
+      'alice reads: alice joined',
+      'alice reads: bob joined',
+      "kicked bob: { code: 4001, reason: 'kicked', clean: true }",
+      'bob got a Close with 4001',
+      'alice reads a Close with 1001 and clients left: 0',
+      ''
+    ].join('\n')
+  );
 });
