@@ -20,7 +20,7 @@ import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
 import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from './server';
 
-/** What {@link listen} and {@link listenHttp2}'s options have in common: all but the request's type. */
+/** What the options of {@link listen} have in common with and without `http2`: all but the request's type. */
 export interface ListenCommonOptions extends Omit<UpgradeOptions, 'selectProtocol'> {
   /** Interface to bind. Default '127.0.0.1'. */
   host?: string;

@@ -1,5 +1,6 @@
-// What `npm pack` ships: every source map in dist/ points at sources that are in the package
-// too (the maps name ../src/*.ts, so src/ is shipped), and no test code is.
+// What the package gives its users: `npm pack` ships every source its source maps name (the
+// maps name ../src/*.ts, so src/ is shipped) and no test code, and the API docs build
+// without a warning.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -28,4 +29,13 @@ test('the package ships the sources its source maps name, and no tests', async (
     }
   }
   t.log(`${maps.length} source maps, ${sources} sources, all in the package`);
+});
+
+test('the API docs build without a warning (no dead links, no internal names linked from public ones)', async (t) => {
+  t.timeout(120_000);
+  const typedoc = join(ROOT, 'node_modules', '.bin', 'typedoc');
+  // The options of `npm run docs`, writing nothing, with every warning an error.
+  const args = ['--entryPoints', 'src/index.ts', '--tsconfig', 'tsconfig.build.json', '--excludeInternal', '--disableSources', '--emit', 'none', '--treatWarningsAsErrors'];
+  const { stdout, stderr } = await promisify(execFile)(typedoc, args, { cwd: ROOT, timeout: 100_000 });
+  t.notRegex(stdout + stderr, /warning/i);
 });

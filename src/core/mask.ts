@@ -213,7 +213,7 @@ export function unmaskSmall(buf: Uint8Array, key: Uint8Array): void {
  * byte loop, which is faster there than any set-up. Any alignment, length and key phase is
  * handled. `dst` may be `src` (in place) but must not otherwise overlap it.
  *
- * Parameters are those of {@link applyMaskReference}.
+ * Parameters are those of `applyMaskReference`.
  */
 export function applyMask(
   src: Uint8Array,

@@ -104,7 +104,7 @@ export class MessageAssembler {
 
   /**
    * Adds the payload of a data frame that passed {@link check}.
-   * @param validated how many leading bytes {@link validateAhead} already checked
+   * @param validated how many leading bytes `validateAhead` already checked
    * @returns the whole message's bytes when `fin` ends it, else null
    * @throws {InvalidUtf8Error} 1007 as soon as a text message cannot be valid UTF-8
    */
