@@ -24,7 +24,9 @@ export interface DuplexOptions {
   objectMode?: boolean;
   /**
    * Messages (object mode) or bytes read ahead of the consumer before the socket is left
-   * unread. Default: Node's (16 messages, or 16 KiB), beside the socket's own `readBufferSize`.
+   * unread, beside the socket's own `readBufferSize`. Default: 1 message in object mode (Node's
+   * 16 would let a peer park 16 × `maxMessageSize` with a slow consumer), Node's 16 KiB in
+   * byte mode (at most one message past it).
    */
   readableHighWaterMark?: number;
 }
@@ -53,7 +55,11 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
     readableObjectMode: objectMode,
     writableObjectMode: objectMode,
     decodeStrings: false, // a string written is a text message
-    ...(options.readableHighWaterMark !== undefined ? { readableHighWaterMark: options.readableHighWaterMark } : {}),
+    ...(options.readableHighWaterMark !== undefined
+      ? { readableHighWaterMark: options.readableHighWaterMark }
+      : objectMode
+        ? { readableHighWaterMark: 1 }
+        : {}),
     read() {
       if (reading) return;
       reading = true;
