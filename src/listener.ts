@@ -327,7 +327,7 @@ async function admit(
 ): Promise<AsyncSocket | null> {
   const refused = (status: number, headers?: Record<string, string>, body?: string): null => (refuse(status, headers, body), null);
   if (rules.closing()) return refused(503);
-  if (rules.maxHeadersCount > 0 && headerCount(req) > rules.maxHeadersCount) return refused(431, {}, `More than ${rules.maxHeadersCount} header fields.`);
+  if (tooManyHeaders(req, rules.maxHeadersCount)) return refused(431, {}, `More than ${rules.maxHeadersCount} header fields.`);
   if (req.httpVersionMajor === 2 && headerListSize(req) > rules.maxHeaderSize) return refused(431, {}, `Headers over ${rules.maxHeaderSize} bytes.`);
   if (rules.path !== undefined) {
     const path = requestPath(req.url ?? '');
@@ -358,6 +358,42 @@ function headerCount(req: WsRequest): number {
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.charCodeAt(0) !== 0x3a) n++;
   return n;
+}
+
+// Whether a request has more than `max` header fields (0: no count). Node's parser is set to
+// read one past the count (nodeHeadersCount), so such a request can be told apart.
+function tooManyHeaders(req: WsRequest, max: number): boolean {
+  return max > 0 && headerCount(req) > max;
+}
+
+// node:http's maxHeadersCount for our own: one more, so a request over ours is seen (0: none).
+function nodeHeadersCount(max: number): number {
+  return max > 0 ? max + 1 : 0;
+}
+
+/** The checks of {@link admit} from the options of `listen` or `acceptWebSocket`, with their defaults. */
+function admitRules(
+  options: Omit<UpgradeOptions, 'selectProtocol'> &
+    Pick<ListenCommonOptions, 'path' | 'maxHeaderSize' | 'maxHeadersCount' | 'handshakeTimeout'> & { verify?: unknown; selectProtocol?: unknown },
+  closing: () => boolean
+): AdmitRules {
+  return {
+    closing,
+    maxHeadersCount: options.maxHeadersCount ?? 100,
+    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+    handshakeTimeout: options.handshakeTimeout ?? 10_000,
+    path: options.path,
+    verify: options.verify as AdmitRules['verify'],
+    selectProtocol: options.selectProtocol as AdmitRules['selectProtocol'],
+    options
+  };
+}
+
+// The answer to a plain HTTP/1.1 request at a WebSocket endpoint.
+const NOT_WEBSOCKET = 'This is a WebSocket endpoint.';
+function answerNotWebSocket(res: http.ServerResponse, extraHeaders: Record<string, string> = {}): void {
+  res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket', ...extraHeaders });
+  res.end(`${NOT_WEBSOCKET}\n`);
 }
 
 // The size of an HTTP/2 request's header list as RFC 9113 §6.5.2 counts it (Node advertises
@@ -401,24 +437,19 @@ export async function listen(
         };
   const clients = new Set<AsyncSocket>();
   const onError = options.onError ?? defaultOnError;
-  const maxHeadersCount = options.maxHeadersCount ?? 100;
-  // Node reads one header past the count, so a request that has more can be told apart.
-  const tooManyHeaders = (req: WsRequest): boolean => maxHeadersCount > 0 && headerCount(req) > maxHeadersCount;
-  const verify = options.verify as ((req: WsRequest) => number | undefined | Promise<number | undefined>) | undefined;
-  const selectProtocol = options.selectProtocol as ((offered: string[], req: WsRequest) => string | undefined) | undefined;
+  let closing = false;
+  const rules = admitRules(options, () => closing);
+  const { maxHeadersCount, maxHeaderSize, handshakeTimeout } = rules;
   const answer =
     (options.onRequest as ((req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void) | undefined) ??
     ((req, res) => {
-      if (req.httpVersionMajor === 2) {
-        // No Upgrade over HTTP/2 (RFC 9113 §8.2.2): a WebSocket is a CONNECT there.
-        res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'CONNECT' });
-      } else {
-        res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket' });
-      }
-      res.end('This is a WebSocket endpoint.\n');
+      if (req.httpVersionMajor === 1) return answerNotWebSocket(res as http.ServerResponse);
+      // No Upgrade over HTTP/2 (RFC 9113 §8.2.2): a WebSocket is a CONNECT there.
+      res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'CONNECT' });
+      res.end(`${NOT_WEBSOCKET}\n`);
     });
   const onRequest = (req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
-    if (!tooManyHeaders(req)) return answer(req, res);
+    if (!tooManyHeaders(req, maxHeadersCount)) return answer(req, res);
     res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', ...(req.httpVersionMajor === 2 ? {} : { Connection: 'close' }) });
     res.end(`More than ${maxHeadersCount} header fields.\n`);
   };
@@ -429,8 +460,6 @@ export async function listen(
   if (!(broadcastWait >= 0)) throw new RangeError(`broadcastWait must be 0 or more, not ${broadcastWait}`);
   if (policy !== 'close' && policy !== 'skip') throw new TypeError(`backpressurePolicy must be 'close' or 'skip', not ${String(policy)}`);
   const broadcaster = new Broadcaster(clients, maxBackpressure, policy, broadcastWait);
-  const handshakeTimeout = options.handshakeTimeout ?? 10_000;
-  const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
   const timeouts = {
     headersTimeout: handshakeTimeout,
     requestTimeout: handshakeTimeout,
@@ -485,19 +514,7 @@ export async function listen(
       socket = undefined;
     });
   }
-  (httpServer as http.Server).maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
-  let closing = false;
-
-  const rules: AdmitRules = {
-    closing: () => closing,
-    maxHeadersCount,
-    maxHeaderSize,
-    path: options.path,
-    verify,
-    handshakeTimeout,
-    selectProtocol,
-    options
-  };
+  (httpServer as http.Server).maxHeadersCount = nodeHeadersCount(maxHeadersCount);
   async function accept(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): Promise<void> {
     const ws = await admit(req, conn, refuse, open, rules);
     if (ws === null) return;
@@ -665,9 +682,8 @@ export interface AcceptOptions
  */
 export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Promise<AsyncSocket> {
   checkUpgradeOptions(options);
-  const maxHeadersCount = options.maxHeadersCount ?? 100;
-  const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
-  const handshakeTimeout = options.handshakeTimeout ?? 10_000;
+  const rules = admitRules(options, () => false);
+  const { maxHeaderSize, handshakeTimeout } = rules;
   guardHandshake(socket);
   return new Promise<AsyncSocket>((resolve, reject) => {
     let done = false;
@@ -679,7 +695,7 @@ export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Pr
     };
     // Node's HTTP parser, on this one socket: a server that never listens.
     const parser = http.createServer({ maxHeaderSize });
-    parser.maxHeadersCount = maxHeadersCount > 0 ? maxHeadersCount + 1 : 0;
+    parser.maxHeadersCount = nodeHeadersCount(rules.maxHeadersCount);
     const refuseRaw = (status: number, message: string): void => {
       if (!socket.destroyed) rejectUpgrade(socket, status, {}, message);
       fail(status, message);
@@ -693,10 +709,8 @@ export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Pr
       else refuseRaw(400, `not an HTTP request: ${err.message}`);
     });
     parser.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-      const message = 'This is a WebSocket endpoint.';
-      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', 'Sec-WebSocket-Version': '13', Upgrade: 'websocket', Connection: 'close' });
-      res.end(`${message}\n`);
-      fail(426, message);
+      answerNotWebSocket(res, { Connection: 'close' });
+      fail(426, NOT_WEBSOCKET);
     });
     parser.on('upgrade', (req: http.IncomingMessage, conn: Duplex, head: Buffer) => {
       clearTimeout(timer); // verify has its own handshakeTimeout
@@ -712,16 +726,6 @@ export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Pr
           failure = err;
           throw err;
         });
-      const rules: AdmitRules = {
-        closing: () => false,
-        maxHeadersCount,
-        maxHeaderSize,
-        path: options.path,
-        verify: options.verify as AdmitRules['verify'],
-        handshakeTimeout,
-        selectProtocol: options.selectProtocol as AdmitRules['selectProtocol'],
-        options
-      };
       admit(req, conn, refuse, open, rules).then(
         (ws) => {
           if (ws !== null) {

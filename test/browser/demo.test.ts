@@ -11,14 +11,13 @@
 // or CHROMIUM_PATH. Without it the tests are skipped on a developer machine and fail in CI
 // (when CI is set). Chromium may only reach 127.0.0.1: names do not resolve, requests to
 // other hosts are aborted, and every URL it asked for is checked at the end.
-import test from 'ava';
-import { createHash } from 'node:crypto';
+import test, { type ExecutionContext } from 'ava';
+import { X509Certificate, createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { X509Certificate } from 'node:crypto';
 import { startDemo } from '../../demo/server';
 import { selfSignedCert } from '../helpers/tls-cert';
 
@@ -251,31 +250,32 @@ async function echoInBrowser(args: { url: string; texts: string[]; binary: numbe
   return { protocol: ws.protocol, extensions: ws.extensions, texts, binaries, big: { length: bytes.length, mismatches, sha256 }, close: closed! };
 }
 
+/** The browser's WebSocket against an /echo URL, from a page of the same origin. */
+function echoFrom(page: Page, url: string): Promise<EchoResult> {
+  return page.evaluate(echoInBrowser, { url, texts: TEXTS, binary: BINARY, big: BIG, reason: CLOSE_REASON, waitMs: WAIT_MS });
+}
+
+/** What every echo must show: the protocol, compression, each message back intact, the close. */
+function checkEcho(t: ExecutionContext, result: EchoResult): void {
+  t.is(result.protocol, 'chat.v1');
+  t.regex(result.extensions, /^permessage-deflate\b/);
+  t.deepEqual(result.texts, TEXTS);
+  t.deepEqual(result.binaries, [BINARY]);
+  const expected = Buffer.alloc(BIG);
+  for (let i = 0; i < BIG; i++) expected[i] = (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
+  t.is(result.big.length, BIG);
+  t.is(result.big.mismatches, 0, 'every byte of the 1 MiB message came back');
+  t.is(result.big.sha256, createHash('sha256').update(expected).digest('hex'));
+  t.deepEqual(result.close, { code: 4000, reason: CLOSE_REASON, wasClean: true });
+}
+
 browserTest('the browser WebSocket against /echo: text, binary, 1 MiB and a close with 4000 and a reason', async (t) => {
   t.timeout(30_000);
   const { context, page } = await newPage();
   try {
     await page.goto(`${origin}/`); // a page of the demo's origin, so the socket is same-origin
-    const result = await page.evaluate(echoInBrowser, {
-      url: `${origin.replace('http:', 'ws:')}/echo`,
-      texts: TEXTS,
-      binary: BINARY,
-      big: BIG,
-      reason: CLOSE_REASON,
-      waitMs: WAIT_MS
-    });
-    t.is(result.protocol, 'chat.v1');
-    t.regex(result.extensions, /^permessage-deflate\b/);
-    t.deepEqual(result.texts, TEXTS);
-    t.deepEqual(result.binaries, [BINARY]);
-
-    const expected = Buffer.alloc(BIG);
-    for (let i = 0; i < BIG; i++) expected[i] = (i * 31 + (i >>> 8) + (i >>> 16)) & 0xff;
-    t.is(result.big.length, BIG);
-    t.is(result.big.mismatches, 0, 'every byte of the 1 MiB message came back');
-    t.is(result.big.sha256, createHash('sha256').update(expected).digest('hex'));
-
-    t.deepEqual(result.close, { code: 4000, reason: CLOSE_REASON, wasClean: true });
+    const result = await echoFrom(page, `${origin.replace('http:', 'ws:')}/echo`);
+    checkEcho(t, result);
   } finally {
     await context.close();
   }
@@ -291,27 +291,14 @@ browserTest('over HTTP/2 (npm start -- --http2): the browser opens its WebSocket
     // Runs in the page (no DOM types here): the protocol its navigation came over.
     const loadedOver = await page.evaluate('performance.getEntriesByType("navigation")[0].nextHopProtocol');
     t.is(loadedOver, 'h2', 'the page came over HTTP/2');
-    const result = await page.evaluate(echoInBrowser, {
-      url: `${h2Origin.replace('https:', 'wss:')}/echo`,
-      texts: TEXTS,
-      binary: BINARY,
-      big: BIG,
-      reason: CLOSE_REASON,
-      waitMs: WAIT_MS
-    });
+    const result = await echoFrom(page, `${h2Origin.replace('https:', 'wss:')}/echo`);
     // The proof that they travelled as HTTP/2 streams: the server took both as extended CONNECTs
     // (upgradeHttp2), not as HTTP/1.1 upgrades.
     t.deepEqual(h2Sockets, [
       { path: '/chat', version: '2.0' },
       { path: '/echo', version: '2.0' }
     ]);
-    t.is(result.protocol, 'chat.v1');
-    t.regex(result.extensions, /^permessage-deflate\b/);
-    t.deepEqual(result.texts, TEXTS);
-    t.deepEqual(result.binaries, [BINARY]);
-    t.is(result.big.length, BIG);
-    t.is(result.big.mismatches, 0, 'every byte of the 1 MiB message came back');
-    t.deepEqual(result.close, { code: 4000, reason: CLOSE_REASON, wasClean: true });
+    checkEcho(t, result);
   } finally {
     await context.close();
   }
