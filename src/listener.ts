@@ -515,20 +515,19 @@ export async function listen(
     });
   }
   (httpServer as http.Server).maxHeadersCount = nodeHeadersCount(maxHeadersCount);
-  async function accept(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): Promise<void> {
-    const ws = await admit(req, conn, refuse, open, rules);
-    if (ws === null) return;
+  // Starts the handler of an accepted connection and leaves: nothing of the handshake (the
+  // request, its head bytes, the refusal and upgrade closures) is kept for the life of the
+  // connection; the handler gets `req` and keeps it only if it wants.
+  function serve(ws: AsyncSocket, req: WsRequest): void {
     clients.add(ws);
     ws.socket.once('close', () => clients.delete(ws));
-    // Start the handler and leave: this frame (and the request it holds) is not kept alive
-    // for the life of the connection; the handler gets `req` and keeps it only if it wants.
     let handled: void | Promise<void>;
     try {
       handled = run(ws, req);
     } catch (err) {
       handled = Promise.reject(err);
     }
-    return finish(ws, handled);
+    void finish(ws, handled);
   }
 
   // Closes the connection once its handler is done: 1000 after a normal return, else 1011.
@@ -545,10 +544,15 @@ export async function listen(
   function start(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): void {
     // Node took its 'error' listener off this socket; ours must be on before any await.
     guardHandshake(conn);
-    accept(req, conn, refuse, open).catch((err) => {
-      refuse(500);
-      console.error('wsframe: upgrade failed:', err);
-    });
+    // These callbacks go once the handshake is over (a chain through the handler's promise
+    // would keep them, and the request they hold, as long as the connection lives).
+    admit(req, conn, refuse, open, rules).then(
+      (ws) => ws !== null && serve(ws, req),
+      (err: unknown) => {
+        refuse(500);
+        console.error('wsframe: upgrade failed:', err);
+      }
+    );
   }
 
   httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
