@@ -79,13 +79,15 @@ interface Variant {
   spec: PairSpec;
   baseline: boolean;
   note: string;
+  /** Runs its jobs with README's refill-from-the-read-loop client (Job.refill). */
+  refill?: boolean;
 }
 
 /** A kind of echo row: its id prefix, sizes, lines, and what its payloads and metrics are. */
 interface Family {
   prefix: string;
   sizes: number[];
-  variants: (what: string) => Variant[];
+  variants: (what: string, mode: 'rtt' | 'pipe') => Variant[];
   deflate: boolean;
   /** Report bytes on the wire per payload byte (metric `wire`). */
   wire: boolean;
@@ -153,8 +155,13 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
       wire: false,
       tls: false,
       extra: '',
-      variants: (what) => [
-        { name: 'wsframe', spec: { impl: 'wsframe' }, baseline: false, note: `listen() readData/sendBinary loop; connect() client, ${what}` },
+      variants: (what, mode) => [
+        { name: 'wsframe', spec: { impl: 'wsframe' }, baseline: false, note: `listen() readData/sendBinary loop; connect() client${mode === 'pipe' ? ' awaiting each send in a sender loop beside a reader loop' : ''}, ${what}` },
+        // The two ways of writing a pipelined client side by side (issue 14 measured 0.80-0.96x
+        // against 1.13x on a loaded machine): README recommends this one.
+        ...(mode === 'pipe'
+          ? [{ name: 'wsframe refill', spec: { impl: 'wsframe' as const }, baseline: false, refill: true, note: `the same server; connect() client refilling its window from the read loop, sends not awaited (README), ${what}` }]
+          : []),
         { name: 'ws', spec: { impl: 'ws' }, baseline: true, note: `WebSocketServer echoing in 'message'; ws client sending from 'message', ${what}` }
       ]
     },
@@ -197,17 +204,17 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
               const spec = family.tls ? { ...v.spec, tls: await tls() } : v.spec;
               const pair = await pairFor(spec);
               if (!verified) {
-                await verify(pair, mode, size, window, deflate);
+                await verify(pair, mode, size, window, deflate, v.refill === true);
                 verified = true;
               }
               if (phase === 'warmup') {
-                const r = await runJob(pair, { mode, size, count: 1e9, ms, window, verify: false, payload });
+                const r = await runJob(pair, { mode, size, count: 1e9, ms, window, verify: false, payload, refill: v.refill });
                 warmRate.set(v.name, (r.messages * 1e9) / r.ns);
                 return timed(r, family.wire);
               }
               if (count === 0) count = Math.max(MIN_COUNT, Math.round((Math.min(...warmRate.values()) * ms) / 1000));
               const bound = boundMs(ms);
-              const r = await runJob(pair, { mode, size, count, ms: bound, window, verify: false, payload });
+              const r = await runJob(pair, { mode, size, count, ms: bound, window, verify: false, payload, refill: v.refill });
               if (r.messages !== count) throw new Error(`${id} ${v.name}: ${r.messages} of ${count} messages within ${bound} ms`);
               return timed(r, family.wire);
             }
@@ -223,7 +230,7 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
           // repeat of the 64 KiB rows still has a few dozen messages.
           durationScale: deflate ? DEFLATE_DURATION_SCALE : 1,
           ratioName: family.ratioName,
-          impls: family.variants(what).map(impl)
+          impls: family.variants(what, mode).map(impl)
         });
       }
     }
@@ -262,11 +269,11 @@ const MAX_COMPRESSED_SHARE = 0.6;
  * Distinct payloads through the echo: all of them back, in order, byte for byte; with
  * `deflate`, compressed both ways.
  */
-async function verify(pair: EchoPair, mode: 'rtt' | 'pipe', size: number, window: number, deflate: boolean): Promise<void> {
+async function verify(pair: EchoPair, mode: 'rtt' | 'pipe', size: number, window: number, deflate: boolean, refill: boolean): Promise<void> {
   // Compressed echoes are slow: fewer messages (still more than the pool of 32 payloads).
   const count = deflate ? Math.min(verifyCount(size), 40) : verifyCount(size);
-  const r = await runJob(pair, { mode, size, count, ms: 30_000, window, verify: true, payload: deflate ? 'json' : 'random' });
-  const who = `echo ${mode} ${formatSize(size)} ${pair.label}`;
+  const r = await runJob(pair, { mode, size, count, ms: 30_000, window, verify: true, payload: deflate ? 'json' : 'random', refill });
+  const who = `echo ${mode}${refill ? ' refill' : ''} ${formatSize(size)} ${pair.label}`;
   if (r.messages !== count) throw new Error(`${who}: ${r.messages} messages echoed, want ${count}`);
   if (r.bytes !== count * size) throw new Error(`${who}: ${r.bytes} bytes echoed, want ${count * size}`);
   if (r.digestSent === undefined || r.digestSent !== r.digestReceived) throw new Error(`${who}: echoed bytes differ (SHA-1)`);

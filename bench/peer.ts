@@ -61,6 +61,12 @@ export interface Job {
   verify: boolean;
   /** `random` bytes (default), or `json`: JSON-like text (as bytes) that compresses well. */
   payload?: 'random' | 'json';
+  /**
+   * wsframe's pipelined client as README's throughput section writes it: one loop that reads
+   * and sends one more message per echo, sends not awaited. Without it (the default), a
+   * sender loop awaits each send while a reader loop reads.
+   */
+  refill?: boolean;
 }
 
 export interface JobResult {
@@ -247,6 +253,23 @@ async function wsframeJob(ws: AsyncSocket, job: Job): Promise<JobResult> {
       if (performance.now() > deadline) break;
     }
     return check.result(recv, t0, lat);
+  }
+  if (job.refill) {
+    // Pipelined, README's way: the read loop refills the window; a failed send shows up in readData.
+    const sendNext = (): void => {
+      const p = payloads[sent % np]!;
+      check.onSend(p);
+      sent++;
+      sendBinary(ws, p).catch(() => {});
+    };
+    while (sent < job.count && sent < job.window) sendNext();
+    while (recv < sent) {
+      const m = await readData(ws);
+      check.onMessage(m.opcode === Opcode.Binary, m.data);
+      recv++;
+      if (sent < job.count && performance.now() < deadline) sendNext();
+    }
+    return check.result(recv, t0, null);
   }
   // Pipelined: a sender loop and a reader loop on the same socket (one writer, one reader).
   let senderDone = false;
