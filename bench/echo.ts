@@ -81,6 +81,8 @@ interface Variant {
   note: string;
   /** Runs its jobs with README's refill-from-the-read-loop client (Job.refill). */
   refill?: boolean;
+  /** The raw TCP line: the others also get a ratio against it (Impl.reference). */
+  reference?: boolean;
 }
 
 /** A kind of echo row: its id prefix, sizes, lines, and what its payloads and metrics are. */
@@ -162,7 +164,14 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
         ...(mode === 'pipe'
           ? [{ name: 'wsframe refill', spec: { impl: 'wsframe' as const }, baseline: false, refill: true, note: `the same server; connect() client refilling its window from the read loop, sends not awaited (README), ${what}` }]
           : []),
-        { name: 'ws', spec: { impl: 'ws' }, baseline: true, note: `WebSocketServer echoing in 'message'; ws client sending from 'message', ${what}` }
+        { name: 'ws', spec: { impl: 'ws' }, baseline: true, note: `WebSocketServer echoing in 'message'; ws client sending from 'message', ${what}` },
+        {
+          name: 'raw TCP',
+          spec: { impl: 'raw' },
+          baseline: false,
+          reference: true,
+          note: `no WebSocket: a node:net server writing back each chunk it reads; a node:net client sending as many bytes per message as a masked frame of the size and counting them back, ${what}`
+        }
       ]
     },
     {
@@ -199,6 +208,7 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
           return {
             name: v.name,
             baseline: v.baseline,
+            reference: v.reference,
             note: v.note,
             run: async (ms, phase): Promise<Timed> => {
               const spec = family.tls ? { ...v.spec, tls: await tls() } : v.spec;

@@ -55,6 +55,11 @@ export interface Impl {
   name: string;
   /** True for the implementation the others are compared with (`ws`; `wsframe h1` in the echo-h2 rows). */
   baseline?: boolean;
+  /**
+   * True for what the machine does without any WebSocket (raw TCP): the others also get
+   * their ratio against it (`ratioVsRaw`), beside the one against the baseline.
+   */
+  reference?: boolean;
   /** What exactly is measured, printed under the table. */
   note?: string;
   pass?: Pass;
@@ -221,6 +226,7 @@ export interface Sample {
 export interface ImplResult {
   name: string;
   baseline: boolean;
+  reference: boolean;
   note?: string;
   samples: Sample[];
   /** Medians over the repeats. */
@@ -305,6 +311,7 @@ export async function runRow(row: Row, opts: Options): Promise<RowResult> {
       return {
         name: impl.name,
         baseline: impl.baseline === true,
+        reference: impl.reference === true,
         note: impl.note,
         samples: s,
         msgsPerSec: median(s.map((x) => x.msgsPerSec)),
@@ -321,21 +328,25 @@ export async function runRow(row: Row, opts: Options): Promise<RowResult> {
  * The per-repeat ratios: repeat r of `impl` over repeat r of the baseline, which ran next to
  * it in time (so a slow phase of a shared machine tends to hit both). >1: `impl` is faster.
  */
-function pairedRatios(row: RowResult, impl: ImplResult): number[] | null {
-  const base = row.impls.find((x) => x.baseline);
+function pairedRatios(row: RowResult, impl: ImplResult, against: 'baseline' | 'reference'): number[] | null {
+  const base = row.impls.find((x) => x[against]);
   if (!base || base === impl) return null;
   return impl.samples.map((s, i) => s.msgsPerSec / base.samples[i]!.msgsPerSec);
 }
 
-/** Median of the paired ratios (>1: faster than the baseline); null for the baseline. */
-export function ratio(row: RowResult, impl: ImplResult): number | null {
-  const rs = pairedRatios(row, impl);
+/**
+ * Median of the paired ratios (>1: faster) against the baseline, or against the row's
+ * reference line (raw TCP: ws ÷ raw says where the baseline stands); null for the line itself
+ * and where there is none.
+ */
+export function ratio(row: RowResult, impl: ImplResult, against: 'baseline' | 'reference' = 'baseline'): number | null {
+  const rs = pairedRatios(row, impl, against);
   return rs === null ? null : median(rs);
 }
 
 /** Interquartile range of the paired ratios. */
-export function pairedRatioRange(row: RowResult, impl: ImplResult): [number, number] | null {
-  const rs = pairedRatios(row, impl);
+export function pairedRatioRange(row: RowResult, impl: ImplResult, against: 'baseline' | 'reference' = 'baseline'): [number, number] | null {
+  const rs = pairedRatios(row, impl, against);
   return rs === null ? null : [quantile(rs, 0.25), quantile(rs, 0.75)];
 }
 
@@ -380,7 +391,9 @@ export function printColumns(head: string[], lines: string[][], numeric: boolean
 /** Prints the human table: one line per implementation, ratios against the baseline. */
 export function printTable(results: RowResult[]): void {
   const withLatency = results.some((row) => row.impls.some((impl) => impl.metrics?.p50Us !== undefined));
+  const withReference = results.some((row) => row.impls.some((impl) => impl.reference));
   const head = ['row', 'impl', 'msgs/s', 'MB/s', 'MB/s min–max', 'ratio', 'ratio IQR'];
+  if (withReference) head.push('÷ raw', '÷ raw IQR');
   if (withLatency) head.push('p50/p99 µs');
   const lines: string[][] = [];
   const groups: string[] = [];
@@ -397,6 +410,11 @@ export function printTable(results: RowResult[]): void {
         r === null ? '' : r.toFixed(2),
         pr === null ? '' : `${pr[0].toFixed(2)}–${pr[1].toFixed(2)}`
       ];
+      if (withReference) {
+        const rr = ratio(row, impl, 'reference');
+        const rq = pairedRatioRange(row, impl, 'reference');
+        line.push(rr === null ? '' : rr.toFixed(2), rq === null ? '' : `${rq[0].toFixed(2)}–${rq[1].toFixed(2)}`);
+      }
       if (withLatency) {
         const m = impl.metrics;
         line.push(m?.p50Us !== undefined && m.p99Us !== undefined ? `${fmtUs(m.p50Us)} / ${fmtUs(m.p99Us)}` : '');
@@ -405,7 +423,7 @@ export function printTable(results: RowResult[]): void {
       groups.push(row.group);
     }
   }
-  printColumns(head, lines, [false, false, true, true, true, true, true, true], groups);
+  printColumns(head, lines, [false, false, ...head.slice(2).map(() => true)], groups);
 }
 
 function roundMetrics(m: Record<string, number>): Record<string, number> {
@@ -436,6 +454,9 @@ export function printJson(env: Environment, opts: Options, results: RowResult[])
           [row.ratioName ?? 'ratioVsWs']: ratio(row, impl),
           ratioQ1: pr?.[0] ?? null,
           ratioQ3: pr?.[1] ?? null,
+          ...(row.impls.some((x) => x.reference)
+            ? { reference: impl.reference, ratioVsRaw: ratio(row, impl, 'reference'), rawQ1: pairedRatioRange(row, impl, 'reference')?.[0] ?? null, rawQ3: pairedRatioRange(row, impl, 'reference')?.[1] ?? null }
+            : {}),
           repeats: impl.samples.length,
           ...(impl.metrics ? { metrics: roundMetrics(impl.metrics) } : {})
         })}`

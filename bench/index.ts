@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   let rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want)), ...kernelRows(want), ...echo.rows];
   for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
   rows = rows.filter((row) => row.impls.length > 0);
-  const memoryImpls = (['wsframe', 'ws'] as PeerImpl[]).filter(keep);
+  const memoryImpls = (['wsframe', 'ws', 'raw'] as PeerImpl[]).filter(keep);
   const wantMemory = want('memory-idle') && memoryImpls.length > 0;
   if (rows.length === 0 && !wantMemory) throw new Error(`no row matches --only ${opts.only.join(',')}`);
 

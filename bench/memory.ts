@@ -9,6 +9,10 @@
  * repeats. Before the "before" reading, a few connections are opened and dropped so that
  * code loaded on first use (HTTP parser, handshake) is not charged to the connections.
  * Lower is better: the ratio is wsframe / ws of heap per connection.
+ *
+ * The `raw` line is the floor: the same connector's sockets held by a bare `node:net` server
+ * (which answers the handshake with a bare 101 and keeps nothing else). What a library adds
+ * to an accepted socket is its heap per connection minus this line's ("over bare").
  */
 import { startPeer, type Peer } from './children';
 import { median, printColumns, quantile, type Options } from './harness';
@@ -99,7 +103,8 @@ export async function memoryRow(opts: Options, impls: PeerImpl[], connections: n
 const kib = (bytes: number): string => (bytes / 1024).toFixed(2);
 
 export function printMemory(m: MemoryResult): void {
-  const head = ['row', 'impl', 'heap KiB/conn', 'heap min–max', 'RSS KiB/conn', 'external KiB/conn', 'heap ratio', 'ratio IQR', 'RSS ratio'];
+  const bare = m.impls.find((impl) => impl.name === 'raw');
+  const head = ['row', 'impl', 'heap KiB/conn', 'over bare', 'heap min–max', 'RSS KiB/conn', 'external KiB/conn', 'heap ratio', 'ratio IQR', 'RSS ratio'];
   const lines = m.impls.map((impl) => {
     const heaps = impl.samples.map((s) => s.heapPerConn);
     const isW = impl.name === 'wsframe' && m.heapRatio !== null;
@@ -107,6 +112,7 @@ export function printMemory(m: MemoryResult): void {
       m.id,
       impl.name,
       kib(impl.heapPerConn),
+      bare && impl !== bare ? kib(impl.heapPerConn - bare.heapPerConn) : '',
       `${kib(Math.min(...heaps))}–${kib(Math.max(...heaps))}`,
       kib(impl.rssPerConn),
       kib(impl.externalPerConn),
@@ -115,15 +121,17 @@ export function printMemory(m: MemoryResult): void {
       isW && m.rssRatio !== null ? m.rssRatio.toFixed(2) : ''
     ];
   });
-  printColumns(head, lines, [false, false, true, true, true, true, true, true, true]);
+  printColumns(head, lines, [false, false, ...head.slice(2).map(() => true)]);
   console.log(
     `memory: ${m.connections} idle connections to one server process, heapUsed and RSS after full GCs, ` +
       `(after − before) / ${m.connections}; medians of ${m.impls[0]?.samples.length ?? 0} repeats, a fresh server each.`
   );
   console.log('ratio: wsframe ÷ ws per connection — LOWER IS BETTER for memory (<1: wsframe uses less).');
+  if (bare) console.log('raw: a bare node:net server holding the same sockets; over bare: heap per connection minus raw\'s.');
 }
 
 export function printMemoryJson(m: MemoryResult): void {
+  const bare = m.impls.find((impl) => impl.name === 'raw');
   for (const impl of m.impls) {
     const isW = impl.name === 'wsframe';
     console.log(
@@ -135,6 +143,7 @@ export function printMemoryJson(m: MemoryResult): void {
         baseline: impl.name === 'ws',
         connections: m.connections,
         heapBytesPerConn: Math.round(impl.heapPerConn),
+        ...(bare && impl !== bare ? { heapBytesOverBare: Math.round(impl.heapPerConn - bare.heapPerConn) } : {}),
         rssBytesPerConn: Math.round(impl.rssPerConn),
         externalBytesPerConn: Math.round(impl.externalPerConn),
         ratioVsWs: isW ? m.heapRatio : null,

@@ -13,6 +13,9 @@
  *   knowledge, or with `tls` HTTP/2 and HTTP/1.1 by ALPN), `tls` serves `wss:` with the key and
  *   certificate in the environment ({@link TlsEnv}). Answers `mem` (heap and RSS after full
  *   GCs, and the number of open connections).
+ * - `server raw`: a `node:net` server that writes every chunk it reads back (Nagle off, as
+ *   both libraries set it); a connection whose first bytes are an HTTP GET gets a bare
+ *   `101` instead, so the memory row's connector can hold idle bare sockets to it.
  * - `client`: `open` makes one connection (`connect()` or `new WebSocket`, offering
  *   permessage-deflate when asked; wsframe over HTTP/2 and/or TLS when asked) and `job` runs an
  *   echo job on it: one message in flight (`rtt`, with latencies) or a window of them (`pipe`).
@@ -29,7 +32,8 @@ import { performance } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
 import { connect, listen, readData, sendBinary, sendText, Opcode, type AsyncSocket } from '../src/index';
 
-export type PeerImpl = 'wsframe' | 'ws';
+/** `raw`: no WebSocket at all, the machine's own limit (a `node:net` echo of the same bytes). */
+export type PeerImpl = 'wsframe' | 'ws' | 'raw';
 
 /**
  * permessage-deflate settings of the compressed rows, the same on both implementations and
@@ -470,7 +474,29 @@ async function server(impl: PeerImpl, flags: Set<string>): Promise<(req: Request
       throw new Error(`server: unknown command ${req.cmd}`);
     };
   }
-  if (flags.has('http2') || flags.has('tls')) throw new Error('server ws: no http2 or tls in this bench');
+  if (flags.has('http2') || flags.has('tls') || (impl === 'raw' && deflate)) throw new Error(`server ${impl}: no http2, tls or deflate in this bench`);
+  if (impl === 'raw') {
+    const sockets = new Set<net.Socket>();
+    const srv = net.createServer({ noDelay: true }, (s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+      s.once('data', (first: Buffer) => {
+        if (first.subarray(0, 4).toString('latin1') === 'GET ') return void s.write(RAW_101);
+        s.write(first);
+        s.on('data', (chunk: Buffer) => s.write(chunk));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', resolve);
+    });
+    send({ ready: true, port: (srv.address() as net.AddressInfo).port });
+    return async (req) => {
+      if (req.cmd === 'mem') return memory(sockets.size);
+      throw new Error(`server: unknown command ${req.cmd}`);
+    };
+  }
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: deflate ? DEFLATE : false });
   wss.on('connection', (ws) => {
     ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
@@ -487,9 +513,121 @@ async function server(impl: PeerImpl, flags: Set<string>): Promise<(req: Request
   };
 }
 
+// The raw server's answer to an idle connection's handshake: enough for the connector's check.
+const RAW_101 = Buffer.from('HTTP/1.1 101 Switching Protocols\r\n\r\n', 'latin1');
+
+/**
+ * The bytes a WebSocket client puts on the wire for one masked binary message of `size`
+ * bytes: what the raw client sends per message, so both move the same bytes upstream.
+ */
+function maskedFrameSize(size: number): number {
+  return size + (size < 126 ? 2 : size <= 0xffff ? 4 : 10) + 4;
+}
+
+/**
+ * The raw client: a message is `maskedFrameSize(size)` bytes with the payload at the end,
+ * echoed as bytes; it has come back when that many more bytes have arrived. Same jobs, same
+ * counts and checks (digests over the whole byte streams when verifying) as the others.
+ */
+class RawClient {
+  private onBytes: ((chunk: Buffer) => void) | null = null;
+  private onFailure: ((err: Error) => void) | null = null;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => this.onBytes?.(chunk));
+    socket.on('error', (err) => this.onFailure?.(err));
+    socket.on('close', () => this.onFailure?.(new Error('raw: connection closed')));
+  }
+
+  job(job: Job): Promise<JobResult> {
+    const frame = maskedFrameSize(job.size);
+    const messages = payloadsFor(job).map((p) => Buffer.concat([Buffer.alloc(frame - job.size, 0x82), p]));
+    const nm = messages.length;
+    const sentHash = job.verify ? createHash('sha1') : null;
+    const receivedHash = job.verify ? createHash('sha1') : null;
+    const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
+    const read0 = this.socket.bytesRead;
+    const written0 = this.socket.bytesWritten;
+    return new Promise<JobResult>((resolve, reject) => {
+      const t0 = performance.now();
+      const deadline = t0 + job.ms;
+      let sent = 0;
+      let recv = 0;
+      let partial = 0; // bytes of the next echo that have arrived
+      let stop = false;
+      let tSend = 0;
+      const finish = (err: Error | null): void => {
+        this.onBytes = null;
+        this.onFailure = null;
+        if (err) return reject(err);
+        const r: JobResult = {
+          messages: recv,
+          bytes: recv * job.size,
+          ns: Math.round((performance.now() - t0) * 1e6),
+          wireRead: this.socket.bytesRead - read0,
+          wireWritten: this.socket.bytesWritten - written0
+        };
+        if (lat) {
+          const sorted = lat.subarray(0, recv).sort();
+          r.p50Us = percentile(sorted, 0.5) * 1000;
+          r.p99Us = percentile(sorted, 0.99) * 1000;
+        }
+        if (sentHash && receivedHash) {
+          r.digestSent = sentHash.digest('hex');
+          r.digestReceived = receivedHash.digest('hex');
+        }
+        resolve(r);
+      };
+      const sendOne = (): void => {
+        const m = messages[sent % nm]!;
+        sentHash?.update(m);
+        sent++;
+        this.socket.write(m);
+      };
+      const window = lat ? 1 : job.window;
+      const pump = (): void => {
+        while (sent < job.count && !stop && sent - recv < window) sendOne();
+      };
+      this.onFailure = finish;
+      this.onBytes = (chunk) => {
+        receivedHash?.update(chunk);
+        partial += chunk.length;
+        while (partial >= frame) {
+          partial -= frame;
+          const now = performance.now();
+          if (lat) lat[recv] = now - tSend;
+          recv++;
+          if (now > deadline) stop = true;
+        }
+        if (recv === sent && (stop || sent === job.count)) return finish(null);
+        if (lat) {
+          if (recv === sent) {
+            tSend = performance.now();
+            sendOne();
+          }
+        } else pump();
+      };
+      tSend = performance.now();
+      pump();
+    });
+  }
+}
+
+function openRaw(port: number): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, noDelay: true });
+    s.once('error', reject);
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(new RawClient(s));
+    });
+  });
+}
+
 function client(): (req: Request) => Promise<unknown> {
   let wsframe: AsyncSocket | null = null;
   let ws: WsClient | null = null;
+  let raw: RawClient | null = null;
   send({ ready: true });
   return async (req) => {
     if (req.cmd === 'open') {
@@ -507,14 +645,16 @@ function client(): (req: Request) => Promise<unknown> {
         const over = 'session' in wsframe.socket ? 'h2' : 'h1';
         if (over !== (req.http2 === true ? 'h2' : 'h1')) throw new Error(`wsframe client: connected over ${over}, want http2 ${req.http2 === true}`);
       } else {
-        if (req.http2 === true || req.ca !== undefined) throw new Error('ws client: no http2 or tls in this bench');
-        ws = await openWs(req.port, req.deflate);
+        if (req.http2 === true || req.ca !== undefined) throw new Error(`${req.impl} client: no http2 or tls in this bench`);
+        if (req.impl === 'raw') raw = await openRaw(req.port);
+        else ws = await openWs(req.port, req.deflate);
       }
       return null;
     }
     if (req.cmd === 'job') {
       if (wsframe !== null) return wsframeJob(wsframe, req.job);
       if (ws !== null) return ws.job(req.job);
+      if (raw !== null) return raw.job(req.job);
       throw new Error('client: no connection');
     }
     throw new Error(`client: unknown command ${req.cmd}`);
@@ -552,7 +692,7 @@ async function main(): Promise<void> {
   const role = process.argv[2];
   const handle =
     role === 'server'
-      ? await server(process.argv[3] === 'ws' ? 'ws' : 'wsframe', new Set(process.argv.slice(4)))
+      ? await server(process.argv[3] === 'ws' || process.argv[3] === 'raw' ? process.argv[3] : 'wsframe', new Set(process.argv.slice(4)))
       : role === 'client'
         ? client()
         : role === 'connector'

@@ -46,6 +46,13 @@ const EXPECTED: Record<string, RegExp[]> = {
     /^closed: \{ closeCode: 1000, reason: 'done' \}$/m,
     /^pipeline: 4 MiB, hashes match: true$/m
   ],
+  'cluster.ts': [
+    /^2 workers listening on one port: true$/m,
+    /^4 clients served by 2 workers$/m,
+    /^clients that got the broadcast: 4 of 4$/m,
+    /^close codes the clients got: 1001$/m,
+    /^workers exited$/m
+  ],
   'client.ts': [
     /^text: true héllo$/m,
     /^binary: true \[ 1, 2, 3 \]$/m,
