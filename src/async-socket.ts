@@ -101,6 +101,11 @@ export class AsyncSocket {
   pongs: Pongs | null = null;
   /** @internal Tail of the queue of sends that must not interleave (fragmented messages). */
   sendQueue: Promise<void> | null = null;
+  /**
+   * @internal Called once the socket has closed: how a server's registry lets go of the
+   * connection without a 'close' listener (and its once-wrapper) per connection.
+   */
+  onClosed: ((ws: AsyncSocket) => void) | null = null;
 
   // The limits, one object shared by every connection made with the same values.
   private readonly limits: Limits;
@@ -406,6 +411,11 @@ export class AsyncSocket {
     if (closeChannel.hasSubscribers) {
       const peer = this.state.peerClose;
       closeChannel.publish({ ws: this, code: peer?.code ?? 1006, reason: peer?.reason ?? '', clean: this.state.clean });
+    }
+    const closed = this.onClosed;
+    if (closed !== null) {
+      this.onClosed = null;
+      closed(this);
     }
   }
 }

@@ -518,27 +518,33 @@ export async function listen(
   // Starts the handler of an accepted connection and leaves: nothing of the handshake (the
   // request, its head bytes, the refusal and upgrade closures) is kept for the life of the
   // connection; the handler gets `req` and keeps it only if it wants.
+  // What an idle connection holds here is one reaction on its handler's promise, with two
+  // closures over `ws` (an async function awaiting the handler cost about twice that).
   function serve(ws: AsyncSocket, req: WsRequest): void {
     clients.add(ws);
-    ws.socket.once('close', () => clients.delete(ws));
+    ws.onClosed = dropClient;
     let handled: void | Promise<void>;
     try {
       handled = run(ws, req);
     } catch (err) {
       handled = Promise.reject(err);
     }
-    void finish(ws, handled);
+    Promise.resolve(handled).then(
+      () => handlerReturned(ws),
+      (err: unknown) => handlerFailed(ws, err)
+    );
+  }
+  function dropClient(ws: AsyncSocket): void {
+    clients.delete(ws);
   }
 
   // Closes the connection once its handler is done: 1000 after a normal return, else 1011.
-  async function finish(ws: AsyncSocket, handled: void | Promise<void>): Promise<void> {
-    try {
-      await handled;
-      if (!ws.destroyed) await close(ws, CloseCode.Normal);
-    } catch (err) {
-      if (!ws.destroyed) void close(ws, CloseCode.InternalError);
-      onError(err, ws);
-    }
+  function handlerReturned(ws: AsyncSocket): void {
+    if (!ws.destroyed) close(ws, CloseCode.Normal).catch((err: unknown) => onError(err, ws));
+  }
+  function handlerFailed(ws: AsyncSocket, err: unknown): void {
+    if (!ws.destroyed) void close(ws, CloseCode.InternalError);
+    onError(err, ws);
   }
 
   function start(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): void {
