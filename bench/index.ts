@@ -12,8 +12,7 @@ import { buildRows } from './frame-build';
 import { parseRows } from './frame-parse';
 import { environment, gcBetweenRuns, parseArgs, printJson, printTable, runRow, sinkValue, type Row, type RowResult } from './harness';
 import { kernelRows } from './mask-utf8';
-import { memoryRow, printMemory, printMemoryJson, type MemoryResult } from './memory';
-import type { PeerImpl } from './peer';
+import { MEMORY_SERVERS, memoryRow, printMemory, printMemoryJson, type MemoryLine, type MemoryResult } from './memory';
 import { bufferutilStatus } from './ws-lib';
 
 const SIZES = [16, 1024, 64 * 1024, 1024 * 1024];
@@ -43,7 +42,7 @@ async function main(): Promise<void> {
   let rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want)), ...kernelRows(want), ...echo.rows];
   for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
   rows = rows.filter((row) => row.impls.length > 0);
-  const memoryImpls = (['wsframe', 'ws', 'raw'] as PeerImpl[]).filter(keep);
+  const memoryImpls = (Object.keys(MEMORY_SERVERS) as MemoryLine[]).filter(keep);
   const wantMemory = want('memory-idle') && memoryImpls.length > 0;
   if (rows.length === 0 && !wantMemory) throw new Error(`no row matches --only ${opts.only.join(',')}`);
 

@@ -16,7 +16,20 @@
  */
 import { startPeer, type Peer } from './children';
 import { median, printColumns, quantile, type Options } from './harness';
-import type { MemResult, PeerImpl } from './peer';
+import type { MemResult } from './peer';
+
+/**
+ * The servers of the memory row, by line name: the server peer's argv after `server`.
+ * `wsframe messages` is the loop README recommends (`for await … of messages(ws)`), beside
+ * the bench's own `readData` loop.
+ */
+export const MEMORY_SERVERS = {
+  wsframe: ['wsframe'],
+  'wsframe messages': ['wsframe', 'messages'],
+  ws: ['ws'],
+  raw: ['raw']
+} as const;
+export type MemoryLine = keyof typeof MEMORY_SERVERS;
 
 const PRIMING_CONNECTIONS = 20;
 const CONCURRENCY = 100;
@@ -28,20 +41,29 @@ export interface MemorySample {
   externalPerConn: number;
 }
 
-export interface MemoryResult {
-  id: string;
-  connections: number;
-  impls: { name: PeerImpl; samples: MemorySample[]; heapPerConn: number; rssPerConn: number; externalPerConn: number }[];
-  /** Median and IQR of the per-repeat ratios wsframe/ws of heap (and RSS) per connection. */
+/** One line of the memory row, with its ratios against ws (null for ws itself). */
+export interface MemoryLineResult {
+  name: MemoryLine;
+  samples: MemorySample[];
+  heapPerConn: number;
+  rssPerConn: number;
+  externalPerConn: number;
+  /** Median and IQR of the per-repeat ratios line ÷ ws of heap (and RSS) per connection. */
   heapRatio: number | null;
   heapRatioIqr: [number, number] | null;
   rssRatio: number | null;
 }
 
+export interface MemoryResult {
+  id: string;
+  connections: number;
+  impls: MemoryLineResult[];
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function measure(impl: PeerImpl, connector: Peer, n: number): Promise<MemorySample> {
-  const server = await startPeer(['server', impl]);
+async function measure(impl: MemoryLine, connector: Peer, n: number): Promise<MemorySample> {
+  const server = await startPeer(['server', ...MEMORY_SERVERS[impl]]);
   try {
     const port = server.ready.port!;
     await connector.call({ cmd: 'connect-idle', port, count: PRIMING_CONNECTIONS, concurrency: CONCURRENCY }, 30_000);
@@ -65,9 +87,9 @@ async function measure(impl: PeerImpl, connector: Peer, n: number): Promise<Memo
   }
 }
 
-export async function memoryRow(opts: Options, impls: PeerImpl[], connections: number): Promise<MemoryResult> {
+export async function memoryRow(opts: Options, impls: MemoryLine[], connections: number): Promise<MemoryResult> {
   const repeats = opts.quick ? 2 : 3;
-  const samples = new Map<PeerImpl, MemorySample[]>(impls.map((i) => [i, []]));
+  const samples = new Map<MemoryLine, MemorySample[]>(impls.map((i) => [i, []]));
   const connector = await startPeer(['connector']);
   try {
     for (let r = 0; r < repeats; r++) {
@@ -77,26 +99,25 @@ export async function memoryRow(opts: Options, impls: PeerImpl[], connections: n
   } finally {
     await connector.stop();
   }
-  const w = samples.get('wsframe');
   const b = samples.get('ws');
-  const heapRatios = w && b ? w.map((s, i) => s.heapPerConn / b[i]!.heapPerConn) : null;
-  const rssRatios = w && b ? w.map((s, i) => s.rssPerConn / b[i]!.rssPerConn) : null;
   return {
     id: 'memory-idle',
     connections,
     impls: impls.map((name) => {
       const s = samples.get(name)!;
+      const heapRatios = b && name !== 'ws' ? s.map((x, i) => x.heapPerConn / b[i]!.heapPerConn) : null;
+      const rssRatios = b && name !== 'ws' ? s.map((x, i) => x.rssPerConn / b[i]!.rssPerConn) : null;
       return {
         name,
         samples: s,
         heapPerConn: median(s.map((x) => x.heapPerConn)),
         rssPerConn: median(s.map((x) => x.rssPerConn)),
-        externalPerConn: median(s.map((x) => x.externalPerConn))
+        externalPerConn: median(s.map((x) => x.externalPerConn)),
+        heapRatio: heapRatios ? median(heapRatios) : null,
+        heapRatioIqr: heapRatios ? [quantile(heapRatios, 0.25), quantile(heapRatios, 0.75)] : null,
+        rssRatio: rssRatios ? median(rssRatios) : null
       };
-    }),
-    heapRatio: heapRatios ? median(heapRatios) : null,
-    heapRatioIqr: heapRatios ? [quantile(heapRatios, 0.25), quantile(heapRatios, 0.75)] : null,
-    rssRatio: rssRatios ? median(rssRatios) : null
+    })
   };
 }
 
@@ -107,7 +128,6 @@ export function printMemory(m: MemoryResult): void {
   const head = ['row', 'impl', 'heap KiB/conn', 'over bare', 'heap min–max', 'RSS KiB/conn', 'external KiB/conn', 'heap ratio', 'ratio IQR', 'RSS ratio'];
   const lines = m.impls.map((impl) => {
     const heaps = impl.samples.map((s) => s.heapPerConn);
-    const isW = impl.name === 'wsframe' && m.heapRatio !== null;
     return [
       m.id,
       impl.name,
@@ -116,9 +136,9 @@ export function printMemory(m: MemoryResult): void {
       `${kib(Math.min(...heaps))}–${kib(Math.max(...heaps))}`,
       kib(impl.rssPerConn),
       kib(impl.externalPerConn),
-      isW ? m.heapRatio!.toFixed(2) : '',
-      isW && m.heapRatioIqr ? `${m.heapRatioIqr[0].toFixed(2)}–${m.heapRatioIqr[1].toFixed(2)}` : '',
-      isW && m.rssRatio !== null ? m.rssRatio.toFixed(2) : ''
+      impl.heapRatio !== null ? impl.heapRatio.toFixed(2) : '',
+      impl.heapRatioIqr ? `${impl.heapRatioIqr[0].toFixed(2)}–${impl.heapRatioIqr[1].toFixed(2)}` : '',
+      impl.rssRatio !== null ? impl.rssRatio.toFixed(2) : ''
     ];
   });
   printColumns(head, lines, [false, false, ...head.slice(2).map(() => true)]);
@@ -126,14 +146,13 @@ export function printMemory(m: MemoryResult): void {
     `memory: ${m.connections} idle connections to one server process, heapUsed and RSS after full GCs, ` +
       `(after − before) / ${m.connections}; medians of ${m.impls[0]?.samples.length ?? 0} repeats, a fresh server each.`
   );
-  console.log('ratio: wsframe ÷ ws per connection — LOWER IS BETTER for memory (<1: wsframe uses less).');
+  console.log('ratio: each line ÷ ws per connection — LOWER IS BETTER for memory (<1: uses less than ws).');
   if (bare) console.log('raw: a bare node:net server holding the same sockets; over bare: heap per connection minus raw\'s.');
 }
 
 export function printMemoryJson(m: MemoryResult): void {
   const bare = m.impls.find((impl) => impl.name === 'raw');
   for (const impl of m.impls) {
-    const isW = impl.name === 'wsframe';
     console.log(
       `JSON ${JSON.stringify({
         type: 'result',
@@ -146,10 +165,10 @@ export function printMemoryJson(m: MemoryResult): void {
         ...(bare && impl !== bare ? { heapBytesOverBare: Math.round(impl.heapPerConn - bare.heapPerConn) } : {}),
         rssBytesPerConn: Math.round(impl.rssPerConn),
         externalBytesPerConn: Math.round(impl.externalPerConn),
-        ratioVsWs: isW ? m.heapRatio : null,
-        ratioQ1: isW ? (m.heapRatioIqr?.[0] ?? null) : null,
-        ratioQ3: isW ? (m.heapRatioIqr?.[1] ?? null) : null,
-        rssRatioVsWs: isW ? m.rssRatio : null,
+        ratioVsWs: impl.heapRatio,
+        ratioQ1: impl.heapRatioIqr?.[0] ?? null,
+        ratioQ3: impl.heapRatioIqr?.[1] ?? null,
+        rssRatioVsWs: impl.rssRatio,
         lowerIsBetter: true,
         repeats: impl.samples.length
       })}`

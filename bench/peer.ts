@@ -5,9 +5,9 @@
  * the parent over the IPC channel only: a request `{ id, cmd, … }` gets one reply
  * `{ id, ok, result | error }`. Roles (argv):
  *
- * - `server wsframe|ws [deflate] [http2] [tls]`: an echo server on 127.0.0.1 (port chosen by
+ * - `server wsframe|ws [deflate] [http2] [tls] [messages]`: an echo server on 127.0.0.1 (port chosen by
  *   the system, sent in the ready message). wsframe: `listen()` with a `readData` /
- *   `sendBinary` loop per connection; ws: `WebSocketServer` echoing each 'message' with
+ *   `sendBinary` loop per connection (with `messages`: README's `for await … of messages(ws)` loop); ws: `WebSocketServer` echoing each 'message' with
  *   `send`. With `deflate`, both accept permessage-deflate with {@link DEFLATE} (else neither
  *   does). wsframe only: `http2` is `listen({ http2: true })` (cleartext h2c with prior
  *   knowledge, or with `tls` HTTP/2 and HTTP/1.1 by ALPN), `tls` serves `wss:` with the key and
@@ -30,7 +30,7 @@ import type * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
-import { connect, listen, readData, sendBinary, sendText, Opcode, type AsyncSocket } from '../src/index';
+import { connect, listen, messages, readData, sendBinary, sendText, Opcode, type AsyncSocket } from '../src/index';
 
 /** `raw`: no WebSocket at all, the machine's own limit (a `node:net` echo of the same bytes). */
 export type PeerImpl = 'wsframe' | 'ws' | 'raw';
@@ -449,7 +449,7 @@ function tlsFromEnv(): { key: string; cert: string } {
 }
 
 async function server(impl: PeerImpl, flags: Set<string>): Promise<(req: Request) => Promise<unknown>> {
-  for (const f of flags) if (f !== 'deflate' && f !== 'http2' && f !== 'tls') throw new Error(`server: unknown flag ${f}`);
+  for (const f of flags) if (f !== 'deflate' && f !== 'http2' && f !== 'tls' && f !== 'messages') throw new Error(`server: unknown flag ${f}`);
   const deflate = flags.has('deflate');
   if (impl === 'wsframe') {
     const options = {
@@ -459,14 +459,22 @@ async function server(impl: PeerImpl, flags: Set<string>): Promise<(req: Request
       ...(deflate ? { perMessageDeflate: DEFLATE } : {}),
       ...(flags.has('tls') ? { tls: tlsFromEnv() } : {})
     };
-    const echo = async (ws: AsyncSocket): Promise<void> => {
-      for (;;) {
-        const m = await readData(ws);
-        if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
-        else if (m.opcode === Opcode.Text) await sendText(ws, m.data.toString());
-        else if (m.opcode === Opcode.Close) return;
-      }
-    };
+    const echo = flags.has('messages')
+      ? async (ws: AsyncSocket): Promise<void> => {
+          // README's loop
+          for await (const m of messages(ws)) {
+            if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
+            else await sendText(ws, m.data.toString());
+          }
+        }
+      : async (ws: AsyncSocket): Promise<void> => {
+          for (;;) {
+            const m = await readData(ws);
+            if (m.opcode === Opcode.Binary) await sendBinary(ws, m.data);
+            else if (m.opcode === Opcode.Text) await sendText(ws, m.data.toString());
+            else if (m.opcode === Opcode.Close) return;
+          }
+        };
     const srv = flags.has('http2') ? await listen({ ...options, http2: true }, echo) : await listen(options, echo);
     send({ ready: true, port: srv.port });
     return async (req) => {

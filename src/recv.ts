@@ -19,7 +19,7 @@ import { answerControl, readFailed } from './connection';
 
 export type { Message, Fragment } from './core/frame-reader';
 
-type Result = Frame | Message | Fragment;
+type Result = Frame | Message | Fragment | IteratorResult<Message, void>;
 
 // What a draining read (close() reading until the peer's Close) resolves with when a reader
 // of the caller's takes its place.
@@ -32,6 +32,8 @@ function step(ws: AsyncSocket, mode: ReadMode, client: boolean): Parsed {
   // A compressed payload's opcode is a data opcode, so only control frames pass this test.
   if (result !== NEED_MORE && mode !== ReadMode.FRAME && result.opcode >= Opcode.Close) {
     answerControl(ws, result.opcode, result.data, client);
+    // Said at once, not when close()'s drain resumes: a loop's read may come in between.
+    if (mode === ReadMode.DRAIN && result.opcode === Opcode.Close) ws.reader.closeDrained = true;
   }
   return result;
 }
@@ -40,12 +42,14 @@ function isCompressed(p: Exclude<Parsed, typeof NEED_MORE>): p is Compressed {
   return (p as Compressed).kind === 'inflate';
 }
 
-function read(ws: AsyncSocket, mode: ReadMode, client: boolean): Promise<Result> {
+// A read, or with `it` the next step of a messages() iterator (then it resolves to an
+// iterator result, reads past Pings and Pongs, and ends the iterator on the Close).
+function read(ws: AsyncSocket, mode: ReadMode, client: boolean, it: MessageIterator | null = null): Promise<Result> {
   const reader = ws.reader;
   const owner = ws.queue.owner;
   if (owner !== null) {
     // close() reads only while nobody else does: a read of the caller's takes its place.
-    if (owner === reader && reader.mode === ReadMode.DRAIN && mode !== ReadMode.DRAIN) return takeOver(ws, mode, client);
+    if (owner === reader && reader.mode === ReadMode.DRAIN && mode !== ReadMode.DRAIN) return takeOver(ws, mode, client, it);
     return Promise.reject(concurrentRead());
   }
   const assembler = reader.assembler;
@@ -54,27 +58,35 @@ function read(ws: AsyncSocket, mode: ReadMode, client: boolean): Promise<Result>
       new TypeError('a message begun with readFragment must be finished with readFragment, and likewise readData')
     );
   }
-  let result: Parsed;
-  try {
-    result = step(ws, mode, client);
-  } catch (err) {
-    return Promise.reject(readFailed(ws, err, client));
+  for (;;) {
+    let result: Parsed;
+    try {
+      result = step(ws, mode, client);
+    } catch (err) {
+      const failed = readFailed(ws, err, client);
+      if (it !== null) return iterationFailed(ws, it, failed);
+      return Promise.reject(failed);
+    }
+    if (result === NEED_MORE) return readSlow(ws, mode, client, null, it);
+    if (isCompressed(result)) return readSlow(ws, mode, client, result, it);
+    if (it === null) return Promise.resolve(result);
+    const answer = iterationResult(it, result as Message);
+    if (answer !== null) return Promise.resolve(answer);
   }
-  if (result === NEED_MORE) return readSlow(ws, mode, client, null);
-  if (isCompressed(result)) return readSlow(ws, mode, client, result);
-  return Promise.resolve(result);
 }
 
 // The slow path: one promise for the caller, settled from the socket's 'data' event or zlib
 // through shared functions (no async frame, no closures per read), so an idle connection
-// waiting in readData holds little more than that promise. The reader holds the guard.
-function readSlow(ws: AsyncSocket, mode: ReadMode, client: boolean, compressed: Compressed | null): Promise<Result> {
+// waiting in readData (or in a messages() loop) holds little more than that promise. The
+// reader holds the guard.
+function readSlow(ws: AsyncSocket, mode: ReadMode, client: boolean, compressed: Compressed | null, it: MessageIterator | null): Promise<Result> {
   return new Promise((resolve, reject) => {
     const reader = ws.reader;
     reader.mode = mode;
     reader.client = client;
     reader.resolve = resolve;
     reader.reject = reject;
+    reader.iterator = it;
     ws.queue.owner = reader;
     if (compressed === null) waitForBytes(ws);
     else startInflate(ws, compressed);
@@ -84,7 +96,7 @@ function readSlow(ws: AsyncSocket, mode: ReadMode, client: boolean, compressed: 
 // A read of the caller's replaces close()'s draining read: the drain gives up, and the new
 // read carries on from where it was (waiting for bytes, or for an inflation whose result,
 // a whole message, it then gets).
-function takeOver(ws: AsyncSocket, mode: ReadMode, client: boolean): Promise<Result> {
+function takeOver(ws: AsyncSocket, mode: ReadMode, client: boolean, it: MessageIterator | null): Promise<Result> {
   const reader = ws.reader;
   const queue = ws.queue;
   if (!queue.waiting && mode !== ReadMode.MESSAGE) return Promise.reject(concurrentRead());
@@ -94,6 +106,7 @@ function takeOver(ws: AsyncSocket, mode: ReadMode, client: boolean): Promise<Res
     reader.client = client;
     reader.resolve = resolve;
     reader.reject = reject;
+    reader.iterator = it;
     drain(DISPLACED);
     if (queue.waiting) {
       queue.cancelWait();
@@ -164,9 +177,17 @@ function onReadable(ws: AsyncSocket): void {
 }
 
 function settle(ws: AsyncSocket, result: Result): void {
-  const resolve = ws.reader.resolve!;
+  const reader = ws.reader;
+  const resolve = reader.resolve!;
+  const it = reader.iterator as MessageIterator | null;
+  if (it === null) {
+    release(ws);
+    return resolve(result);
+  }
+  const answer = iterationResult(it, result as Message);
+  if (answer === null) return onReadable(ws); // a Ping or Pong: read on, still holding the guard
   release(ws);
-  resolve(result);
+  resolve(answer);
 }
 
 function onReadFailed(err: unknown, ws: AsyncSocket): void {
@@ -174,8 +195,14 @@ function onReadFailed(err: unknown, ws: AsyncSocket): void {
   const reject = reader.reject;
   if (reject === null) return; // settled already
   const client = reader.client;
+  const resolve = reader.resolve!;
+  const it = reader.iterator as MessageIterator | null;
   release(ws);
-  reject(readFailed(ws, err, client));
+  const failed = readFailed(ws, err, client);
+  if (it === null) return reject(failed);
+  it.end();
+  if (closedByDrain(ws, failed)) resolve(DONE);
+  else reject(failed);
 }
 
 // Gives up the guard; tells close() when it waits for this read to end.
@@ -183,6 +210,7 @@ function release(ws: AsyncSocket): void {
   const reader = ws.reader;
   reader.resolve = null;
   reader.reject = null;
+  reader.iterator = null;
   ws.queue.owner = null;
   const settled = reader.onSettled;
   if (settled !== null) {
@@ -225,9 +253,9 @@ export async function drainUntilClose(ws: AsyncSocket): Promise<void> {
       continue;
     }
     if (queue.owner !== null) return; // an exact read holds the socket: the close timer bounds the rest
-    let m: Result;
+    let m: Message;
     try {
-      m = await read(ws, ReadMode.DRAIN, ws.isClient);
+      m = (await read(ws, ReadMode.DRAIN, ws.isClient)) as Message;
     } catch {
       return; // the connection failed or the socket went away: that is the result
     }
@@ -310,16 +338,87 @@ export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise
  * for await (const { opcode, data } of messages(ws)) console.log(opcode, data.length);
  * ```
  */
-export async function* messages(ws: AsyncSocket, isClientSocket?: boolean): AsyncGenerator<Message, void, undefined> {
-  for (;;) {
-    let message: Message;
-    try {
-      message = await readData(ws, isClientSocket);
-    } catch (err) {
-      if (closedByDrain(ws, err)) return;
-      throw err;
+export function messages(ws: AsyncSocket, isClientSocket?: boolean): AsyncGenerator<Message, void, undefined> {
+  return new MessageIterator(ws, isClientSocket);
+}
+
+const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
+
+// What a message read for a messages() iterator answers: the message as an iterator result,
+// the end on a Close, or null for a Ping or Pong (answered already; the read goes on).
+function iterationResult(it: MessageIterator, m: Message): IteratorResult<Message, void> | null {
+  if (m.opcode === Opcode.Text || m.opcode === Opcode.Binary) {
+    it.answered();
+    return { done: false, value: m };
+  }
+  if (m.opcode !== Opcode.Close) return null;
+  it.end();
+  return DONE;
+}
+
+// A failed read of a messages() iterator ends it; a Close that close() read while the loop
+// was between two reads ends it cleanly.
+function iterationFailed(ws: AsyncSocket, it: MessageIterator, err: unknown): Promise<Result> {
+  it.end();
+  return closedByDrain(ws, err) ? Promise.resolve(DONE) : Promise.reject(err);
+}
+
+/**
+ * `messages()` as an object rather than an async generator: each `next()` is a read whose
+ * promise resolves straight to the iterator result, so a loop idle in it holds what an idle
+ * `readData` holds plus this small object (an async generator also kept its suspended
+ * frame, a request record, await closures and a promise per step). It behaves as the
+ * generator did: calls to `next()` made while one is pending run after it, and once it has
+ * ended (Close, error, `return()` or `throw()`) every `next()` is done.
+ */
+class MessageIterator implements AsyncGenerator<Message, void, undefined> {
+  private finished = false;
+  // next() calls not answered yet, and the last one's promise, which a further call waits for.
+  private pending = 0;
+  private tail: Promise<IteratorResult<Message, void>> | null = null;
+
+  constructor(
+    private readonly ws: AsyncSocket,
+    private readonly client: boolean | undefined
+  ) {}
+
+  next(): Promise<IteratorResult<Message, void>> {
+    const p = ++this.pending === 1 ? this.pull() : this.tail!.then(() => this.pull(), () => this.pull());
+    if (this.pending > 0) this.tail = p;
+    return p;
+  }
+
+  return(value?: void | PromiseLike<void>): Promise<IteratorResult<Message, void>> {
+    this.finished = true;
+    return Promise.resolve(value).then((v) => ({ done: true, value: v }));
+  }
+
+  throw(err?: unknown): Promise<IteratorResult<Message, void>> {
+    this.finished = true;
+    return Promise.reject(err);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  /** @internal One next() has its message. */
+  answered(): void {
+    // The last answer's promise is let go once nothing waits on it (it holds a message).
+    if (--this.pending === 0) this.tail = null;
+  }
+
+  /** @internal The iteration is over (Close, error): this and every later next() are done. */
+  end(): void {
+    this.finished = true;
+    this.answered();
+  }
+
+  private pull(): Promise<IteratorResult<Message, void>> {
+    if (this.finished) {
+      this.answered();
+      return Promise.resolve(DONE);
     }
-    if (message.opcode === Opcode.Close) return;
-    if (message.opcode === Opcode.Text || message.opcode === Opcode.Binary) yield message;
+    return read(this.ws, ReadMode.MESSAGE, this.client ?? this.ws.isClient, this) as Promise<IteratorResult<Message, void>>;
   }
 }

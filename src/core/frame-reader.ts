@@ -72,8 +72,13 @@ export class FrameReader {
   /** The pending read's mode and role, and how to settle it (set by the I/O layer). */
   mode: ReadMode = ReadMode.MESSAGE;
   client = false;
-  resolve: ((value: Frame | Message | Fragment) => void) | null = null;
+  resolve: ((value: Frame | Message | Fragment | IteratorResult<Message, void>) => void) | null = null;
   reject: ((err: unknown) => void) | null = null;
+  /**
+   * The `messages()` iterator the pending read answers for, or null for a plain read: its
+   * results are iterator results, Pings and Pongs are read past, and the Close ends it.
+   */
+  iterator: object | null = null;
   /** Called once when the pending read ends (close() waits on it while another task reads). */
   onSettled: (() => void) | null = null;
   /** True when close() read the peer's Close (a reading loop of the caller's then ends cleanly). */
