@@ -8,6 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -25,6 +26,27 @@ function enableGc(): void {
   gc = runInNewContext('typeof gc === "function" ? gc : null') as (() => void) | null;
   if (gc === null) throw new Error('--gc: cannot expose the garbage collector');
   gcBetweenRuns = true;
+}
+
+// Garbage collections of this process (start and duration, ms on performance.now()'s clock),
+// so that each timed run of a pass-based row says how much of its time went to GC, whoever
+// made the garbage: the `gcPct` metric. Entries arrive a little after the GC; they are
+// matched to runs by time once the row is done.
+const gcEvents: { start: number; duration: number }[] = [];
+let gcObserver: PerformanceObserver | null = null;
+function observeGc(): void {
+  if (gcObserver !== null) return;
+  gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcEvents.push({ start: e.startTime, duration: e.duration });
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+}
+
+/** Percent of [t0, t1) that GCs starting in it took; forgets the events before t0. */
+function gcShare(t0: number, t1: number): number {
+  let ms = 0;
+  for (const e of gcEvents) if (e.start >= t0 && e.start < t1) ms += e.duration;
+  return (100 * ms) / (t1 - t0);
 }
 
 /** One unit of timed work. May be synchronous or return a promise. */
@@ -285,19 +307,34 @@ function medianMetrics(samples: Sample[]): Record<string, number> | undefined {
 
 /** Warms up every implementation of the row, then times `repeats` rounds, alternating order. */
 export async function runRow(row: Row, opts: Options): Promise<RowResult> {
+  observeGc();
+  gcEvents.length = 0;
   const impls = row.impls;
   const scale = row.durationScale ?? 1;
   // Warm-up: long enough for the optimizing compiler, and several passes whatever their size.
   for (const impl of impls) await timeImpl(impl, opts.warmup * scale, 'warmup');
   const samples: Sample[][] = impls.map(() => []);
+  const windows: { sample: Sample; t0: number; t1: number; faults: number }[] = [];
   for (let r = 0; r < opts.repeats; r++) {
     // Forward on even repeats, backward on odd ones: neither side always goes first.
     const order = impls.map((_, i) => i);
     if (r % 2 === 1) order.reverse();
     for (const i of order) {
+      const t0 = performance.now();
+      const faults0 = process.resourceUsage().minorPageFault;
       const t = await timeImpl(impls[i]!, opts.duration * scale, 'timed');
-      samples[i]!.push({ msgsPerSec: (t.messages * 1e9) / t.ns, mbPerSec: (t.bytes * 1e3) / t.ns, metrics: t.metrics });
+      const sample: Sample = { msgsPerSec: (t.messages * 1e9) / t.ns, mbPerSec: (t.bytes * 1e3) / t.ns, metrics: t.metrics };
+      samples[i]!.push(sample);
+      // Page faults per MB of payload: memory the kernel had to hand out (fresh pages) during the run.
+      const faults = ((process.resourceUsage().minorPageFault - faults0) * 1e6) / Math.max(1, t.bytes);
+      if (impls[i]!.pass) windows.push({ sample, t0, t1: performance.now(), faults });
     }
+  }
+  if (windows.length > 0) {
+    // Let the last GC entries arrive, then charge each run with the GCs that ran inside it.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const w of windows) w.sample.metrics = { ...w.sample.metrics, gcPct: gcShare(w.t0, w.t1), faultsPerMb: w.faults };
+    gcEvents.length = 0;
   }
   return {
     id: row.id,
@@ -392,9 +429,11 @@ export function printColumns(head: string[], lines: string[][], numeric: boolean
 export function printTable(results: RowResult[]): void {
   const withLatency = results.some((row) => row.impls.some((impl) => impl.metrics?.p50Us !== undefined));
   const withReference = results.some((row) => row.impls.some((impl) => impl.reference));
+  const withGc = results.some((row) => row.impls.some((impl) => impl.metrics?.gcPct !== undefined));
   const head = ['row', 'impl', 'msgs/s', 'MB/s', 'MB/s min–max', 'ratio', 'ratio IQR'];
   if (withReference) head.push('÷ raw', '÷ raw IQR');
   if (withLatency) head.push('p50/p99 µs');
+  if (withGc) head.push('GC %', 'faults/MB');
   const lines: string[][] = [];
   const groups: string[] = [];
   for (const row of results) {
@@ -418,6 +457,10 @@ export function printTable(results: RowResult[]): void {
       if (withLatency) {
         const m = impl.metrics;
         line.push(m?.p50Us !== undefined && m.p99Us !== undefined ? `${fmtUs(m.p50Us)} / ${fmtUs(m.p99Us)}` : '');
+      }
+      if (withGc) {
+        const m = impl.metrics;
+        line.push(m?.gcPct !== undefined ? m.gcPct.toFixed(0) : '', m?.faultsPerMb !== undefined ? m.faultsPerMb.toFixed(0) : '');
       }
       lines.push(line);
       groups.push(row.group);
