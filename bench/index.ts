@@ -12,6 +12,7 @@ import { buildRows } from './frame-build';
 import { parseRows } from './frame-parse';
 import { environment, gcBetweenRuns, parseArgs, printJson, printTable, runRow, sinkValue, type Row, type RowResult } from './harness';
 import { kernelRows } from './mask-utf8';
+import { sendRows } from './send';
 import { MEMORY_SERVERS, memoryRow, printMemory, printMemoryJson, type MemoryLine, type MemoryResult } from './memory';
 import { bufferutilStatus } from './ws-lib';
 
@@ -39,7 +40,13 @@ async function main(): Promise<void> {
   // 'wsframe' selects 'wsframe' and its variants ('wsframe hdr-only'); 'ws' only 'ws' and 'ws …'.
   const keep = (name: string): boolean => opts.impl.length === 0 || opts.impl.some((s) => name === s || name.startsWith(`${s} `));
   const echo = echoRows({ plain: SIZES, deflate: DEFLATE_SIZES, h2: SIZES, h2Tls: H2_TLS_SIZES }, want, opts);
-  let rows: Row[] = [...buildRows(SIZES, want), ...(await parseRows(SIZES, want)), ...kernelRows(want), ...echo.rows];
+  let rows: Row[] = [
+    ...buildRows(SIZES, want),
+    ...(await sendRows(SIZES, want)),
+    ...(await parseRows(SIZES, want)),
+    ...kernelRows(want),
+    ...echo.rows
+  ];
   for (const row of rows) row.impls = row.impls.filter((impl) => keep(impl.name));
   rows = rows.filter((row) => row.impls.length > 0);
   const memoryImpls = (Object.keys(MEMORY_SERVERS) as MemoryLine[]).filter(keep);
