@@ -6,9 +6,10 @@
  * lets wsframe build large masked frames in its ring, as it does on a real connection).
  *
  * - `wsframe`: a client `AsyncSocket` on it, `sendBinary(ws, payload)` per message, not
- *   awaited; a pass ends when the last send has resolved (sends resolve in order).
+ *   awaited; a pass ends when the last send has resolved and the event-loop turn is over
+ *   (small frames of one turn reach the socket together at its end).
  * - `ws`: its `Sender` on it, `send(payload, { binary, mask, fin })` as `WebSocket.send`
- *   calls it on a client; a pass ends at the last send's callback.
+ *   calls it on a client; a pass ends at the last send's callback and the turn's end.
  *
  * Checked once before timing: each side's bytes, unmasked, are the frames of the payloads.
  */
@@ -69,17 +70,23 @@ function payloadsOf(stream: Buffer): Buffer[] {
   return out;
 }
 
+// The end of the event-loop turn: wsframe hands small frames sent in one turn to the socket
+// together at its end, so a pass (of either) ends only once that has happened.
+const turnEnd = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 async function sendWsframe(ws: AsyncSocket, payload: Buffer, k: number): Promise<void> {
   for (let i = 0; i < k - 1; i++) void sendBinary(ws, payload);
   await sendBinary(ws, payload);
+  await turnEnd();
 }
 
-function sendWs(sender: WsSender, payload: Buffer, k: number): Promise<void> {
-  return new Promise((resolve, reject) => {
+async function sendWs(sender: WsSender, payload: Buffer, k: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
     const options = { binary: true, mask: true, fin: true, compress: false };
     for (let i = 0; i < k - 1; i++) sender.send(payload, options, () => {});
     sender.send(payload, options, (err) => (err ? reject(err) : resolve()));
   });
+  await turnEnd();
 }
 
 export async function sendRows(sizes: number[], want: (id: string) => boolean): Promise<Row[]> {

@@ -31,6 +31,15 @@ const EMPTY = Buffer.alloc(0);
 // Errors of fast-path writes are reported by the socket's 'error' event and the next call.
 const ignoreWriteResult = (): void => {};
 
+// Writes made in one turn of the event loop go to the kernel together: the first corks the
+// socket and the end of the turn (process.nextTick, which runs once the promise jobs of the
+// turn are done) uncorks it, so a loop answering many small messages makes one writev
+// instead of one write each. At most COALESCE_MAX bytes wait so: past it, they go at once.
+const COALESCE_MAX = 64 * 1024;
+function uncorkTurn(ws: AsyncSocket): void {
+  ws.flushTurn();
+}
+
 // The socket's listeners are shared functions; each finds its AsyncSocket here.
 const kOwner = Symbol('wsframe.AsyncSocket');
 type SocketWithOwner = Duplex & { [kOwner]: AsyncSocket };
@@ -115,6 +124,8 @@ export class AsyncSocket {
   private closeDeadline = 0;
   // Watches sends that did not complete at once (made on the first such send).
   private watchdog: SendWatchdog | null = null;
+  // Bytes written in this turn and held corked until its end (see uncorkTurn); -1: not corked.
+  private turnBytes = -1;
 
   constructor(socket: Duplex, options: AsyncSocketOptions) {
     this.socket = socket;
@@ -263,6 +274,24 @@ export class AsyncSocket {
    * @throws {IOError} when the socket is closed or breaks
    */
   write(a: Uint8Array, b?: Uint8Array): Promise<void> {
+    // The caller may reuse its buffers once this resolves: they go to the kernel now, after
+    // the frames this turn holds.
+    this.flushTurn();
+    return this.writeParts(a, b, false);
+  }
+
+  /**
+   * @internal Writes a frame whose buffer is ours alone (built by the send functions and
+   * never touched again): frames written in one turn of the event loop are held corked and
+   * go to the kernel together at its end (one writev), or as soon as 64 KiB wait. Resolves
+   * at once when it was held so and the socket had nothing else waiting (the bytes are
+   * then sure to be handed over this turn); otherwise, as {@link write}, once flushed.
+   */
+  writeOwned(frame: Uint8Array): Promise<void> {
+    return this.writeParts(frame, undefined, true);
+  }
+
+  private writeParts(a: Uint8Array, b: Uint8Array | undefined, coalesce: boolean): Promise<void> {
     const s = this.socket;
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
@@ -271,6 +300,18 @@ export class AsyncSocket {
     // leaves nothing buffered, so the bytes are with the kernel already: resolve at once,
     // without a promise and a callback of its own. (A later failure shows on the next
     // read or write, as it would after any completed write.)
+    if (coalesce && (this.turnBytes >= 0 || (s.writableLength === 0 && !s.writableCorked))) {
+      if (this.turnBytes < 0) {
+        this.turnBytes = 0;
+        s.cork();
+        process.nextTick(uncorkTurn, this);
+      }
+      writeParts(s, a, b, ignoreWriteResult);
+      this.turnBytes += a.length + (b === undefined ? 0 : b.length);
+      if (this.turnBytes >= COALESCE_MAX) this.flushTurn();
+      if (this.turnBytes >= 0 || (s.writableLength === 0 && !s.destroyed)) return RESOLVED;
+      return this.flushed();
+    }
     if (s.writableLength === 0 && !s.writableCorked) {
       writeParts(s, a, b, ignoreWriteResult);
       if (s.writableLength === 0 && !s.destroyed) return RESOLVED;
@@ -335,8 +376,22 @@ export class AsyncSocket {
     this.destroyAfter(this.closeTimeout);
   }
 
+  /**
+   * @internal Hands what this turn's writes left corked to the kernel (one writev).
+   */
+  flushTurn(): void {
+    if (this.turnBytes < 0) return;
+    this.turnBytes = -1;
+    const s = this.socket;
+    s.uncork();
+    // What the kernel did not take now waits in the socket: the send timeout watches it, as
+    // it watches any write that did not complete at once.
+    if (s.writableLength > 0 && !s.destroyed) this.watchSends();
+  }
+
   /** Destroys the socket at once; pending and later reads and writes reject with `IOError`. */
   destroy(err?: Error): void {
+    this.flushTurn(); // what was sent before goes first, as it would have without coalescing
     const ioErr = err ? toIOError(err) : new IOError('closed', 'socket destroyed');
     this.queue.end(ioErr);
     this.deflate?.close(ioErr);

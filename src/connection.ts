@@ -26,7 +26,7 @@ export function closedForSending(): Promise<never> {
 
 /** Writes a control frame right away; control frames may go between fragments (§5.4). */
 function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, masked: boolean): Promise<void> {
-  return ws.write(encodeFrame(firstByte(true, opcode), payload, masked));
+  return ws.writeOwned(encodeFrame(firstByte(true, opcode), payload, masked));
 }
 
 /** The connection's pong bookkeeping, created on first use. */
@@ -97,7 +97,7 @@ export function readFailed(ws: AsyncSocket, err: unknown, client: boolean): unkn
  */
 export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
   if (!ws.state.sendClose()) return closedForSending();
-  const written = ws.write(frame);
+  const written = ws.writeOwned(frame);
   ws.destroyAfter(ws.closeTimeout);
   if (ws.state.closeReceived) finishClose(ws, ws.isClient);
   return written;

@@ -1,7 +1,9 @@
 /**
  * Layer 3, sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
  * `sendChain`/`sendFragmented` for messages in several frames. Every send resolves once
- * its bytes are handed to the kernel. Masking defaults from the socket's role (clients mask
+ * its frame is with the socket: small frames built in buffers of our own go to the kernel
+ * together at the end of the event-loop turn (`AsyncSocket.writeOwned`), frames that carry
+ * the caller's buffer (and the masking ring's) once the kernel has them. Masking defaults from the socket's role (clients mask
  * with a fresh random key per frame; servers never mask), and the caller's buffer is never
  * modified.
  * @module
@@ -49,12 +51,12 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
     encodeHeader(header, 0, b0, n, true, key);
     const built = maskedFrameInKernel(header, data, key);
     if (built !== null) {
-      const written = ws.write(built.frame);
+      const written = ws.write(built.frame); // the ring region is reused once the kernel has it
       written.then(built.release, built.release);
       return written;
     }
   }
-  if (masked || n <= COPY_MAX) return ws.write(encodeFrame(b0, data, masked));
+  if (masked || n <= COPY_MAX) return ws.writeOwned(encodeFrame(b0, data, masked));
   const header = Buffer.allocUnsafe(encodedHeaderSize(n, false));
   encodeHeader(header, 0, b0, n, false);
   return ws.write(header, data);
@@ -143,8 +145,8 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
   const start = encodeHeader(frame, 0, firstByte(true, Opcode.Text), n, m, key);
   frame.write(text, start, 'utf8');
   if (key !== undefined && n > 0) applyMask(frame.subarray(start), key);
-  if (ws.sendQueue === null) return ws.write(frame);
-  return exclusive(ws, () => (ws.state.closeSent ? closedForSending() : ws.write(frame)));
+  if (ws.sendQueue === null) return ws.writeOwned(frame);
+  return exclusive(ws, () => (ws.state.closeSent ? closedForSending() : ws.writeOwned(frame)));
 }
 
 /**

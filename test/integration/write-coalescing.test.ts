@@ -1,0 +1,133 @@
+/**
+ * Small frames sent in one turn of the event loop go to the kernel together (one writev at
+ * the end of the turn, or as soon as 64 KiB wait): what that changes and what it must not.
+ */
+import test from 'ava';
+import { AsyncSocket } from '../../src/async-socket';
+import { IOError } from '../../src/core/errors';
+import { Opcode } from '../../src/core/constants';
+import { readData } from '../../src/recv';
+import { sendBinary, sendText } from '../../src/send';
+import { socketPair } from '../helpers/socket-pair';
+import { within } from '../helpers/wait';
+
+async function serverFacingRaw(t: { teardown(fn: () => void): void }, sendTimeout?: number) {
+  const [client, server] = await socketPair();
+  t.teardown(() => {
+    client.destroy();
+    server.destroy();
+  });
+  const ws = new AsyncSocket(server, { role: 'server', ...(sendTimeout === undefined ? {} : { sendTimeout }) });
+  return { client, ws };
+}
+
+/** Collects what the raw peer receives, chunk by chunk. */
+function collect(client: import('node:net').Socket): { chunks: Buffer[]; bytes: () => number } {
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  return { chunks, bytes: () => chunks.reduce((n, c) => n + c.length, 0) };
+}
+
+async function received(got: { bytes: () => number }, n: number): Promise<void> {
+  await within(
+    new Promise<void>((resolve) => {
+      const check = (): void => void (got.bytes() >= n ? resolve() : setImmediate(check));
+      check();
+    }),
+    `${n} bytes to arrive`
+  );
+}
+
+test('200 small messages awaited one by one in one turn leave in a few TCP chunks, in order', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  const got = collect(client);
+  for (let i = 0; i < 200; i++) await sendBinary(ws, Buffer.from([i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i]));
+  await received(got, 200 * 18);
+  const all = Buffer.concat(got.chunks);
+  for (let i = 0; i < 200; i++) {
+    t.deepEqual([...all.subarray(i * 18, i * 18 + 2)], [0x82, 16]);
+    t.true(all.subarray(i * 18 + 2, i * 18 + 18).every((b) => b === i));
+  }
+  t.log(`200 frames of 18 bytes arrived in ${got.chunks.length} TCP chunk(s)`);
+  t.true(got.chunks.length <= 5, `${got.chunks.length} chunks`);
+});
+
+test('at most 64 KiB waits in one turn: the rest goes to the kernel as it comes', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  const got = collect(client);
+  let most = 0;
+  const payload = Buffer.alloc(1000, 7);
+  for (let i = 0; i < 1000; i++) {
+    void sendBinary(ws, payload);
+    most = Math.max(most, ws.socket.writableLength);
+  }
+  await received(got, 1000 * 1004);
+  t.log(`1000 sends of 1000 bytes in one turn: at most ${most} bytes held in the socket at once`);
+  t.true(most <= 64 * 1024 + 1004, `${most}`);
+});
+
+test('a buffer passed to a send may be reused once the send resolved (large, by reference)', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  const got = collect(client);
+  const buf = Buffer.alloc(4096, 1);
+  await sendBinary(ws, buf);
+  buf.fill(2);
+  await sendBinary(ws, buf);
+  buf.fill(3);
+  await received(got, 2 * 4100);
+  const all = Buffer.concat(got.chunks);
+  t.true(all.subarray(4, 4100).every((b) => b === 1), 'the first message kept its bytes');
+  t.true(all.subarray(4104, 8200).every((b) => b === 2), 'the second message kept its bytes');
+});
+
+test('destroy() right after a send that was held still delivers it first', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  const got = collect(client);
+  const ended = new Promise((resolve) => client.once('close', resolve));
+  void sendText(ws, 'last words').catch(() => undefined);
+  ws.destroy();
+  await within(ended, 'the peer to see the socket close');
+  t.is(Buffer.concat(got.chunks).subarray(2).toString(), 'last words');
+});
+
+test('small sends to a peer that reads nothing: the send timeout still drops it', async (t) => {
+  const { client, ws } = await serverFacingRaw(t, 400);
+  client.pause();
+  const reading = readData(ws).then(() => null, (e: unknown) => e);
+  const payload = Buffer.alloc(16);
+  let sent = 0;
+  const started = Date.now();
+  const err = await within(
+    (async () => {
+      for (;;) {
+        await sendBinary(ws, payload);
+        sent++;
+      }
+    })().then(() => null, (e: unknown) => e),
+    'the sends to fail',
+    30_000
+  );
+  t.true(err instanceof IOError, String(err));
+  t.is(((await reading) as IOError).reason, 'timeout');
+  t.log(`${sent} sends of 16 bytes went out before the peer was dropped after ${Date.now() - started} ms (sendTimeout 400 ms)`);
+});
+
+test('two sends not awaited arrive in the order they were made', async (t) => {
+  const [clientSock, serverSock] = await socketPair();
+  t.teardown(() => {
+    clientSock.destroy();
+    serverSock.destroy();
+  });
+  const client = new AsyncSocket(clientSock, { role: 'client' });
+  const server = new AsyncSocket(serverSock, { role: 'server' });
+  void sendText(server, 'a');
+  void sendText(server, 'b');
+  const answers = [await readData(client), await readData(client)];
+  t.deepEqual(
+    answers.map((m) => [m.opcode, m.data.toString()]),
+    [
+      [Opcode.Text, 'a'],
+      [Opcode.Text, 'b']
+    ]
+  );
+});
