@@ -377,6 +377,15 @@ export class AsyncSocket {
   }
 
   /**
+   * @internal Bytes given to the socket that the kernel has not taken, leaving out the
+   * frames only held until the end of this turn (they are not a sign of a slow peer).
+   */
+  get unsentBytes(): number {
+    const held = this.turnBytes > 0 ? this.turnBytes : 0;
+    return Math.max(0, this.socket.writableLength - held);
+  }
+
+  /**
    * @internal Hands what this turn's writes left corked to the kernel (one writev).
    */
   flushTurn(): void {

@@ -24,9 +24,12 @@ export function closedForSending(): Promise<never> {
   return Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow'));
 }
 
-/** Writes a control frame right away; control frames may go between fragments (§5.4). */
+/**
+ * Writes a control frame right away, after what this turn holds (control frames may go
+ * between fragments, §5.4): a Pong or a Close never waits for the sending task to yield.
+ */
 function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, masked: boolean): Promise<void> {
-  return ws.writeOwned(encodeFrame(firstByte(true, opcode), payload, masked));
+  return ws.write(encodeFrame(firstByte(true, opcode), payload, masked));
 }
 
 /** The connection's pong bookkeeping, created on first use. */
@@ -97,7 +100,7 @@ export function readFailed(ws: AsyncSocket, err: unknown, client: boolean): unkn
  */
 export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
   if (!ws.state.sendClose()) return closedForSending();
-  const written = ws.writeOwned(frame);
+  const written = ws.write(frame);
   ws.destroyAfter(ws.closeTimeout);
   if (ws.state.closeReceived) finishClose(ws, ws.isClient);
   return written;

@@ -192,9 +192,12 @@ class Broadcaster {
     private readonly wait: number
   ) {}
 
-  /** Bytes a connection has been given and has not flushed: its write buffer plus broadcasts queued. */
+  /**
+   * Bytes a connection has been given and the kernel has not taken: its write buffer (less
+   * the small frames held only until the end of this turn) plus broadcasts queued.
+   */
   unsent(ws: AsyncSocket): number {
-    return ws.socket.writableLength + (this.queued.get(ws) ?? 0);
+    return ws.unsentBytes + (this.queued.get(ws) ?? 0);
   }
 
   send(data: string | Uint8Array): Promise<void> {

@@ -1,9 +1,10 @@
 /**
  * Layer 3, sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
  * `sendChain`/`sendFragmented` for messages in several frames. Every send resolves once
- * its frame is with the socket: small frames built in buffers of our own go to the kernel
- * together at the end of the event-loop turn (`AsyncSocket.writeOwned`), frames that carry
- * the caller's buffer (and the masking ring's) once the kernel has them. Masking defaults from the socket's role (clients mask
+ * its frame is queued on the socket: small data frames built in buffers of our own go to the
+ * kernel together at the end of the event-loop turn (`AsyncSocket.writeOwned`); control
+ * frames, and frames that carry the caller's buffer (or the masking ring's), go at once and
+ * resolve once the kernel has them. Masking defaults from the socket's role (clients mask
  * with a fresh random key per frame; servers never mask), and the caller's buffer is never
  * modified.
  * @module
@@ -56,6 +57,8 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
       return written;
     }
   }
+  // Control frames (Pings, Pongs) go out at once, ahead of nothing this turn still holds.
+  if ((b0 & 0x08) !== 0) return ws.write(encodeFrame(b0, data, masked));
   if (masked || n <= COPY_MAX) return ws.writeOwned(encodeFrame(b0, data, masked));
   const header = Buffer.allocUnsafe(encodedHeaderSize(n, false));
   encodeHeader(header, 0, b0, n, false);

@@ -6,8 +6,11 @@ import test from 'ava';
 import { AsyncSocket } from '../../src/async-socket';
 import { IOError } from '../../src/core/errors';
 import { Opcode } from '../../src/core/constants';
-import { readData } from '../../src/recv';
-import { sendBinary, sendText } from '../../src/send';
+import { close } from '../../src/closing';
+import { connect } from '../../src/client';
+import { listen } from '../../src/listener';
+import { messages, readData } from '../../src/recv';
+import { sendBinary, sendPing, sendText } from '../../src/send';
 import { socketPair } from '../helpers/socket-pair';
 import { within } from '../helpers/wait';
 
@@ -130,4 +133,42 @@ test('two sends not awaited arrive in the order they were made', async (t) => {
       [Opcode.Text, 'b']
     ]
   );
+});
+
+test('broadcast does not take frames held for the turn for a slow client: 50 broadcasts in one turn reach a reading client', async (t) => {
+  const server = await listen({ port: 0, maxBackpressure: 4096, backpressurePolicy: 'close' }, async (ws) => {
+    for await (const m of messages(ws)) void m;
+  });
+  t.teardown(() => server.close());
+  const client = await connect(`ws://127.0.0.1:${server.port}/`);
+  await within(
+    new Promise<void>((resolve) => {
+      const check = (): void => void (server.clients.size === 1 ? resolve() : setImmediate(check));
+      check();
+    }),
+    'the server to register the client'
+  );
+  const payload = 'x'.repeat(200);
+  for (let i = 0; i < 50; i++) void server.broadcast(payload);
+  let got = 0;
+  while (got < 50) {
+    const m = await within(readData(client), `message ${got + 1}`);
+    t.is(m.opcode, Opcode.Text, `message ${got + 1} is a Close with ${m.opcode === Opcode.Close ? m.data.readUInt16BE(0) : '-'}`);
+    if (m.opcode !== Opcode.Text) break;
+    got++;
+  }
+  t.is(got, 50);
+  await close(client);
+});
+
+test('a Ping goes to the kernel at once, even while the sending task keeps the microtask queue busy', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  const got = collect(client);
+  void sendText(ws, 'data').catch(() => undefined); // held for the turn
+  void sendPing(ws, false, 'now').catch(() => undefined);
+  const socket = ws.socket as import('node:net').Socket;
+  t.is(socket.writableCorked, 0, 'nothing is held back behind the Ping');
+  t.is(socket.writableLength, 0, 'both frames are with the kernel');
+  for (let i = 0; i < 10_000; i++) await null; // a task that does not yield to the event loop
+  await received(got, 6 + 5);
 });
