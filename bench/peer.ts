@@ -31,6 +31,7 @@ import * as net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import WebSocket, { WebSocketServer } from 'ws';
 import { connect, listen, messages, readData, sendBinary, sendText, Opcode, type AsyncSocket } from '../src/index';
+import { encodedHeaderSize } from '../src/core/frame';
 
 /** `raw`: no WebSocket at all, the machine's own limit (a `node:net` echo of the same bytes). */
 export type PeerImpl = 'wsframe' | 'ws' | 'raw';
@@ -525,17 +526,10 @@ async function server(impl: PeerImpl, flags: Set<string>): Promise<(req: Request
 const RAW_101 = Buffer.from('HTTP/1.1 101 Switching Protocols\r\n\r\n', 'latin1');
 
 /**
- * The bytes a WebSocket client puts on the wire for one masked binary message of `size`
- * bytes: what the raw client sends per message, so both move the same bytes upstream.
- */
-function maskedFrameSize(size: number): number {
-  return size + (size < 126 ? 2 : size <= 0xffff ? 4 : 10) + 4;
-}
-
-/**
- * The raw client: a message is `maskedFrameSize(size)` bytes with the payload at the end,
- * echoed as bytes; it has come back when that many more bytes have arrived. Same jobs, same
- * counts and checks (digests over the whole byte streams when verifying) as the others.
+ * The raw client: a message is as many bytes as a masked binary frame of `size` (what a
+ * WebSocket client puts on the wire for it), the payload at the end, echoed as bytes; it has
+ * come back when that many more bytes have arrived. Same jobs, counts and checks as the
+ * others ({@link Checker}, its digests taken over the whole byte streams when verifying).
  */
 class RawClient {
   private onBytes: ((chunk: Buffer) => void) | null = null;
@@ -548,14 +542,11 @@ class RawClient {
   }
 
   job(job: Job): Promise<JobResult> {
-    const frame = maskedFrameSize(job.size);
+    const frame = encodedHeaderSize(job.size, true) + job.size;
     const messages = payloadsFor(job).map((p) => Buffer.concat([Buffer.alloc(frame - job.size, 0x82), p]));
     const nm = messages.length;
-    const sentHash = job.verify ? createHash('sha1') : null;
-    const receivedHash = job.verify ? createHash('sha1') : null;
+    const check = new Checker(job, messages, this.socket);
     const lat = job.mode === 'rtt' ? new Float64Array(job.count) : null;
-    const read0 = this.socket.bytesRead;
-    const written0 = this.socket.bytesWritten;
     return new Promise<JobResult>((resolve, reject) => {
       const t0 = performance.now();
       const deadline = t0 + job.ms;
@@ -567,28 +558,12 @@ class RawClient {
       const finish = (err: Error | null): void => {
         this.onBytes = null;
         this.onFailure = null;
-        if (err) return reject(err);
-        const r: JobResult = {
-          messages: recv,
-          bytes: recv * job.size,
-          ns: Math.round((performance.now() - t0) * 1e6),
-          wireRead: this.socket.bytesRead - read0,
-          wireWritten: this.socket.bytesWritten - written0
-        };
-        if (lat) {
-          const sorted = lat.subarray(0, recv).sort();
-          r.p50Us = percentile(sorted, 0.5) * 1000;
-          r.p99Us = percentile(sorted, 0.99) * 1000;
-        }
-        if (sentHash && receivedHash) {
-          r.digestSent = sentHash.digest('hex');
-          r.digestReceived = receivedHash.digest('hex');
-        }
-        resolve(r);
+        if (err) reject(err);
+        else resolve(check.result(recv, t0, lat));
       };
       const sendOne = (): void => {
         const m = messages[sent % nm]!;
-        sentHash?.update(m);
+        check.sent?.update(m);
         sent++;
         this.socket.write(m);
       };
@@ -598,13 +573,14 @@ class RawClient {
       };
       this.onFailure = finish;
       this.onBytes = (chunk) => {
-        receivedHash?.update(chunk);
+        check.received?.update(chunk);
         partial += chunk.length;
         while (partial >= frame) {
           partial -= frame;
           const now = performance.now();
           if (lat) lat[recv] = now - tSend;
           recv++;
+          check.bytes += job.size;
           if (now > deadline) stop = true;
         }
         if (recv === sent && (stop || sent === job.count)) return finish(null);

@@ -277,7 +277,7 @@ export class AsyncSocket {
     // The caller may reuse its buffers once this resolves: they go to the kernel now, after
     // the frames this turn holds.
     this.flushTurn();
-    return this.writeParts(a, b, false);
+    return this.writeChunks(a, b, false);
   }
 
   /**
@@ -288,10 +288,11 @@ export class AsyncSocket {
    * then sure to be handed over this turn); otherwise, as {@link write}, once flushed.
    */
   writeOwned(frame: Uint8Array): Promise<void> {
-    return this.writeParts(frame, undefined, true);
+    return this.writeChunks(frame, undefined, true);
   }
 
-  private writeParts(a: Uint8Array, b: Uint8Array | undefined, coalesce: boolean): Promise<void> {
+  // The one write path: `coalesce` for frames that may be held to the end of the turn.
+  private writeChunks(a: Uint8Array, b: Uint8Array | undefined, coalesce: boolean): Promise<void> {
     const s = this.socket;
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { AsyncSocket } from './async-socket';
 import { encodeClosePayload } from './core/close';
-import { MAX_CONTROL_PAYLOAD, Opcode } from './core/constants';
+import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from './core/constants';
 import { IOError } from './core/errors';
 import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
 import { applyMask, maskedFrameInKernel } from './core/mask';
@@ -58,7 +58,7 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
     }
   }
   // Control frames (Pings, Pongs) go out at once, ahead of nothing this turn still holds.
-  if ((b0 & 0x08) !== 0) return ws.write(encodeFrame(b0, data, masked));
+  if (isControlOpcode(b0 & 0x0f)) return ws.write(encodeFrame(b0, data, masked));
   if (masked || n <= COPY_MAX) return ws.writeOwned(encodeFrame(b0, data, masked));
   const header = Buffer.allocUnsafe(encodedHeaderSize(n, false));
   encodeHeader(header, 0, b0, n, false);
