@@ -68,6 +68,19 @@ function destroyReset(ws: AsyncSocket): void {
 }
 
 // One or two chunks in one corked write; `done` is called for the last one.
+// Chunks up to this size may be cut from a shared slab (Buffer.allocUnsafe's pool is 8 KiB and
+// serves up to 4 KiB; the frame slab serves frames up to FRAME_SLAB_MAX).
+const OWN_COPY_MAX = 4096;
+
+// `x`, or a copy of it in a buffer of its own when it is small and a view into a buffer more
+// than twice its size.
+function ownCopy(x: Uint8Array): Uint8Array {
+  if (x.byteLength > OWN_COPY_MAX || x.buffer.byteLength <= 2 * x.byteLength) return x;
+  const own = Buffer.allocUnsafeSlow(x.byteLength);
+  own.set(x);
+  return own;
+}
+
 function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (err?: Error | null) => void): void {
   if (b === undefined) {
     s.write(a, done);
@@ -296,6 +309,13 @@ export class AsyncSocket {
     const s = this.socket;
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
+    }
+    if (s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0)) {
+      // The kernel is not taking what we write: this chunk will wait in memory, and a small
+      // one cut from a shared slab (Node's 8 KiB pool, the frame slab) would keep the whole
+      // slab alive for as long: it waits in a copy of its own size instead.
+      a = ownCopy(a);
+      if (b !== undefined) b = ownCopy(b);
     }
     // Fast path: with nothing queued before it, a write the socket completes synchronously
     // leaves nothing buffered, so the bytes are with the kernel already: resolve at once,

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { AsyncSocket } from './async-socket';
+import { allocFrame } from './core/buffers';
 import { encodeClosePayload } from './core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from './core/constants';
 import { IOError } from './core/errors';
@@ -48,7 +49,7 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
   const n = data.length;
   if (masked && n >= RING_MIN && releasesChunks(ws)) {
     const key = nextKey();
-    const header = Buffer.allocUnsafe(encodedHeaderSize(n, true));
+    const header = allocFrame(encodedHeaderSize(n, true));
     encodeHeader(header, 0, b0, n, true, key);
     const built = maskedFrameInKernel(header, data, key);
     if (built !== null) {
@@ -60,7 +61,7 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
   // Control frames (Pings, Pongs) go out at once, ahead of nothing this turn still holds.
   if (isControlOpcode(b0 & 0x0f)) return ws.write(encodeFrame(b0, data, masked));
   if (masked || n <= COPY_MAX) return ws.writeOwned(encodeFrame(b0, data, masked));
-  const header = Buffer.allocUnsafe(encodedHeaderSize(n, false));
+  const header = allocFrame(encodedHeaderSize(n, false));
   encodeHeader(header, 0, b0, n, false);
   return ws.write(header, data);
 }
@@ -143,7 +144,7 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
   const m = masked ?? ws.isClient;
   const n = Buffer.byteLength(text, 'utf8');
   if (compresses(ws, n)) return sendCompressed(ws, Opcode.Text, Buffer.from(text, 'utf8'), m);
-  const frame = Buffer.allocUnsafe(encodedHeaderSize(n, m) + n);
+  const frame = allocFrame(encodedHeaderSize(n, m) + n);
   const key = m ? nextKey() : undefined;
   const start = encodeHeader(frame, 0, firstByte(true, Opcode.Text), n, m, key);
   frame.write(text, start, 'utf8');
@@ -175,7 +176,11 @@ function toBytes(data: string | Uint8Array): Uint8Array {
  * @throws {RangeError} synchronously for a token over 125 bytes
  */
 export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uint8Array): Promise<Buffer> {
-  const payload = Buffer.from(token === undefined ? randomBytes(8).toString('hex') : toBytes(token));
+  const bytes = token === undefined ? Buffer.from(randomBytes(8).toString('hex')) : toBytes(token);
+  // A buffer of its own, not a view into Node's 8 KiB pool: it is held until the Ping is sent,
+  // which for a peer that does not read is until it is dropped.
+  const payload = Buffer.allocUnsafeSlow(bytes.length);
+  payload.set(bytes);
   return sendFrame(ws, Opcode.Ping, payload, { masked }).then(() => payload);
 }
 

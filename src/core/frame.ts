@@ -36,7 +36,8 @@ import {
   isKnownOpcode
 } from './constants';
 import { PayloadTooBigError, ProtocolError } from './errors';
-import { applyMask, fillMaskingKey } from './mask';
+import { allocFrame } from './buffers';
+import { applyMask, fillMaskingKey, maskBytes } from './mask';
 
 /** A whole frame, as in Nim's `Frame` tuple. `data` is the unmasked payload. */
 export interface Frame {
@@ -275,6 +276,12 @@ export function nextKey(): Uint8Array {
   return scratchKey;
 }
 
+// Masked payloads shorter than this are masked by encodeFrame's own loop (applyMask hands
+// longer ones to bufferutil or the SIMD kernel).
+const SMALL_MASKED = 128;
+// Payloads shorter than this are copied by a loop: TypedArray.set costs more to set up.
+const SMALL_COPY = 64;
+
 /**
  * Encodes a whole frame into one new buffer, header then payload; a masked payload is
  * masked into the new buffer and the caller's bytes are never modified. Nothing is
@@ -288,10 +295,18 @@ export function encodeFrame(
   maskKey?: Uint8Array
 ): Buffer {
   const n = data.length;
-  const out = Buffer.allocUnsafe(encodedHeaderSize(n, masked) + n);
-  if (masked) {
+  const out = allocFrame(encodedHeaderSize(n, masked) + n);
+  if (masked && maskKey === undefined && n < SMALL_MASKED) {
+    // A fresh key straight from the pool into the header, and the payload masked with it
+    // from there: no scratch key, no call (a 16-byte frame is mostly this overhead).
+    const p = encodeHeader(out, 0, b0, n, true);
+    maskBytes(data, out, p, out[p - 4]!, out[p - 3]!, out[p - 2]!, out[p - 1]!);
+  } else if (masked) {
     const key = maskKey ?? nextKey();
     applyMask(data, key, out, encodeHeader(out, 0, b0, n, true, key));
+  } else if (n < SMALL_COPY) {
+    const p = encodeHeader(out, 0, b0, n, false);
+    for (let i = 0; i < n; i++) out[p + i] = data[i]!;
   } else {
     out.set(data, encodeHeader(out, 0, b0, n, false));
   }

@@ -228,10 +228,16 @@ export function applyMask(
     if (simd !== null) return applyMaskSimd(src, key, dst, dstOffset, keyPhase);
     if (((src.byteOffset - dst.byteOffset - dstOffset) & 3) === 0) return applyMaskWords(src, key, dst, dstOffset, keyPhase);
   }
-  const k0 = key[keyPhase & 3]!;
-  const k1 = key[(keyPhase + 1) & 3]!;
-  const k2 = key[(keyPhase + 2) & 3]!;
-  const k3 = key[(keyPhase + 3) & 3]!;
+  maskBytes(src, dst, dstOffset, key[keyPhase & 3]!, key[(keyPhase + 1) & 3]!, key[(keyPhase + 2) & 3]!, key[(keyPhase + 3) & 3]!);
+}
+
+/**
+ * Masks `src` into `dst` at `dstOffset` with the key bytes `k0`–`k3` (`k0` for `src[0]`), by
+ * an unrolled byte loop: the path for short payloads, where any set-up costs more.
+ * @internal
+ */
+export function maskBytes(src: Uint8Array, dst: Uint8Array, dstOffset: number, k0: number, k1: number, k2: number, k3: number): void {
+  const n = src.length;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     dst[dstOffset + i] = src[i]! ^ k0;

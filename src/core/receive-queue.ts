@@ -10,6 +10,7 @@
  * @module
  */
 import { ConcurrencyError, IOError } from './errors';
+import { FastBuffer } from './buffers';
 import { applyMask, unmaskSmall } from './mask';
 
 /** Bookkeeping cost charged for each buffered chunk, so that many tiny chunks count too. */
@@ -24,11 +25,6 @@ export const COALESCE_AFTER = 8;
 /** Size of the buffers small chunks are coalesced into. */
 export const TAIL_SIZE = 16 * 1024;
 
-// Buffer's own view constructor: a view made with it skips subarray()'s species lookup and
-// argument clamping (measured here: 37 against 42 ns per 16-byte view).
-const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, offset: number, length: number) => Buffer })[
-  Symbol.species
-];
 
 // A buffer small chunks are appended to: `used` bytes of it are taken, and `view` (from
 // `start`) is the queued chunk that grows as more are appended.
