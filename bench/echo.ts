@@ -31,7 +31,7 @@
  * duration during warm-up), bounded in time. Before the first warm-up of a row, each side is
  * checked once: distinct payloads, count, and a SHA-1 of all bytes sent and received.
  */
-import { startEchoPair, type EchoPair, type PairSpec } from './children';
+import { placePair, startEchoPair, type EchoPair, type PairSpec } from './children';
 import type { Impl, Options, Row, Timed } from './harness';
 import { formatSize } from './harness';
 import type { Job, JobResult } from './peer';
@@ -119,7 +119,9 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
       const size = spec.deflate ? 1024 : 16;
       const payload = spec.deflate ? 'json' : 'random';
       p = startEchoPair(spec).then(async (pair) => {
+        placePair(pair, 'pipe');
         await runJob(pair, { mode: 'pipe', size, count: 1e9, ms: opts.quick ? 150 : 400, window: 64, verify: false, payload });
+        placePair(pair, 'rtt');
         await runJob(pair, { mode: 'rtt', size, count: 1e9, ms: opts.quick ? 100 : 300, window: 1, verify: false, payload });
         return pair;
       });
@@ -213,6 +215,7 @@ export function echoRows(sizes: EchoSizes, want: (id: string) => boolean, opts: 
             run: async (ms, phase): Promise<Timed> => {
               const spec = family.tls ? { ...v.spec, tls: await tls() } : v.spec;
               const pair = await pairFor(spec);
+              placePair(pair, mode);
               if (!verified) {
                 await verify(pair, mode, size, window, deflate, v.refill === true);
                 verified = true;

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { placement } from './children';
 
 // `--gc`: a full GC before each timed run, so no implementation pays for the garbage of the
 // one before it. Off by default: measured here, a forced full GC slows ws's Receiver down
@@ -477,7 +478,7 @@ function roundMetrics(m: Record<string, number>): Record<string, number> {
 
 /** One JSON object per implementation and row, each on its own line prefixed `JSON `. */
 export function printJson(env: Environment, opts: Options, results: RowResult[]): void {
-  console.log(`JSON ${JSON.stringify({ type: 'env', ...env, quick: opts.quick, duration: opts.duration, repeats: opts.repeats, gcBetweenRuns })}`);
+  console.log(`JSON ${JSON.stringify({ type: 'env', ...env, quick: opts.quick, duration: opts.duration, repeats: opts.repeats, gcBetweenRuns, placement })}`);
   for (const row of results) {
     for (const impl of row.impls) {
       const pr = pairedRatioRange(row, impl);

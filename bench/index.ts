@@ -6,7 +6,7 @@
  * with their spread and the ratio wsframe/ws (>1: wsframe is faster; for memory, <1 is
  * better; echo-h2: h2/h1), then one `JSON {...}` line per result. Progress goes to stderr.
  */
-import { profileChildrenInto } from './children';
+import { placement, profileChildrenInto } from './children';
 import { echoRows } from './echo';
 import { buildRows } from './frame-build';
 import { parseRows } from './frame-parse';
@@ -32,6 +32,11 @@ async function main(): Promise<void> {
   console.log(
     `mode: ${opts.quick ? 'quick' : 'full'}; ${opts.repeats} repeats of ${opts.duration} ms after ${opts.warmup} ms warm-up, ` +
       `implementation order alternating between repeats; ${gcBetweenRuns ? 'full GC before each run' : 'no GC between runs'}`
+  );
+  console.log(
+    placement === null
+      ? 'echo processes: placed by the scheduler (no taskset, or fewer than 2 CPUs)'
+      : `echo processes (taskset): one in flight, server and client on CPU ${placement.rtt[0]}; pipelined, server on CPU ${placement.pipe[0]}, client on CPU ${placement.pipe[1]}`
   );
   console.log('');
 
