@@ -3,7 +3,8 @@
  *
  * - `wsframe`: `makeFrame(Opcode.Binary, payload, masked)`, one new buffer holding header and
  *   payload (the payload is always copied; masked payloads are masked into the copy).
- * - `wsframe hdr-only` (unmasked only): `encodeHeader` into a fresh header buffer, the payload
+ * - `wsframe hdr-only` (unmasked only): `encodeHeader` into a header cut from the frame slab
+ *   (`allocFrame`, as `sendBinary` does), the payload
  *   kept by reference. This is what our send path does for unmasked payloads over 1 KiB
  *   (header and payload written as two chunks under cork); at 1 KiB and below it copies.
  * - `ws`: `Sender.frame(payload, { fin, rsv1: false, opcode: 2, mask, readOnly: true })`. Unmasked
@@ -11,6 +12,7 @@
  *   `wsframe hdr-only`; masked (readOnly) it masks into one new buffer like `makeFrame`.
  */
 import { randomBytes } from 'node:crypto';
+import { allocFrame } from '../src/core/buffers';
 import { Opcode } from '../src/core/constants';
 import { encodeHeader, encodedHeaderSize, makeFrame } from '../src/core/frame';
 import type { Impl, Row } from './harness';
@@ -92,11 +94,11 @@ export function buildRows(sizes: number[], want: (id: string) => boolean): Row[]
         );
         impls.push({
           name: 'wsframe hdr-only',
-          note: 'encodeHeader into a fresh header buffer + payload by reference (our send path above 1 KiB)',
+          note: 'encodeHeader into a header from the frame slab + payload by reference (our send path above 1 KiB)',
           pass: () => {
             let check = 0;
             for (let i = 0; i < k; i++) {
-              const h = Buffer.allocUnsafe(encodedHeaderSize(size, false));
+              const h = allocFrame(encodedHeaderSize(size, false));
               const end = encodeHeader(h, 0, B0_BINARY_FIN, size, false);
               // The frame is (h, payload); both are consumed.
               check += end + h[1]! + payload.length;
