@@ -81,6 +81,41 @@ function ownCopy(x: Uint8Array): Uint8Array {
   return own;
 }
 
+// Small frames sent while the kernel is not taking our bytes (a slow or stalled peer) are
+// appended to one buffer per socket, which is handed to the socket once what was written
+// before has gone to the kernel: one chunk, one write-queue entry and one promise for many
+// frames, where each would otherwise hold its own (about 1 KiB of heap for an 18-byte frame).
+// It starts small and doubles; at BACKLOG_MAX it is handed over as it is and a new one begins.
+const BACKLOG_START = 256;
+const BACKLOG_MAX = 64 * 1024;
+
+class Backlog {
+  buf: Buffer;
+  len = 0;
+  readonly done: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+
+  constructor(first: number) {
+    this.buf = Buffer.allocUnsafeSlow(Math.max(BACKLOG_START, first));
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  append(x: Uint8Array): void {
+    const need = this.len + x.length;
+    if (need > this.buf.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(need, Math.min(2 * this.buf.length, BACKLOG_MAX)));
+      this.buf.copy(grown, 0, 0, this.len);
+      this.buf = grown;
+    }
+    this.buf.set(x, this.len);
+    this.len = need;
+  }
+}
+
 function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (err?: Error | null) => void): void {
   if (b === undefined) {
     s.write(a, done);
@@ -139,6 +174,8 @@ export class AsyncSocket {
   private watchdog: SendWatchdog | null = null;
   // Bytes written in this turn and held corked until its end (see uncorkTurn); -1: not corked.
   private turnBytes = -1;
+  // Small frames waiting for the socket to take what was written before (see Backlog).
+  private backlog: Backlog | null = null;
 
   constructor(socket: Duplex, options: AsyncSocketOptions) {
     this.socket = socket;
@@ -310,6 +347,11 @@ export class AsyncSocket {
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
     }
+    if (coalesce) {
+      if (this.backlog !== null || s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0)) return this.toBacklog(a);
+    } else if (this.backlog !== null) {
+      this.writeBacklog(); // what was sent before goes first
+    }
     if (s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0)) {
       // The kernel is not taking what we write: this chunk will wait in memory, and a small
       // one cut from a shared slab (Node's 8 KiB pool, the frame slab) would keep the whole
@@ -349,6 +391,53 @@ export class AsyncSocket {
       };
       writeParts(s, a, b, done);
     });
+  }
+
+  // A small owned frame while the kernel is behind: into the backlog, handed to the socket
+  // once what is ahead of it has been written (a zero-length write's callback says when).
+  private toBacklog(frame: Uint8Array): Promise<void> {
+    let bl = this.backlog;
+    if (bl !== null && bl.len + frame.length > BACKLOG_MAX) {
+      this.writeBacklog();
+      bl = null;
+    }
+    if (bl === null) {
+      const mine = (bl = this.backlog = new Backlog(frame.length));
+      this.socket.write(EMPTY, (err?: Error | null) => {
+        if (this.backlog !== mine) return; // already handed over
+        if (err || this.socket.destroyed) {
+          this.backlog = null;
+          mine.reject(err ? this.writeError(err) : new IOError('closed', 'the socket was destroyed before the data was flushed'));
+        } else {
+          this.writeBacklog();
+        }
+      });
+      this.watchSends();
+    }
+    bl.append(frame);
+    return bl.done;
+  }
+
+  // Hands the backlog to the socket now; its frames' sends settle once it is written.
+  private writeBacklog(): void {
+    const bl = this.backlog!;
+    this.backlog = null;
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) {
+      bl.reject(new IOError('closed', 'socket is closed for writing'));
+      return;
+    }
+    // A backlog handed over early may fill little of its buffer: the chunk that waits in the
+    // socket is then a copy of its own size.
+    const chunk = ownCopy(bl.buf.subarray(0, bl.len));
+    bl.buf = EMPTY; // the callback below keeps `bl`, not its buffer
+    s.write(chunk, (err?: Error | null) => {
+      this.watchdog?.progress();
+      if (err) bl.reject(this.writeError(err));
+      else if (s.destroyed) bl.reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
+      else bl.resolve();
+    });
+    if (s.writableLength > 0) this.watchSends();
   }
 
   // Resolves once everything written so far has been flushed (the write buffer drained).
@@ -393,6 +482,7 @@ export class AsyncSocket {
    */
   end(): void {
     this.closeReads(new IOError('closed', 'the WebSocket connection is closed'));
+    if (this.backlog !== null) this.writeBacklog();
     if (!this.socket.writableEnded) this.socket.end();
     this.destroyAfter(this.closeTimeout);
   }
@@ -403,7 +493,7 @@ export class AsyncSocket {
    */
   get unsentBytes(): number {
     const held = this.turnBytes > 0 ? this.turnBytes : 0;
-    return Math.max(0, this.socket.writableLength - held);
+    return Math.max(0, this.socket.writableLength - held) + (this.backlog?.len ?? 0);
   }
 
   /**
@@ -463,7 +553,10 @@ export class AsyncSocket {
   onEnd(): void {
     this.queue.end(new IOError('eof', 'socket ended'));
     // The peer will send nothing more. Once our side is done too, let the socket go.
-    if (this.queue.closed !== null) this.socket.end();
+    if (this.queue.closed !== null) {
+      if (this.backlog !== null) this.writeBacklog();
+      this.socket.end();
+    }
   }
 
   /** @internal */

@@ -118,7 +118,10 @@ function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
   }
   const pongs = pongsOf(ws);
   const waiting = pongs.deferred !== null;
-  pongs.deferred = Buffer.from(data); // at most 125 bytes, and it must not pin a receive chunk
+  // At most 125 bytes, in a buffer of its own: a view would keep a receive chunk alive, and
+  // Buffer.from's copy Node's 8 KiB pool, for as long as the peer does not read.
+  pongs.deferred = Buffer.allocUnsafeSlow(data.length);
+  pongs.deferred.set(data);
   if (waiting) return;
   ws.socket.once('drain', () => {
     const payload = pongs.deferred;

@@ -11,7 +11,7 @@ import { connect } from '../../src/client';
 import { listen } from '../../src/listener';
 import { messages, readData } from '../../src/recv';
 import { sendBinary, sendPing, sendText } from '../../src/send';
-import { socketPair } from '../helpers/socket-pair';
+import { parseFrames, socketPair } from '../helpers/socket-pair';
 import { within } from '../helpers/wait';
 
 async function serverFacingRaw(t: { teardown(fn: () => void): void }, sendTimeout?: number) {
@@ -171,4 +171,72 @@ test('a Ping goes to the kernel at once, even while the sending task keeps the m
   t.is(socket.writableLength, 0, 'both frames are with the kernel');
   for (let i = 0; i < 10_000; i++) await null; // a task that does not yield to the event loop
   await received(got, 6 + 5);
+});
+
+// Fills the kernel's buffers towards a peer that does not read, until our writes wait.
+async function stall(ws: AsyncSocket): Promise<void> {
+  for (let i = 0; i < 64 && ws.unsentBytes === 0; i++) {
+    sendBinary(ws, Buffer.alloc(1 << 20, 0x55)).catch(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (ws.unsentBytes === 0) throw new Error('the kernel took 64 MiB: cannot stall the socket');
+}
+
+test('frames sent while the peer is behind arrive complete and in order, whatever their kind', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  client.pause();
+  await stall(ws);
+  const stalledBytes = ws.socket.writableLength;
+  // Small owned frames (into the backlog), a large one by reference, a Ping, text, in turns.
+  const sent: { opcode: number; data: Buffer }[] = [];
+  const sends: Promise<unknown>[] = [];
+  const big = Buffer.alloc(5000, 0x42);
+  for (let turn = 0; turn < 40; turn++) {
+    for (let k = 0; k < 5; k++) {
+      const data = Buffer.from(`turn ${turn} message ${k}`);
+      sent.push({ opcode: Opcode.Binary, data });
+      sends.push(sendBinary(ws, data));
+    }
+    if (turn % 7 === 3) {
+      sent.push({ opcode: Opcode.Binary, data: big });
+      sends.push(sendBinary(ws, big));
+    }
+    if (turn % 11 === 5) {
+      const token = Buffer.from(`ping ${turn}`);
+      sent.push({ opcode: Opcode.Ping, data: token });
+      sends.push(sendPing(ws, undefined, token));
+    }
+    const text = `text ${turn} ${'é'.repeat(turn)}`;
+    sent.push({ opcode: Opcode.Text, data: Buffer.from(text) });
+    sends.push(sendText(ws, text));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  // All waiting: nothing may have resolved yet except what the kernel took.
+  t.true(ws.unsentBytes > 0);
+  const got = collect(client);
+  client.resume();
+  await within(Promise.all(sends), 'every send to settle once the peer reads', 30_000);
+  await received(got, (ws.socket as import('node:net').Socket).bytesWritten);
+  const frames = parseFrames(Buffer.concat(got.chunks));
+  // The stalling frames first (1 MiB each), then ours in the order sent.
+  const ours = frames.filter((f) => f.data.length !== 1 << 20);
+  t.true(frames.length - ours.length >= Math.floor(stalledBytes / (1 << 20)));
+  t.is(ours.length, sent.length);
+  for (let i = 0; i < sent.length; i++) {
+    t.is(ours[i]!.opcode, sent[i]!.opcode, `frame ${i}`);
+    t.true(ours[i]!.data.equals(sent[i]!.data), `frame ${i} payload`);
+  }
+});
+
+test('sends waiting for a peer that does not read fail with IOError when the socket is destroyed', async (t) => {
+  const { client, ws } = await serverFacingRaw(t);
+  client.pause();
+  await stall(ws);
+  const waiting = Array.from({ length: 20 }, (_, i) => sendBinary(ws, Buffer.from(`held ${i}`)));
+  ws.destroy();
+  const results = await within(Promise.allSettled(waiting), 'the held sends to settle');
+  for (const r of results) {
+    t.is(r.status, 'rejected');
+    t.true((r as PromiseRejectedResult).reason instanceof IOError, String((r as PromiseRejectedResult).reason));
+  }
 });
