@@ -113,6 +113,17 @@ function main(): void {
     });
     if (cells.some((c) => c !== '')) console.log(`| ${row} | ${impl} | ${cells.join(' | ')} |`);
   }
+  // Where the runs disagree: a run's median outside another run's quartiles.
+  const disagree: string[] = [];
+  for (const [key, bySize] of lines) {
+    for (const [n, rs] of bySize) {
+      const med = (r: Result): number | null | undefined => r.ratioVsWs ?? r.ratioH2VsH1;
+      const off = rs.some((a) => rs.some((b) => a !== b && typeof med(a) === 'number' && typeof b.ratioQ1 === 'number' && typeof b.ratioQ3 === 'number' && (med(a)! < b.ratioQ1 || med(a)! > b.ratioQ3)));
+      if (off) disagree.push(`${key.replace(' | ', ' ')} ${sizeLabel(n)} (${rs.map((r) => `${med(r)?.toFixed(2)} [${r.ratioQ1?.toFixed(2)}–${r.ratioQ3?.toFixed(2)}]`).join(' / ')})`);
+    }
+  }
+  console.log('');
+  console.log(disagree.length === 0 ? 'Every run\'s median lies within the quartiles of every other run.' : `Runs disagree (a median outside another run's quartiles): ${disagree.join('; ')}.`);
   console.log('');
   console.log('Against raw TCP (wsframe ÷ raw, ws ÷ raw):');
   console.log('');
