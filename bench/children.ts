@@ -155,23 +155,45 @@ export function startPeer(args: string[], startTimeoutMs = 15_000, env: Record<s
  * the other CPU costs about 65 µs: a raw node:net echo, one 22-byte message in flight,
  * measured 27-32 µs per round trip with both processes on one CPU and 91-100 µs on two, and
  * left to the scheduler it was either, run by run. So a one-in-flight row runs both ends on
- * CPU 0 (the round trip is then the work of both ends plus the kernel's loopback, which is
- * what an implementation can change), and a pipelined row one end on each CPU (so both work
- * at once). `null` when that cannot be done: not Linux, fewer than 2 CPUs, or no `taskset`.
+ * the first CPU we may use (the round trip is then the work of both ends plus the kernel's
+ * loopback, which is what an implementation can change), and a pipelined row one end on each
+ * of the first two (so both work at once). `null` when that cannot be done: not Linux, fewer
+ * than 2 CPUs, no `taskset`, or no permission to set an affinity; if placing a process fails
+ * later, the rest of the run goes unplaced (said on stderr).
  */
 export const placement: { rtt: [string, string]; pipe: [string, string] } | null = (() => {
   if (process.platform !== 'linux' || os.availableParallelism() < 2) return null;
   try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    // "pid 123's current affinity list: 0,1" (or "0-3"): the CPUs this process may use.
+    const out = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' });
+    const list = out.slice(out.lastIndexOf(':') + 1).trim();
+    const cpus = list.split(',').flatMap((part) => {
+      const [a, b] = part.split('-').map(Number);
+      return b === undefined ? [a!] : Array.from({ length: b - a! + 1 }, (_, i) => a! + i);
+    });
+    if (cpus.length < 2 || cpus.some((c) => !Number.isInteger(c))) return null;
+    // Setting our own affinity to what it is already shows that we may set one at all.
+    execFileSync('taskset', ['-a', '-c', '-p', list, String(process.pid)], { stdio: 'ignore' });
+    const [first, second] = [String(cpus[0]), String(cpus[1])];
+    return { rtt: [first, first], pipe: [first, second] };
   } catch {
     return null;
   }
-  return { rtt: ['0', '0'], pipe: ['0', '1'] };
 })();
 
-/** Moves every thread of process `pid` to the CPUs in `cpus` ('0', '0,1'). */
-export function pinProcess(pid: number, cpus: string): void {
-  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+let placementFailed = false;
+
+/** Moves every thread of process `pid` to the CPUs in `cpus` ('0', '0,1'); false if it could not. */
+export function pinProcess(pid: number, cpus: string): boolean {
+  if (placementFailed) return false;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    placementFailed = true;
+    console.error(`bench: could not place process ${pid} on CPU ${cpus} (${String(err)}); the scheduler places the echo processes from here on`);
+    return false;
+  }
 }
 
 /** What an echo pair runs. */
