@@ -69,7 +69,8 @@ function destroyReset(ws: AsyncSocket): void {
 
 // One or two chunks in one corked write; `done` is called for the last one.
 // Chunks up to this size may be cut from a shared slab (Buffer.allocUnsafe's pool is 8 KiB and
-// serves up to 4 KiB; the frame slab serves frames up to FRAME_SLAB_MAX).
+// serves up to 4 KiB; the frame slab serves frames up to FRAME_SLAB_MAX); frames up to it go
+// into the backlog (larger ones are written as they are, after it).
 const OWN_COPY_MAX = 4096;
 
 // `x`, or a copy of it in a buffer of its own when it is small and a view into a buffer more
@@ -347,11 +348,10 @@ export class AsyncSocket {
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
     }
-    if (coalesce) {
-      if (this.backlog !== null || s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0)) return this.toBacklog(a);
-    } else if (this.backlog !== null) {
-      this.writeBacklog(); // what was sent before goes first
+    if (coalesce && a.length <= OWN_COPY_MAX && (this.backlog !== null || s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0))) {
+      return this.toBacklog(a);
     }
+    if (this.backlog !== null) this.writeBacklog(); // what was sent before goes first
     if (s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0)) {
       // The kernel is not taking what we write: this chunk will wait in memory, and a small
       // one cut from a shared slab (Node's 8 KiB pool, the frame slab) would keep the whole
@@ -488,6 +488,18 @@ export class AsyncSocket {
   }
 
   /**
+   * @internal Calls `fn` once everything written to the socket so far has gone to the
+   * kernel; never, if the socket fails or is destroyed first.
+   */
+  afterWritten(fn: () => void): void {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    s.write(EMPTY, (err?: Error | null) => {
+      if (!err && !s.destroyed) fn();
+    });
+  }
+
+  /**
    * @internal Bytes given to the socket that the kernel has not taken, leaving out the
    * frames only held until the end of this turn (they are not a sign of a slow peer).
    */
@@ -553,10 +565,10 @@ export class AsyncSocket {
   onEnd(): void {
     this.queue.end(new IOError('eof', 'socket ended'));
     // The peer will send nothing more. Once our side is done too, let the socket go.
-    if (this.queue.closed !== null) {
-      if (this.backlog !== null) this.writeBacklog();
-      this.socket.end();
-    }
+    // A socket without half-open ends its writable side itself after this: what waits in
+    // the backlog goes to it first.
+    if (this.backlog !== null) this.writeBacklog();
+    if (this.queue.closed !== null) this.socket.end();
   }
 
   /** @internal */

@@ -106,13 +106,12 @@ export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
   return written;
 }
 
-// Above this many unflushed bytes the peer is not reading what we send: answering every Ping
-// would grow our write buffer without bound, so only the latest one is answered once the
-// socket drains (RFC 6455 §5.5.3 allows answering only the most recent Ping).
-const PONG_BACKLOG = 64 * 1024;
-
+// While what we wrote before waits for the peer, a Pong would wait too, each in a write of its
+// own (about 700 bytes of heap for a 2-byte Pong, and a flood of empty Pings is cheap to
+// send): only the latest Ping is answered, once everything before it has gone to the kernel
+// (RFC 6455 §5.5.3 allows answering only the most recent Ping).
 function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
-  if (ws.socket.writableLength < PONG_BACKLOG) {
+  if (ws.unsentBytes === 0) {
     writeControl(ws, Opcode.Pong, data, client).catch(ignore);
     return;
   }
@@ -123,7 +122,7 @@ function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
   pongs.deferred = Buffer.allocUnsafeSlow(data.length);
   pongs.deferred.set(data);
   if (waiting) return;
-  ws.socket.once('drain', () => {
+  ws.afterWritten(() => {
     const payload = pongs.deferred;
     pongs.deferred = null;
     if (payload !== null && ws.state.answersPings && !ws.destroyed) answerPing(ws, payload, client);

@@ -216,6 +216,9 @@ class Broadcaster {
       const lastUnsent = this.behind.get(ws);
       if (before === 0) this.behind.delete(ws); // it caught up
       const sent = typeof data === 'string' ? sendText(ws, data) : sendBinary(ws, data);
+      // A connection that fails settles this with an error, which its own read loop sees: the
+      // broadcast must not leave it unhandled (that ends the process).
+      sent.catch(noop);
       if (ws.sendQueue !== null) {
         // Not written yet: it waits its turn (or for zlib). Count it until it is flushed.
         this.queued.set(ws, (this.queued.get(ws) ?? 0) + size);

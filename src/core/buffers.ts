@@ -1,11 +1,13 @@
 /**
  * Buffers for outgoing frames. Small frames are cut from a shared slab, as
  * `Buffer.allocUnsafe` cuts small buffers from Node's 8 KiB pool, but with less work per
- * buffer and a new backing store 8 times less often (measured with /bench's build rows: a
- * masked 1 KiB frame 400 → 250 ns, most of it the pool's `ArrayBuffer`s; a 16 B one 75 → 57).
- * A frame that lives on keeps its slab alive, as a pooled Buffer keeps its pool: the socket
- * copies a small chunk into a buffer of its own before it may wait in memory for a slow peer
- * (AsyncSocket's `ownCopy`), so a peer that does not read cannot make a slab per frame stay.
+ * buffer and a new backing store less often. The slab's size trades speed against what a
+ * frame that lives on keeps alive (its whole slab): `npm run bench -- --quick`, masked 1 KiB
+ * `makeFrame` ÷ ws, two runs each: 16 KiB slab 1.43 / 1.53, 32 KiB 1.75 / 1.80, 64 KiB
+ * 2.07 / 2.10 (Node's pool: 1.02). A frame left in the socket of a peer that stopped reading
+ * keeps its slab (measured 33,860 bytes held per stalled connection at 32 KiB, 67,721 at
+ * 64 KiB, 8,465 with Node's pool); small chunks written after that wait in copies of their
+ * own (AsyncSocket's `ownCopy` and backlog), so it is one slab per stalled connection.
  * @module
  */
 
@@ -18,9 +20,9 @@ export const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer:
 ];
 
 /** Size of a slab. */
-export const FRAME_SLAB_SIZE = 64 * 1024;
+export const FRAME_SLAB_SIZE = 32 * 1024;
 /** Frames up to this size are cut from the slab; larger ones get a buffer of their own. */
-export const FRAME_SLAB_MAX = 4096;
+export const FRAME_SLAB_MAX = 2048;
 
 let slab: ArrayBuffer = new ArrayBuffer(0);
 let slabUsed = FRAME_SLAB_SIZE; // full: the first frame makes the first slab

@@ -154,3 +154,31 @@ test.serial("policy 'skip': the others get the whole burst; the slow client stay
       `still open, got ${fate.messages} of ${MESSAGES} messages, then the next broadcast`
   );
 });
+
+test('a slow client that goes away while broadcasts wait for it does not crash the server', async (t) => {
+  // Every broadcast's send to the slow client fails when its socket is reset; with a reading
+  // client keeping up, nobody awaited those sends, and one unhandled rejection ends the process
+  // (in AVA: fails this test file).
+  const s = await setup(t, {});
+  const reading = s.fast.map((ws) => (async () => {
+    try {
+      for (;;) await readData(ws);
+    } catch {
+      // the teardown ends it
+    }
+  })());
+  // Behind first: large sends the slow client does not take.
+  for (let i = 0; i < 1000 && s.slowOnServer.unsentBytes === 0; i++) {
+    s.slowOnServer.socket.write(Buffer.alloc(64 * KiB)); // raw bytes: nobody parses them
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  t.true(s.slowOnServer.unsentBytes > 0, 'the slow client is behind');
+  // More than one backlog's worth (64 KiB of 18-byte frames is 3,640).
+  for (let i = 0; i < 8000; i++) await s.server.broadcast(Buffer.alloc(16, i & 0xff));
+  t.true(s.slowOnServer.unsentBytes > 0);
+  s.slow.socket.destroy(); // the slow client goes away
+  await within(new Promise((r) => s.slowOnServer.socket.once('close', r)), 'the server to see it go');
+  await new Promise((r) => setTimeout(r, 200)); // an unhandled rejection would surface here
+  t.pass();
+  void reading;
+});

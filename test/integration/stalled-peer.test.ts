@@ -12,7 +12,7 @@ import { makeFrame } from '../../src/core/frame';
 import { keepalive } from '../../src/keepalive';
 import { readData } from '../../src/recv';
 import { sendBinary, sendClose } from '../../src/send';
-import { delay, drain, pair, rawPair, until, within } from '../helpers/socket-pair';
+import { delay, drain, pair, parseFrames, rawPair, until, within } from '../helpers/socket-pair';
 
 test('keepalive against a peer that stops reading fails the connection without an unhandled rejection', async (t) => {
   const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
@@ -92,4 +92,58 @@ test('idleTimeout destroys a silent connection; the pending read rejects IOError
   t.is(err?.reason, 'timeout');
   t.true(p.server.destroyed);
   await t.throwsAsync(readData(p.client), { instanceOf: IOError });
+});
+
+// The chunks waiting in a socket's write queue (Node's own list).
+function queuedWrites(s: import('node:stream').Duplex): number {
+  return (s as unknown as { _writableState: { getBuffer(): unknown[] } })._writableState.getBuffer().length;
+}
+
+test('a flood of empty Pings while the peer reads nothing queues one Pong, not one write per Ping', async (t) => {
+  const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300, sendTimeout: 0 });
+  raw.pause();
+  const reading = drain(ws);
+  // Behind by little: 1 KB sends, awaited, until one is not taken at once (well under the
+  // 64 KiB of unsent bytes that used to be needed before Pongs were held back).
+  const chunk = Buffer.alloc(1000, 1);
+  for (let i = 0; i < 100_000 && ws.unsentBytes === 0; i++) {
+    await sendBinary(ws, chunk);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  t.true(ws.unsentBytes > 0 && ws.unsentBytes < 64 * 1024, `${ws.unsentBytes} bytes unsent`);
+  const ping = makeFrame(Opcode.Ping, Buffer.alloc(0), true);
+  raw.write(Buffer.concat(Array.from({ length: 30_000 }, () => ping)));
+  const ours = ws.socket as import('node:net').Socket;
+  await until(() => ours.bytesRead >= 30_000 * ping.length && ws.bufferedAmount === 0, 'the pings to be read', 30_000);
+  const entries = queuedWrites(ws.socket);
+  t.log(`30,000 empty Pings read while behind: ${entries} writes wait in the socket, ${ws.socket.writableLength} bytes`);
+  // Before: one write (and about 700 bytes of heap) per Pong until 64 KiB of them waited.
+  t.true(entries <= 4, `${entries} writes wait`);
+  raw.resume();
+  raw.end();
+  t.true((await within(reading, 'the end', 30_000)) instanceof IOError);
+});
+
+test('the latest Ping is answered once the peer reads again, after what was sent before', async (t) => {
+  const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300, sendTimeout: 0 });
+  raw.pause();
+  const reading = drain(ws);
+  const big = Buffer.alloc(4 << 20, 7);
+  const sent = sendBinary(ws, big);
+  await until(() => ws.unsentBytes > 0, 'our writes to wait');
+  for (const token of ['first', 'second', 'last']) raw.write(makeFrame(Opcode.Ping, Buffer.from(token), true));
+  const ours = ws.socket as import('node:net').Socket;
+  await until(() => ours.bytesRead >= 3 * 11 && ws.bufferedAmount === 0, 'the pings to be read');
+  const got: Buffer[] = [];
+  raw.on('data', (c: Buffer) => got.push(c));
+  raw.resume();
+  await within(sent, 'the large send');
+  await until(() => parseFrames(Buffer.concat(got), true).some((f) => f.opcode === Opcode.Pong), 'a Pong');
+  const frames = parseFrames(Buffer.concat(got), true);
+  t.is(frames[0]!.opcode, Opcode.Binary);
+  t.is(frames[0]!.data.length, big.length);
+  const pongs = frames.filter((f) => f.opcode === Opcode.Pong).map((f) => f.data.toString());
+  t.deepEqual(pongs, ['last']);
+  raw.end();
+  await within(reading, 'the end');
 });

@@ -240,3 +240,49 @@ test('sends waiting for a peer that does not read fail with IOError when the soc
     t.true((r as PromiseRejectedResult).reason instanceof IOError, String((r as PromiseRejectedResult).reason));
   }
 });
+
+test('frames waiting for a peer that then half-closes still reach it (socket without half-open)', async (t) => {
+  // net.connect sockets (and http.request's) end their writable side themselves after the
+  // peer's FIN: what waited for the kernel must be handed to the socket before that.
+  const { client, ws } = await serverFacingRaw(t, 0);
+  client.pause();
+  const got = collect(client);
+  const fill = sendBinary(ws, Buffer.alloc(4 << 20, 1));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.true(ws.unsentBytes > 0, 'behind');
+  const sends = Array.from({ length: 20 }, (_, i) => sendText(ws, `msg ${i}`));
+  client.end(); // FIN
+  await new Promise((resolve) => ws.socket.once('end', resolve));
+  client.resume();
+  const results = await within(Promise.allSettled([fill, ...sends]), 'the sends to settle');
+  t.deepEqual(
+    results.map((r) => r.status),
+    results.map(() => 'fulfilled')
+  );
+  await received(got, (ws.socket as import('node:net').Socket).bytesWritten);
+  const texts = parseFrames(Buffer.concat(got.chunks))
+    .filter((f) => f.opcode === Opcode.Text)
+    .map((f) => f.data.toString());
+  t.deepEqual(texts, Array.from({ length: 20 }, (_, i) => `msg ${i}`));
+});
+
+test('a large frame sent while the peer is behind is written as it is, not copied into the backlog', async (t) => {
+  const { client, ws } = await serverFacingRaw(t, 0);
+  client.pause();
+  await stall(ws);
+  const small = sendText(ws, 'small, into the backlog');
+  const before = ws.socket.writableLength;
+  const text = 'x'.repeat(1 << 20);
+  const large = sendText(ws, text); // an owned frame of 1 MiB
+  // Handed to the socket at once (after the backlog), not held in another buffer of ours.
+  t.true(ws.socket.writableLength - before >= text.length, `socket holds ${ws.socket.writableLength - before} more bytes`);
+  const got = collect(client);
+  client.resume();
+  await within(Promise.all([small, large]), 'the sends');
+  await received(got, (ws.socket as import('node:net').Socket).bytesWritten);
+  const texts = parseFrames(Buffer.concat(got.chunks)).filter((f) => f.opcode === Opcode.Text);
+  t.deepEqual(
+    texts.map((f) => f.data.length),
+    [23, 1 << 20]
+  );
+});
