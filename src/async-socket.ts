@@ -488,18 +488,6 @@ export class AsyncSocket {
   }
 
   /**
-   * @internal Calls `fn` once everything written to the socket so far has gone to the
-   * kernel; never, if the socket fails or is destroyed first.
-   */
-  afterWritten(fn: () => void): void {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) return;
-    s.write(EMPTY, (err?: Error | null) => {
-      if (!err && !s.destroyed) fn();
-    });
-  }
-
-  /**
    * @internal Bytes given to the socket that the kernel has not taken, leaving out the
    * frames only held until the end of this turn (they are not a sign of a slow peer).
    */

@@ -106,27 +106,14 @@ export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
   return written;
 }
 
-// Pongs answer Pings at once while the peer keeps up. Once 64 KiB of our output waits, or 16
-// Pongs were written and still wait (each a write of its own: about 700 bytes of heap for a
-// 2-byte Pong, and a flood of empty Pings is cheap to send), only the latest Ping is answered,
-// once what is ahead of its Pong has gone to the kernel (RFC 6455 §5.5.3 allows answering
-// only the most recent Ping). Over HTTP/2 every write waits a turn, so a few Pongs in flight
-// are normal there.
+// Above this many unflushed bytes the peer is not reading what we send: answering every Ping
+// would grow our write buffer without bound, so only the latest one is answered once the
+// socket drains (RFC 6455 §5.5.3 allows answering only the most recent Ping).
 const PONG_BACKLOG = 64 * 1024;
-const PONGS_IN_FLIGHT = 16;
 
 function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
-  if (ws.socket.writableLength < PONG_BACKLOG && (ws.pongs?.inFlight ?? 0) < PONGS_IN_FLIGHT) {
-    const written = writeControl(ws, Opcode.Pong, data, client);
-    if (ws.unsentBytes > 0) {
-      // It waits in the socket: count it until it has gone.
-      const pongs = pongsOf(ws);
-      pongs.inFlight++;
-      const gone = (): void => void pongs.inFlight--;
-      written.then(gone, gone);
-    } else {
-      written.catch(ignore);
-    }
+  if (ws.socket.writableLength < PONG_BACKLOG) {
+    writeControl(ws, Opcode.Pong, data, client).catch(ignore);
     return;
   }
   const pongs = pongsOf(ws);
@@ -136,7 +123,7 @@ function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
   pongs.deferred = Buffer.allocUnsafeSlow(data.length);
   pongs.deferred.set(data);
   if (waiting) return;
-  ws.afterWritten(() => {
+  ws.socket.once('drain', () => {
     const payload = pongs.deferred;
     pongs.deferred = null;
     if (payload !== null && ws.state.answersPings && !ws.destroyed) answerPing(ws, payload, client);

@@ -16,8 +16,6 @@ interface Waiter {
 export class Pongs {
   /** The latest Ping payload waiting for the socket to drain before its Pong, or null. */
   deferred: Buffer | null = null;
-  /** Pongs written that still wait in the socket. */
-  inFlight = 0;
   // Pings waiting for their Pong, in the order they were sent, keyed by payload.
   private readonly waiters = new Map<string, Waiter>();
 
