@@ -67,7 +67,6 @@ function destroyReset(ws: AsyncSocket): void {
   ws.destroy(new IOError('reset', 'the HTTP/2 stream was reset'));
 }
 
-// One or two chunks in one corked write; `done` is called for the last one.
 // Chunks up to this size may be cut from a shared slab (Buffer.allocUnsafe's pool is 8 KiB and
 // serves up to 4 KiB; the frame slab serves frames up to FRAME_SLAB_MAX); frames up to it go
 // into the backlog (larger ones are written as they are, after it).
@@ -117,6 +116,7 @@ class Backlog {
   }
 }
 
+// One or two chunks in one corked write; `done` is called for the last one.
 function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (err?: Error | null) => void): void {
   if (b === undefined) {
     s.write(a, done);
@@ -348,11 +348,11 @@ export class AsyncSocket {
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
     }
-    if (coalesce && a.length <= OWN_COPY_MAX && (this.backlog !== null || s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0))) {
+    if (coalesce && a.length <= OWN_COPY_MAX && (this.backlog !== null || this.kernelBehind())) {
       return this.toBacklog(a);
     }
     if (this.backlog !== null) this.writeBacklog(); // what was sent before goes first
-    if (s.writableLength > (this.turnBytes > 0 ? this.turnBytes : 0)) {
+    if (this.kernelBehind()) {
       // The kernel is not taking what we write: this chunk will wait in memory, and a small
       // one cut from a shared slab (Node's 8 KiB pool, the frame slab) would keep the whole
       // slab alive for as long: it waits in a copy of its own size instead.
@@ -381,16 +381,18 @@ export class AsyncSocket {
       return this.flushed();
     }
     this.watchSends();
-    return new Promise<void>((resolve, reject) => {
-      // Node calls back without an error when the stream was destroyed before flushing.
-      const done = (err?: Error | null): void => {
-        this.watchdog?.progress();
-        if (err) reject(this.writeError(err));
-        else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
-        else resolve();
-      };
-      writeParts(s, a, b, done);
-    });
+    return new Promise<void>((resolve, reject) => writeParts(s, a, b, this.writeSettler(resolve, reject)));
+  }
+
+  // The callback of a write that settles a send: resolve once written, else reject with the
+  // reason. Node calls back without an error when the stream was destroyed before flushing.
+  private writeSettler(resolve: () => void, reject: (err: Error) => void): (err?: Error | null) => void {
+    return (err) => {
+      this.watchdog?.progress();
+      if (err) reject(this.writeError(err));
+      else if (this.socket.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
+      else resolve();
+    };
   }
 
   // A small owned frame while the kernel is behind: into the backlog, handed to the socket
@@ -431,12 +433,7 @@ export class AsyncSocket {
     // socket is then a copy of its own size.
     const chunk = ownCopy(bl.buf.subarray(0, bl.len));
     bl.buf = EMPTY; // the callback below keeps `bl`, not its buffer
-    s.write(chunk, (err?: Error | null) => {
-      this.watchdog?.progress();
-      if (err) bl.reject(this.writeError(err));
-      else if (s.destroyed) bl.reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
-      else bl.resolve();
-    });
+    s.write(chunk, this.writeSettler(bl.resolve, bl.reject));
     if (s.writableLength > 0) this.watchSends();
   }
 
@@ -492,8 +489,18 @@ export class AsyncSocket {
    * frames only held until the end of this turn (they are not a sign of a slow peer).
    */
   get unsentBytes(): number {
-    const held = this.turnBytes > 0 ? this.turnBytes : 0;
-    return Math.max(0, this.socket.writableLength - held) + (this.backlog?.len ?? 0);
+    return Math.max(0, this.socket.writableLength - this.heldBytes()) + (this.backlog?.len ?? 0);
+  }
+
+  // Bytes of this turn's frames held corked until its end.
+  private heldBytes(): number {
+    return this.turnBytes > 0 ? this.turnBytes : 0;
+  }
+
+  // True when the socket holds more than this turn's corked frames: the kernel is not taking
+  // what was written before.
+  private kernelBehind(): boolean {
+    return this.socket.writableLength > this.heldBytes();
   }
 
   /**

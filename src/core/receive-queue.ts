@@ -25,7 +25,6 @@ export const COALESCE_AFTER = 8;
 /** Size of the buffers small chunks are coalesced into. */
 export const TAIL_SIZE = 16 * 1024;
 
-
 // A buffer small chunks are appended to: `used` bytes of it are taken, and `view` (from
 // `start`) is the queued chunk that grows as more are appended.
 interface Tail {
