@@ -92,16 +92,33 @@ const BACKLOG_MAX = 64 * 1024;
 class Backlog {
   buf: Buffer;
   len = 0;
-  readonly done: Promise<void>;
-  resolve!: () => void;
-  reject!: (err: Error) => void;
+  // The promise the sends in it share, made when the first send asks for it (a backlog of
+  // Pongs only, which nobody awaits, makes none).
+  private settled: { done: Promise<void>; resolve: () => void; reject: (err: Error) => void } | null = null;
 
   constructor(first: number) {
     this.buf = Buffer.allocUnsafeSlow(Math.max(BACKLOG_START, first));
-    this.done = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+  }
+
+  get done(): Promise<void> {
+    if (this.settled === null) {
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const done = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.settled = { done, resolve, reject };
+    }
+    return this.settled.done;
+  }
+
+  resolve(): void {
+    this.settled?.resolve();
+  }
+
+  reject(err: Error): void {
+    this.settled?.reject(err);
   }
 
   append(x: Uint8Array): void {
@@ -348,9 +365,7 @@ export class AsyncSocket {
     if (s.destroyed || s.writableEnded) {
       return Promise.reject(new IOError('closed', 'socket is closed for writing'));
     }
-    if (coalesce && a.length <= OWN_COPY_MAX && (this.backlog !== null || this.kernelBehind())) {
-      return this.toBacklog(a);
-    }
+    if (this.joinsBacklog(a, b)) return this.toBacklog(a).done;
     if (this.backlog !== null) this.writeBacklog(); // what was sent before goes first
     if (this.kernelBehind()) {
       // The kernel is not taking what we write: this chunk will wait in memory, and a small
@@ -395,16 +410,52 @@ export class AsyncSocket {
     };
   }
 
-  // A small owned frame while the kernel is behind: into the backlog, handed to the socket
-  // once what is ahead of it has been written (a zero-length write's callback says when).
-  private toBacklog(frame: Uint8Array): Promise<void> {
+  // True when a write should wait in the backlog: one small chunk (a payload written by
+  // reference behind its header stays shared, not copied) while the kernel is behind, or
+  // while a backlog waits already (order must hold).
+  private joinsBacklog(a: Uint8Array, b: Uint8Array | undefined): boolean {
+    return b === undefined && a.length <= OWN_COPY_MAX && (this.backlog !== null || this.kernelBehind());
+  }
+
+  /**
+   * @internal Writes a frame nobody awaits (a Pong): as {@link write}, but while the kernel
+   * is behind a small one joins the backlog without a promise of its own. A failure shows on
+   * the next read, as after any write.
+   */
+  writeUnawaited(frame: Uint8Array): void {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    this.flushTurn();
+    if (this.joinsBacklog(frame, undefined)) this.toBacklog(frame);
+    else this.writeChunks(frame, undefined, false).catch(ignoreWriteResult);
+  }
+
+  /**
+   * @internal Calls `fn` once everything written so far has gone to the kernel (a zero-length
+   * write's callback says when); not at all if the socket closes first. What joins the
+   * backlog meanwhile is not waited for.
+   */
+  afterWritten(fn: () => void): void {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    s.write(EMPTY, (err?: Error | null) => {
+      if (!err && !s.destroyed) fn();
+    });
+    this.watchSends();
+  }
+
+  // A small frame while the kernel is behind: copied into the backlog, which is handed to the
+  // socket once what is ahead of it has been written (a zero-length write's callback says
+  // when). Its sends settle together, with the backlog's write.
+  private toBacklog(frame: Uint8Array): Backlog {
+    const size = frame.length;
     let bl = this.backlog;
-    if (bl !== null && bl.len + frame.length > BACKLOG_MAX) {
+    if (bl !== null && bl.len + size > BACKLOG_MAX) {
       this.writeBacklog();
       bl = null;
     }
     if (bl === null) {
-      const mine = (bl = this.backlog = new Backlog(frame.length));
+      const mine = (bl = this.backlog = new Backlog(size));
       this.socket.write(EMPTY, (err?: Error | null) => {
         if (this.backlog !== mine) return; // already handed over
         if (err || this.socket.destroyed) {
@@ -417,7 +468,7 @@ export class AsyncSocket {
       this.watchSends();
     }
     bl.append(frame);
-    return bl.done;
+    return bl;
   }
 
   // Hands the backlog to the socket now; its frames' sends settle once it is written.
@@ -433,7 +484,7 @@ export class AsyncSocket {
     // socket is then a copy of its own size.
     const chunk = ownCopy(bl.buf.subarray(0, bl.len));
     bl.buf = EMPTY; // the callback below keeps `bl`, not its buffer
-    s.write(chunk, this.writeSettler(bl.resolve, bl.reject));
+    s.write(chunk, this.writeSettler(() => bl.resolve(), (err) => bl.reject(err)));
     if (s.writableLength > 0) this.watchSends();
   }
 

@@ -106,14 +106,16 @@ export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
   return written;
 }
 
-// Above this many unflushed bytes the peer is not reading what we send: answering every Ping
-// would grow our write buffer without bound, so only the latest one is answered once the
-// socket drains (RFC 6455 §5.5.3 allows answering only the most recent Ping).
+// A Pong is written at once, and while the peer is not taking what we send it joins the
+// socket's backlog (a few bytes each, no write or promise of its own). Past this many unsent
+// bytes the peer is not reading at all: answering every Ping would grow our output without
+// bound, so only the latest one is answered, once what was written before has gone to the
+// kernel (RFC 6455 §5.5.3 allows answering only the most recent Ping).
 const PONG_BACKLOG = 64 * 1024;
 
 function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
-  if (ws.socket.writableLength < PONG_BACKLOG) {
-    writeControl(ws, Opcode.Pong, data, client).catch(ignore);
+  if (ws.unsentBytes < PONG_BACKLOG) {
+    ws.writeUnawaited(encodeFrame(firstByte(true, Opcode.Pong), data, client));
     return;
   }
   const pongs = pongsOf(ws);
@@ -123,7 +125,7 @@ function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
   pongs.deferred = Buffer.allocUnsafeSlow(data.length);
   pongs.deferred.set(data);
   if (waiting) return;
-  ws.socket.once('drain', () => {
+  ws.afterWritten(() => {
     const payload = pongs.deferred;
     pongs.deferred = null;
     if (payload !== null && ws.state.answersPings && !ws.destroyed) answerPing(ws, payload, client);
