@@ -18,7 +18,7 @@ export interface DuplexOptions {
   /**
    * false (default): bytes. Each message read is pushed as a `Buffer` (a text message as its
    * UTF-8 bytes), for piping into files, hashes, `zlib`; a `Buffer` written is sent as a binary
-   * message and a string as a text message. true: messages. Each message read is one chunk, a
+   * message and a string as a text message (an empty one sends nothing). true: messages. Each message read is one chunk, a
    * `string` for text and a `Buffer` for binary, so message boundaries and types are kept.
    */
   objectMode?: boolean;
@@ -66,6 +66,12 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
       void readOne().finally(() => (reading = false));
     },
     write(chunk: string | Uint8Array, _encoding, callback) {
+      // In bytes an empty write carries nothing: no message. (An AsyncSocket over this stream,
+      // a WebSocket inside a WebSocket, writes zero bytes to learn when what is ahead has gone.)
+      if (!objectMode && chunk.length === 0) {
+        callback();
+        return;
+      }
       const sent = typeof chunk === 'string' ? sendText(ws, chunk) : sendBinary(ws, chunk);
       sent.then(() => callback(), callback);
     },

@@ -14,10 +14,13 @@ import { pipeline } from 'node:stream/promises';
 import { AsyncSocket } from '../../src/async-socket';
 import { connect } from '../../src/client';
 import { close } from '../../src/closing';
+import { CloseCode, Opcode } from '../../src/core/constants';
 import { toDuplex } from '../../src/duplex';
 import { listen } from '../../src/listener';
-import { sendBinary, sendText } from '../../src/send';
+import { readData } from '../../src/recv';
+import { sendBinary, sendPing, sendText } from '../../src/send';
 import { WebSocketStreamError } from '../../src/websocket-stream';
+import { parseFrames } from '../helpers/socket-pair';
 import { within } from '../helpers/wait';
 
 const MiB = 1024 * 1024;
@@ -140,4 +143,62 @@ test('a Duplex nobody reads stops reading the socket: what a fast sender gets in
   t.true(held <= 4 * MiB, `${held} bytes held`);
   t.true(duplex.readableLength <= 1, `${duplex.readableLength} messages waiting in the Duplex`);
   duplex.destroy();
+});
+
+test('a WebSocket inside a WebSocket (bytes mode): no empty outer message, the inner frames arrive whole and in order', async (t) => {
+  // The inner socket writes zero bytes to learn when what is ahead of a frame has gone (its
+  // backlog, a Pong it owes): in bytes those carry nothing and must not become messages.
+  const outerMessages: Buffer[] = [];
+  let serverDone!: () => void;
+  const finished = new Promise<void>((resolve) => (serverDone = resolve));
+  const server = await listen({}, async (ws: AsyncSocket) => {
+    for (;;) {
+      const m = await readData(ws).catch(() => null);
+      if (m === null || m.opcode === Opcode.Close) break;
+      if (m.opcode === Opcode.Binary) outerMessages.push(Buffer.from(m.data));
+    }
+    serverDone();
+  });
+  t.teardown(() => server.close());
+  const outer = await within(connect(`ws://127.0.0.1:${server.port}/`), 'connect');
+  const inner = new AsyncSocket(toDuplex(outer), { role: 'client' });
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < 200; i++) {
+    sends.push(sendBinary(inner, Buffer.alloc(16, i)));
+    if (i % 50 === 0) sends.push(sendPing(inner, true, `p${i}`));
+  }
+  await within(Promise.all(sends.map((p) => p.catch((err: unknown) => err))), 'the inner sends');
+  inner.socket.end(); // the outer connection closes with 1000
+  await within(finished, 'the outer connection to end');
+  t.is(outerMessages.filter((m) => m.length === 0).length, 0, 'no empty outer message');
+  const frames = parseFrames(Buffer.concat(outerMessages));
+  const data = frames.filter((f) => f.opcode === Opcode.Binary);
+  t.is(data.length, 200);
+  t.true(data.every((f, i) => f.data.equals(Buffer.alloc(16, i))), 'the inner messages, in order');
+  t.deepEqual(
+    frames.filter((f) => f.opcode === Opcode.Ping).map((f) => f.data.toString()),
+    ['p0', 'p50', 'p100', 'p150']
+  );
+  t.log(`${frames.length} inner frames in ${outerMessages.length} outer messages`);
+});
+
+test('toDuplex: an empty Buffer written in bytes mode sends nothing; in object mode it is an empty binary message', async (t) => {
+  const got: string[] = [];
+  const server = await listen({}, async (ws: AsyncSocket) => {
+    for (;;) {
+      const m = await readData(ws).catch(() => null);
+      if (m === null || m.opcode === Opcode.Close) break;
+      if (m.opcode === Opcode.Binary || m.opcode === Opcode.Text) got.push(`${m.opcode}:${m.data.length}`);
+    }
+  });
+  t.teardown(() => server.close());
+  for (const objectMode of [false, true]) {
+    const ws = await within(connect(`ws://127.0.0.1:${server.port}/`), 'connect');
+    const duplex = toDuplex(ws, { objectMode });
+    await new Promise<void>((resolve, reject) => duplex.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => duplex.write(Buffer.from('x'), (err) => (err ? reject(err) : resolve())));
+    await within(close(ws, CloseCode.Normal), 'close');
+    got.push('|');
+  }
+  t.deepEqual(got, ['2:1', '|', '2:0', '2:1', '|']);
 });
