@@ -81,11 +81,12 @@ function ownCopy(x: Uint8Array): Uint8Array {
   return own;
 }
 
-// Small frames sent while the kernel is not taking our bytes (a slow or stalled peer) are
-// appended to one buffer per socket, which is handed to the socket once what was written
-// before has gone to the kernel: one chunk, one write-queue entry and one promise for many
-// frames, where each would otherwise hold its own (about 1 KiB of heap for an 18-byte frame).
-// It starts small and doubles; at BACKLOG_MAX it is handed over as it is and a new one begins.
+// Small frames (any single chunk up to OWN_COPY_MAX: messages, Pings, the Pongs we owe)
+// written while the kernel is not taking our bytes (a slow or stalled peer) are copied into
+// one buffer per socket, which is handed to the socket once what was written before has gone
+// to the kernel: one chunk, one write-queue entry and one promise for many frames, where each
+// would otherwise hold its own (about 1 KiB of heap for an 18-byte frame). It starts small
+// and doubles; at BACKLOG_MAX it is handed over as it is and a new one begins.
 const BACKLOG_START = 256;
 const BACKLOG_MAX = 64 * 1024;
 
