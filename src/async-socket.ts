@@ -432,9 +432,9 @@ export class AsyncSocket {
   }
 
   /**
-   * @internal Calls `fn` once everything written so far has gone to the kernel (a zero-length
-   * write's callback says when); not at all if the socket closes first. What joins the
-   * backlog meanwhile is not waited for.
+   * @internal Calls `fn` once everything given to the socket so far has gone to the kernel (a
+   * zero-length write's callback says when); not at all if the socket closes first. Frames
+   * still waiting in the backlog are not waited for (they go after).
    */
   afterWritten(fn: () => void): void {
     const s = this.socket;
@@ -478,7 +478,8 @@ export class AsyncSocket {
     this.backlog = null;
     const s = this.socket;
     if (s.destroyed || s.writableEnded) {
-      bl.reject(new IOError('closed', 'socket is closed for writing'));
+      // Why the socket went, when we know it (the peer's FIN, a reset, a timeout).
+      bl.reject((s.destroyed ? this.queue.endedBy : null) ?? new IOError('closed', 'socket is closed for writing'));
       return;
     }
     // A backlog handed over early may fill little of its buffer: the chunk that waits in the
@@ -489,21 +490,13 @@ export class AsyncSocket {
     if (s.writableLength > 0) this.watchSends();
   }
 
-  // Resolves once everything written so far has been flushed (the write buffer drained).
+  // Resolves once everything written so far has gone to the kernel: a zero-length write's
+  // callback runs once every earlier write has completed. (Not once the buffer is empty:
+  // what is written after this may keep it from ever being so, and a stream that never
+  // asked for 'drain' does not emit it.)
   private flushed(): Promise<void> {
-    const s = this.socket;
     this.watchSends();
-    return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        s.off('drain', check);
-        s.off('close', check);
-        if (s.writableLength === 0 && !s.destroyed) resolve();
-        else if (s.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
-        else s.once('drain', check).once('close', check);
-      };
-      // Zero-length write: its callback runs once every earlier write has completed.
-      s.write(EMPTY, (err?: Error | null) => (err ? reject(this.writeError(err)) : check()));
-    });
+    return new Promise<void>((resolve, reject) => this.socket.write(EMPTY, this.writeSettler(resolve, reject)));
   }
 
   // A write that failed because the socket was destroyed fails with the reason it was
@@ -517,8 +510,9 @@ export class AsyncSocket {
   private watchSends(): void {
     const ms = this.limits.sendTimeout;
     if (ms <= 0) return;
-    this.watchdog ??= new SendWatchdog(this.socket, ms, (unsent) =>
-      this.destroy(new IOError('timeout', `the peer took none of ${unsent} unsent bytes for ${ms} ms`))
+    // The message counts what the backlog holds too (the watchdog sees only the socket).
+    this.watchdog ??= new SendWatchdog(this.socket, ms, () =>
+      this.destroy(new IOError('timeout', `the peer took none of ${this.unsentBytes} unsent bytes for ${ms} ms`))
     );
     this.watchdog.arm();
   }

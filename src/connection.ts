@@ -109,27 +109,37 @@ export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
 // A Pong is written at once, and while the peer is not taking what we send it joins the
 // socket's backlog (a few bytes each, no write or promise of its own). Past this many unsent
 // bytes the peer is not reading at all: answering every Ping would grow our output without
-// bound, so only the latest one is answered, once what was written before has gone to the
-// kernel (RFC 6455 §5.5.3 allows answering only the most recent Ping).
+// bound, so only the latest one is answered (RFC 6455 §5.5.3 allows answering only the most
+// recent Ping), as soon as what was written before the Ping came has gone to the kernel, even
+// if more output waits by then: one Pong each time that much has gone, so a peer that reads
+// steadily while we keep sending still gets its answers.
 const PONG_BACKLOG = 64 * 1024;
 
 function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
+  const pongs = ws.pongs;
   if (ws.unsentBytes < PONG_BACKLOG) {
-    ws.writeUnawaited(encodeFrame(firstByte(true, Opcode.Pong), data, client));
+    // An earlier Ping held back is answered by this later one (§5.5.3).
+    if (pongs !== null) pongs.deferred = null;
+    writePong(ws, data, client);
     return;
   }
-  const pongs = pongsOf(ws);
-  const waiting = pongs.deferred !== null;
+  const mine = pongsOf(ws);
   // At most 125 bytes, in a buffer of its own: a view would keep a receive chunk alive, and
   // Buffer.from's copy Node's 8 KiB pool, for as long as the peer does not read.
-  pongs.deferred = Buffer.allocUnsafeSlow(data.length);
-  pongs.deferred.set(data);
-  if (waiting) return;
+  mine.deferred = Buffer.allocUnsafeSlow(data.length);
+  mine.deferred.set(data);
+  if (mine.wakePending) return;
+  mine.wakePending = true;
   ws.afterWritten(() => {
-    const payload = pongs.deferred;
-    pongs.deferred = null;
-    if (payload !== null && ws.state.answersPings && !ws.destroyed) answerPing(ws, payload, client);
+    mine.wakePending = false;
+    const payload = mine.deferred;
+    mine.deferred = null;
+    if (payload !== null && ws.state.answersPings && !ws.destroyed) writePong(ws, payload, client);
   });
+}
+
+function writePong(ws: AsyncSocket, data: Uint8Array, client: boolean): void {
+  ws.writeUnawaited(encodeFrame(firstByte(true, Opcode.Pong), data, client));
 }
 
 /**

@@ -4,7 +4,8 @@
  * its frame is queued on the socket: small data frames built in buffers of our own go to the
  * kernel together at the end of the event-loop turn (`AsyncSocket.writeOwned`); control
  * frames, and frames that carry the caller's buffer (or the masking ring's), go at once and
- * resolve once the kernel has them. Masking defaults from the socket's role (clients mask
+ * resolve once the kernel has them. While the kernel is behind, every small frame (control
+ * frames too) waits in the socket's backlog, in order, and resolves once that is written. Masking defaults from the socket's role (clients mask
  * with a fresh random key per frame; servers never mask), and the caller's buffer is never
  * modified.
  * @module
@@ -58,7 +59,8 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
       return written;
     }
   }
-  // Control frames (Pings, Pongs) go out at once, ahead of nothing this turn still holds.
+  // Control frames (Pings, Pongs) are not held for the turn's end: they go after what it
+  // holds, at once (or into the backlog while the kernel is behind).
   if (isControlOpcode(b0 & 0x0f)) return ws.write(encodeFrame(b0, data, masked));
   if (masked || n <= COPY_MAX) return ws.writeOwned(encodeFrame(b0, data, masked));
   const header = allocFrame(encodedHeaderSize(n, false));

@@ -14,8 +14,10 @@ interface Waiter {
 
 /** The Pings awaited and the Pong deferred on one connection. */
 export class Pongs {
-  /** The latest Ping payload waiting for the socket to drain before its Pong, or null. */
+  /** The latest Ping payload whose Pong waits for what was written before it, or null. */
   deferred: Buffer | null = null;
+  /** True while a wake-up for the deferred Pong is pending. */
+  wakePending = false;
   // Pings waiting for their Pong, in the order they were sent, keyed by payload.
   private readonly waiters = new Map<string, Waiter>();
 

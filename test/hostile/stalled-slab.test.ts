@@ -50,7 +50,7 @@ test('small frames and Pongs held for a peer that does not read keep no slab ali
   ]);
   const child = js(path.join(ROOT, 'test', 'hostile', 'stalled-slab-child.ts'));
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ['--expose-gc', child, '1000'], { timeout: 50_000 }, (err, so, se) =>
+    execFile(process.execPath, ['--expose-gc', child, '3000'], { timeout: 50_000 }, (err, so, se) =>
       err ? reject(new Error(`${err.message}\n${se}`)) : resolve(so)
     );
   });
@@ -65,7 +65,7 @@ test('small frames and Pongs held for a peer that does not read keep no slab ali
   // Small frames sent while the socket is behind wait together in one buffer, not one write
   // each with its own queue entry, chunk and promise (797 B of heap per frame before).
   t.true(small.chunks <= 4, `${small.chunks} chunks for ${small.frames} small frames`);
-  t.true(small.heapPerFrame < 550, `${small.heapPerFrame} B of heap per held small frame`);
+  t.true(small.heapPerFrame < 300, `${small.heapPerFrame} B of heap per held small frame`);
 
   // A flood of empty Pings (6 bytes each to send, a 2-byte Pong owed for each) from a peer
   // that reads nothing, while a little of our output waits: the Pongs join the backlog (no
@@ -73,10 +73,10 @@ test('small frames and Pongs held for a peer that does not read keep no slab ali
   // Before: one write per Pong, 20,769,480 B of heap for 30,000 and 30,000 chunks waiting.
   t.log(
     `${pongs.pings} empty Pings read from a peer that reads nothing: ${pongs.heap} B of heap, ${pongs.buffers} B of buffers, ` +
-      `${pongs.unsent} B of Pongs unsent in ${pongs.chunks} chunks`
+      `${pongs.unsent} B of Pongs unsent; ${pongs.chunks} writes wait in the socket (the backlog's marker included)`
   );
   t.true(pongs.heap < 1 << 20, `${pongs.heap} B of heap for ${pongs.pings} Pongs owed`);
   t.true(pongs.unsent <= 2 * pongs.pings && pongs.unsent <= 64 * 1024 + 127, `${pongs.unsent} B of Pongs unsent`);
   t.true(pongs.unsent >= 2 * Math.min(pongs.pings, 30_000), 'the Pongs were answered while under 64 KiB');
-  t.true(pongs.chunks <= 4, `${pongs.chunks} chunks wait in the socket`);
+  t.true(pongs.chunks <= 4, `${pongs.chunks} writes wait in the socket`);
 });

@@ -6,13 +6,15 @@
  * rejected with IOError and no unhandled rejection.
  */
 import test from 'ava';
+import { Duplex } from 'node:stream';
+import { AsyncSocket } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
 import { IOError } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { keepalive } from '../../src/keepalive';
 import { readData } from '../../src/recv';
 import { sendBinary, sendClose } from '../../src/send';
-import { delay, drain, pair, parseFrames, rawPair, until, within } from '../helpers/socket-pair';
+import { PEER_KEY, delay, drain, pair, parseFrames, rawPair, until, within } from '../helpers/socket-pair';
 
 test('keepalive against a peer that stops reading fails the connection without an unhandled rejection', async (t) => {
   const { ws, raw } = await rawPair(t, 'server', { closeTimeout: 300 });
@@ -116,4 +118,101 @@ test('the latest Ping is answered once the peer reads again, after what was sent
   t.deepEqual(pongs, ['last']);
   raw.end();
   await within(reading, 'the end');
+});
+
+// A Duplex whose writes complete only when the test lets them (a kernel that takes what it is
+// told to), and the bytes they put on the wire.
+function gatedDuplex(): { duplex: Duplex; wire: Buffer[]; release: (n?: number) => void } {
+  const held: { chunk: Buffer; cb: () => void }[] = [];
+  const wire: Buffer[] = [];
+  const duplex = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, cb) {
+      held.push({ chunk, cb });
+    }
+  });
+  const release = (n = Infinity): void => {
+    for (let k = 0; k < n && held.length > 0; k++) {
+      const h = held.shift()!;
+      wire.push(h.chunk);
+      h.cb();
+    }
+  };
+  return { duplex, wire, release };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const peerPing = (token: string): Buffer => makeFrame({ fin: true, rsv1: false, rsv2: false, rsv3: false, masked: true, opcode: Opcode.Ping, data: Buffer.from(token) }, PEER_KEY);
+
+test('a peer that reads steadily while we keep 256 KiB unsent still gets a Pong for every Ping', async (t) => {
+  // Past 64 KiB unsent only the latest Ping is answered; before, its Pong waited for the
+  // output to fall below that again, which a busy sender never lets happen (0 of 20 Pongs).
+  const g = gatedDuplex();
+  const ws = new AsyncSocket(g.duplex, { role: 'server', sendTimeout: 0 });
+  const reading = drain(ws);
+  const message = Buffer.alloc(8 * 1024, 1);
+  const tokens: string[] = [];
+  for (let round = 0; round < 1000; round++) {
+    while (ws.unsentBytes < 256 * 1024) sendBinary(ws, message).catch(() => {});
+    if (round % 50 === 0) {
+      tokens.push(`ping ${round}`);
+      g.duplex.push(peerPing(`ping ${round}`));
+    }
+    g.release(2); // the peer takes one message (header and payload) per round
+    await tick();
+  }
+  const pongs = parseFrames(Buffer.concat(g.wire), true)
+    .filter((f) => f.opcode === Opcode.Pong)
+    .map((f) => f.data.toString());
+  t.log(`${tokens.length} Pings while 256 KiB stayed unsent: ${pongs.length} Pongs reached the wire`);
+  t.deepEqual(pongs, tokens.slice(0, pongs.length), 'in order, none twice');
+  t.true(pongs.length >= tokens.length - 2, `${pongs.length} Pongs for ${tokens.length} Pings`);
+  g.duplex.destroy();
+  await within(reading, 'the read loop to end');
+});
+
+test('a Ping held back is not answered after a later Ping that was answered at once', async (t) => {
+  const g = gatedDuplex();
+  const ws = new AsyncSocket(g.duplex, { role: 'server', sendTimeout: 0 });
+  const reading = drain(ws);
+  for (let i = 0; i < 5; i++) sendBinary(ws, Buffer.alloc(20_000, i)).catch(() => {});
+  await tick();
+  t.true(ws.unsentBytes >= 64 * 1024);
+  g.duplex.push(peerPing('A')); // held back: 100 KB wait
+  await tick();
+  g.release(6); // three of the five messages go: under 64 KiB wait now
+  await tick();
+  t.true(ws.unsentBytes < 64 * 1024);
+  g.duplex.push(peerPing('B')); // answered at once, and it answers A too (RFC 6455 §5.5.3)
+  await tick();
+  for (let i = 0; i < 20; i++) {
+    g.release();
+    await tick();
+  }
+  const wire = parseFrames(Buffer.concat(g.wire)).map((f) => (f.opcode === Opcode.Pong ? `Pong ${f.data.toString()}` : `op ${f.opcode}`));
+  t.deepEqual(wire, ['op 2', 'op 2', 'op 2', 'op 2', 'op 2', 'Pong B']);
+  g.duplex.destroy();
+  await within(reading, 'the read loop to end');
+});
+
+test('a send waiting for its bytes to go settles once they have, even if a Pong is written after them', async (t) => {
+  // It used to wait for the write buffer to empty, then for a 'drain' that a stream emits
+  // only after a write it refused: the Pong behind it kept the send pending for good.
+  const g = gatedDuplex();
+  const ws = new AsyncSocket(g.duplex, { role: 'server', sendTimeout: 0 });
+  const reading = drain(ws);
+  let state = 'pending';
+  sendBinary(ws, Buffer.alloc(1448, 1)).then(
+    () => (state = 'resolved'),
+    (err: unknown) => (state = `rejected: ${String(err)}`)
+  );
+  g.release(2); // header and payload taken
+  g.duplex.push(peerPing('hi'));
+  for (let i = 0; i < 50 && state === 'pending'; i++) {
+    await tick();
+    g.release();
+  }
+  t.is(state, 'resolved');
+  g.duplex.destroy();
+  await within(reading, 'the read loop to end');
 });
