@@ -15,10 +15,6 @@ import { Pongs } from './core/pongs';
 import { CloseAnswer } from './core/state';
 import { protocolErrorChannel } from './diagnostics';
 
-// Failure replies and pongs are written without waiting: if the socket broke, the reader
-// learns it from the read that follows, so there is nothing to report here.
-const ignore = (): void => {};
-
 /** The rejection of a send after our Close went out (or is queued, for a new message). */
 export function closedForSending(): Promise<never> {
   return Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow'));
@@ -27,9 +23,11 @@ export function closedForSending(): Promise<never> {
 /**
  * Writes a control frame right away, after what this turn holds (control frames may go
  * between fragments, §5.4): a Pong or a Close never waits for the sending task to yield.
+ * Failure replies and Pongs are written without waiting: if the socket broke, the reader
+ * learns it from the read that follows, so there is nothing to report here.
  */
-function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, masked: boolean): Promise<void> {
-  return ws.write(encodeFrame(firstByte(true, opcode), payload, masked));
+function writeControl(ws: AsyncSocket, opcode: Opcode, payload: Uint8Array, masked: boolean): void {
+  ws.writeUnawaited(encodeFrame(firstByte(true, opcode), payload, masked));
 }
 
 /** The connection's pong bookkeeping, created on first use. */
@@ -71,7 +69,7 @@ function finishClose(ws: AsyncSocket, client: boolean): void {
  */
 export function failConnection(ws: AsyncSocket, code: number, reason = '', client = ws.isClient): void {
   if (ws.destroyed) ws.state.transportClosed();
-  if (ws.state.fail()) writeControl(ws, Opcode.Close, encodeClosePayload(code, reason), client).catch(ignore);
+  if (ws.state.fail()) writeControl(ws, Opcode.Close, encodeClosePayload(code, reason), client);
   ws.end(); // stops reading too
 }
 
@@ -116,30 +114,25 @@ export function writeClose(ws: AsyncSocket, frame: Uint8Array): Promise<void> {
 const PONG_BACKLOG = 64 * 1024;
 
 function answerPing(ws: AsyncSocket, data: Buffer, client: boolean): void {
-  const pongs = ws.pongs;
   if (ws.unsentBytes < PONG_BACKLOG) {
     // An earlier Ping held back is answered by this later one (§5.5.3).
-    if (pongs !== null) pongs.deferred = null;
-    writePong(ws, data, client);
+    if (ws.pongs !== null) ws.pongs.deferred = null;
+    writeControl(ws, Opcode.Pong, data, client);
     return;
   }
-  const mine = pongsOf(ws);
+  const pongs = pongsOf(ws);
   // At most 125 bytes, in a buffer of its own: a view would keep a receive chunk alive, and
   // Buffer.from's copy Node's 8 KiB pool, for as long as the peer does not read.
-  mine.deferred = Buffer.allocUnsafeSlow(data.length);
-  mine.deferred.set(data);
-  if (mine.wakePending) return;
-  mine.wakePending = true;
+  pongs.deferred = Buffer.allocUnsafeSlow(data.length);
+  pongs.deferred.set(data);
+  if (pongs.wakePending) return;
+  pongs.wakePending = true;
   ws.afterWritten(() => {
-    mine.wakePending = false;
-    const payload = mine.deferred;
-    mine.deferred = null;
-    if (payload !== null && ws.state.answersPings && !ws.destroyed) writePong(ws, payload, client);
+    pongs.wakePending = false;
+    const payload = pongs.deferred;
+    pongs.deferred = null;
+    if (payload !== null && ws.state.answersPings && !ws.destroyed) writeControl(ws, Opcode.Pong, payload, client);
   });
-}
-
-function writePong(ws: AsyncSocket, data: Uint8Array, client: boolean): void {
-  ws.writeUnawaited(encodeFrame(firstByte(true, Opcode.Pong), data, client));
 }
 
 /**
@@ -158,7 +151,7 @@ export function answerControl(ws: AsyncSocket, opcode: Opcode, data: Buffer, cli
     const answer = ws.state.receiveClose(info);
     if (answer === CloseAnswer.ECHO) {
       const echo = info.code === CloseCode.NoStatus ? encodeClosePayload() : encodeClosePayload(info.code, info.reason);
-      writeControl(ws, Opcode.Close, echo, client).catch(ignore);
+      writeControl(ws, Opcode.Close, echo, client);
       finishClose(ws, client);
     } else if (answer === CloseAnswer.FINISH) {
       finishClose(ws, client);

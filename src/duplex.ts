@@ -18,8 +18,9 @@ export interface DuplexOptions {
   /**
    * false (default): bytes. Each message read is pushed as a `Buffer` (a text message as its
    * UTF-8 bytes), for piping into files, hashes, `zlib`; a `Buffer` written is sent as a binary
-   * message and a string as a text message (an empty one sends nothing). true: messages. Each message read is one chunk, a
-   * `string` for text and a `Buffer` for binary, so message boundaries and types are kept.
+   * message and a string as a text message (an empty one sends nothing). true: messages. Each
+   * message read is one chunk, a `string` for text and a `Buffer` for binary, so message
+   * boundaries and types are kept.
    */
   objectMode?: boolean;
   /**

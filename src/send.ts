@@ -5,9 +5,9 @@
  * kernel together at the end of the event-loop turn (`AsyncSocket.writeOwned`); control
  * frames, and frames that carry the caller's buffer (or the masking ring's), go at once and
  * resolve once the kernel has them. While the kernel is behind, every small frame (control
- * frames too) waits in the socket's backlog, in order, and resolves once that is written. Masking defaults from the socket's role (clients mask
- * with a fresh random key per frame; servers never mask), and the caller's buffer is never
- * modified.
+ * frames too) waits in the socket's backlog, in order, and resolves once that is written.
+ * Masking defaults from the socket's role (clients mask with a fresh random key per frame;
+ * servers never mask), and the caller's buffer is never modified.
  * @module
  */
 import { randomBytes } from 'node:crypto';

@@ -120,9 +120,18 @@ test('the latest Ping is answered once the peer reads again, after what was sent
   await within(reading, 'the end');
 });
 
-// A Duplex whose writes complete only when the test lets them (a kernel that takes what it is
-// told to), and the bytes they put on the wire.
-function gatedDuplex(): { duplex: Duplex; wire: Buffer[]; release: (n?: number) => void } {
+// A server AsyncSocket (no send timeout) over a Duplex whose writes complete only when the
+// test lets them (a kernel that takes what it is told to), the bytes they put on the wire,
+// and a read loop; `end` destroys it and waits for the loop.
+interface Gated {
+  ws: AsyncSocket;
+  duplex: Duplex;
+  wire: Buffer[];
+  release: (n?: number) => void;
+  end: () => Promise<unknown>;
+}
+
+function gatedServer(): Gated {
   const held: { chunk: Buffer; cb: () => void }[] = [];
   const wire: Buffer[] = [];
   const duplex = new Duplex({
@@ -138,7 +147,13 @@ function gatedDuplex(): { duplex: Duplex; wire: Buffer[]; release: (n?: number) 
       h.cb();
     }
   };
-  return { duplex, wire, release };
+  const ws = new AsyncSocket(duplex, { role: 'server', sendTimeout: 0 });
+  const reading = drain(ws);
+  const end = (): Promise<unknown> => {
+    duplex.destroy();
+    return within(reading, 'the read loop to end');
+  };
+  return { ws, duplex, wire, release, end };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -147,9 +162,8 @@ const peerPing = (token: string): Buffer => makeFrame({ fin: true, rsv1: false, 
 test('a peer that reads steadily while we keep 256 KiB unsent still gets a Pong for every Ping', async (t) => {
   // Past 64 KiB unsent only the latest Ping is answered; before, its Pong waited for the
   // output to fall below that again, which a busy sender never lets happen (0 of 20 Pongs).
-  const g = gatedDuplex();
-  const ws = new AsyncSocket(g.duplex, { role: 'server', sendTimeout: 0 });
-  const reading = drain(ws);
+  const g = gatedServer();
+  const ws = g.ws;
   const message = Buffer.alloc(8 * 1024, 1);
   const tokens: string[] = [];
   for (let round = 0; round < 1000; round++) {
@@ -167,14 +181,12 @@ test('a peer that reads steadily while we keep 256 KiB unsent still gets a Pong 
   t.log(`${tokens.length} Pings while 256 KiB stayed unsent: ${pongs.length} Pongs reached the wire`);
   t.deepEqual(pongs, tokens.slice(0, pongs.length), 'in order, none twice');
   t.true(pongs.length >= tokens.length - 2, `${pongs.length} Pongs for ${tokens.length} Pings`);
-  g.duplex.destroy();
-  await within(reading, 'the read loop to end');
+  await g.end();
 });
 
 test('a Ping held back is not answered after a later Ping that was answered at once', async (t) => {
-  const g = gatedDuplex();
-  const ws = new AsyncSocket(g.duplex, { role: 'server', sendTimeout: 0 });
-  const reading = drain(ws);
+  const g = gatedServer();
+  const ws = g.ws;
   for (let i = 0; i < 5; i++) sendBinary(ws, Buffer.alloc(20_000, i)).catch(() => {});
   await tick();
   t.true(ws.unsentBytes >= 64 * 1024);
@@ -191,16 +203,14 @@ test('a Ping held back is not answered after a later Ping that was answered at o
   }
   const wire = parseFrames(Buffer.concat(g.wire)).map((f) => (f.opcode === Opcode.Pong ? `Pong ${f.data.toString()}` : `op ${f.opcode}`));
   t.deepEqual(wire, ['op 2', 'op 2', 'op 2', 'op 2', 'op 2', 'Pong B']);
-  g.duplex.destroy();
-  await within(reading, 'the read loop to end');
+  await g.end();
 });
 
 test('a send waiting for its bytes to go settles once they have, even if a Pong is written after them', async (t) => {
   // It used to wait for the write buffer to empty, then for a 'drain' that a stream emits
   // only after a write it refused: the Pong behind it kept the send pending for good.
-  const g = gatedDuplex();
-  const ws = new AsyncSocket(g.duplex, { role: 'server', sendTimeout: 0 });
-  const reading = drain(ws);
+  const g = gatedServer();
+  const ws = g.ws;
   let state = 'pending';
   sendBinary(ws, Buffer.alloc(1448, 1)).then(
     () => (state = 'resolved'),
@@ -213,6 +223,5 @@ test('a send waiting for its bytes to go settles once they have, even if a Pong 
     g.release();
   }
   t.is(state, 'resolved');
-  g.duplex.destroy();
-  await within(reading, 'the read loop to end');
+  await g.end();
 });
