@@ -6,9 +6,11 @@
  *
  * Memory stays bounded: inflated output is counted as it comes out of zlib and inflation
  * stops once a message passes its limit (a small message that would inflate to gigabytes
- * costs at most the limit plus one zlib chunk); and at most {@link DEFLATE_CONCURRENCY}
- * zlib jobs run at once in the process (zlib works on the libuv thread pool, and a flood
- * of jobs from many connections would otherwise queue without bound there).
+ * costs at most the limit plus one zlib chunk); what inflates past ten bytes per byte
+ * received draws on an allowance for the whole process (`src/zlib-jobs.ts`); and at most
+ * {@link DEFLATE_CONCURRENCY} zlib jobs run at once in the process (zlib works on the libuv
+ * thread pool, and a flood of jobs from many connections would otherwise queue without
+ * bound there).
  * @module
  */
 import zlib from 'node:zlib';
@@ -17,7 +19,7 @@ import { CloseCode } from './core/constants';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
 import { InflateAccount, compressJob, inflateJob } from './zlib-jobs';
 
-export { DEFLATE_CONCURRENCY, INFLATE_BUDGET, deflateLoad } from './zlib-jobs';
+export { AMPLIFICATION_RATIO, AMPLIFIED_BUDGET, DEFLATE_CONCURRENCY, INFLATE_BUDGET, deflateLoad } from './zlib-jobs';
 
 /** How messages are compressed once permessage-deflate is agreed. */
 export interface CompressionOptions {
@@ -71,7 +73,8 @@ const JOIN_TAIL_MAX = 64 * 1024;
 // can make us spend per byte has none either. A sender that ends its stream with BFINAL
 // (§7.2.3.4) begins one new stream per frame or message, which this allows.
 const RESTART_BYTES = 1024;
-// What any compressed message may inflate to, whatever its ratio (maxInflateRatio counts past it).
+// What any compressed message may inflate to, whatever its ratio, when maxInflateRatio is on
+// (it counts past this).
 const RATIO_FREE = 1024 * 1024;
 
 const ignore = (): void => {};
@@ -191,14 +194,16 @@ export class PerMessageDeflate {
    * @param first true for the message's first frame
    * @param limit most bytes this frame may inflate to
    * @param ratio most bytes the message may inflate to per compressed byte, past its first
-   * MiB (0: no bound)
+   * MiB (0: no bound; maxInflateRatio)
    * @throws {PayloadTooBigError} 1009 once the output passes `limit` (inflation stops there)
    * @throws {ProtocolError} 1009 once the message's output passes `ratio` times its input
+   * @throws {ProtocolError} 1013 when the process's allowance of amplified bytes has no room
+   * for what the message amplifies
    * @throws {ProtocolError} 1007 for data that is not valid deflate
    * @throws {IOError} once the connection is closed
    */
   inflate(data: Buffer, first: boolean, fin: boolean, limit: number, ratio = 0): Promise<Buffer> {
-    this.account ??= new InflateAccount(() => this.onEvicted?.());
+    const account = (this.account ??= new InflateAccount(() => this.onEvicted?.()));
     // Frames of one connection inflate one after the other, so the message's counts can be
     // kept from here.
     if (first) {
@@ -206,12 +211,14 @@ export class PerMessageDeflate {
       this.messageOut = 0;
     }
     this.messageBytes += data.length;
+    account.received(data.length);
     this.ratio = ratio;
     this.ratioCap = ratio > 0 ? Math.max(RATIO_FREE, ratio * this.messageBytes) : Infinity;
-    // The most this frame may inflate to: what the budget reserves while it runs.
-    const need = Math.max(0, Math.min(limit, this.ratioCap - this.messageOut));
+    // What the budget reserves while it runs: the most this frame may inflate to before it is
+    // amplified (what it inflates past that, the process's allowance counts as it comes).
+    const need = Math.max(0, Math.min(limit, this.ratioCap - this.messageOut, account.room));
     return inflateJob(
-      this.account,
+      account,
       need,
       () =>
         new Promise<Buffer>((resolve, reject) => {
@@ -284,11 +291,13 @@ export class PerMessageDeflate {
   }
 
   /**
-   * The inflated bytes handed out so far (a whole message, or a piece for readFragment) are
-   * no longer ours to count: gives them back to the process's budget.
+   * The inflated bytes of the message in progress (a whole message, or a piece for
+   * readFragment) were handed out as `data`: the process's budget gets them back, and the
+   * allowance of amplified bytes counts what `data` amplified for as long as it lives.
+   * Without `data` (nobody was handed them, or they are dropped) nothing stays counted.
    */
-  handedOut(): void {
-    this.account?.release();
+  handedOut(data?: Buffer): void {
+    this.account?.handOut(data);
   }
 
   /** @internal */
@@ -307,15 +316,23 @@ export class PerMessageDeflate {
               CloseCode.MessageTooBig
             )
           : null;
-    if (tooMuch !== null) {
+    const refused =
+      tooMuch ??
+      (this.account!.charge(chunk.length)
+        ? null
+        : new ProtocolError(
+            'WS_ERR_AMPLIFIED_BUDGET',
+            `the process's allowance of amplified bytes is spent (a message of ${this.messageBytes} compressed bytes inflated to more than ${this.messageOut - chunk.length}): try again later`,
+            CloseCode.TryAgainLater
+          ));
+    if (refused !== null) {
       // Stop at once: the rest of the input is never inflated.
       this.takeInflateJob();
       this.dropInflater();
-      this.failInflate(job.reject, tooMuch);
+      this.failInflate(job.reject, refused);
       return;
     }
     job.chunks.push(chunk);
-    this.account!.charge(chunk.length);
   }
 
   // The message is dropped: what it held goes back to the budget.

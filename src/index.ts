@@ -43,7 +43,7 @@ export {
 export type { UpgradeRequest, ConnectRequest, UpgradeRefusal } from './core/handshake';
 export { parseExtensions, deflateOffer, acceptDeflate, checkDeflateResponse, PERMESSAGE_DEFLATE } from './core/extensions';
 export type { ExtensionOffer, DeflateParams, DeflateNegotiation, DeflateAcceptance } from './core/extensions';
-export { PerMessageDeflate, DEFLATE_CONCURRENCY, INFLATE_BUDGET } from './deflate';
+export { PerMessageDeflate, AMPLIFICATION_RATIO, AMPLIFIED_BUDGET, DEFLATE_CONCURRENCY, INFLATE_BUDGET } from './deflate';
 export { setZlibLimits } from './zlib-jobs';
 export type { ZlibLimits } from './zlib-jobs';
 export type { DeflateOptions, CompressionOptions, DeflateSettings } from './deflate';

@@ -137,7 +137,7 @@ function startInflate(ws: AsyncSocket, frame: Compressed): void {
         return onReadFailed(err, ws);
       }
       if (result === null) return onReadable(ws);
-      deflate.handedOut();
+      deflate.handedOut(result.data);
       settle(ws, result);
     },
     (err: unknown) => onReadFailed(err, ws)

@@ -24,9 +24,9 @@ export interface AsyncSocketOptions {
   maxFragments?: number;
   /**
    * With permessage-deflate: most bytes a compressed message may inflate to per byte of it
-   * received, past its first MiB (0: no bound but `maxMessageSize`). Default 100. More fail
-   * with 1009: a few KB that inflate to megabytes cost memory and CPU out of all proportion
-   * to what the peer sent.
+   * received, past its first MiB; more fail with 1009. Default 0: off, since such messages
+   * are valid and the process bounds what they amplify for all connections together
+   * (`setZlibLimits`, README "Compression"). Turn it on to refuse them outright.
    */
   maxInflateRatio?: number;
   /** How long to wait for the peer to finish the close handshake before destroying. Default 10000. */

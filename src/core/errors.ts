@@ -37,7 +37,8 @@ export type ProtocolErrorCode =
   | 'WS_ERR_TOO_MANY_FRAGMENTS'
   | 'WS_ERR_INVALID_COMPRESSED_DATA'
   | 'WS_ERR_INFLATE_RATIO'
-  | 'WS_ERR_INFLATE_BUDGET';
+  | 'WS_ERR_INFLATE_BUDGET'
+  | 'WS_ERR_AMPLIFIED_BUDGET';
 
 /** The root of every error wsframe raises for protocol, I/O and handshake failures. */
 export class WebSocketError extends Error {

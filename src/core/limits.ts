@@ -9,7 +9,7 @@ export const DEFAULTS = {
   maxFrameSize: 16 * 1024 * 1024,
   maxMessageSize: 16 * 1024 * 1024,
   maxFragments: 131072,
-  maxInflateRatio: 100,
+  maxInflateRatio: 0,
   closeTimeout: 10_000,
   idleTimeout: 0,
   sendTimeout: 15_000,

@@ -19,6 +19,7 @@ import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startDemo } from '../../demo/server';
+import { Opcode, listen, messages, sendBinary, sendText } from '../../src/index';
 import { selfSignedCert } from '../helpers/tls-cert';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -447,9 +448,68 @@ browserTest('the browser WebSocket against /echo with permessage-deflate: agreed
   }
 });
 
+/**
+ * Runs in the browser: one binary message of `size` bytes whose byte i is i mod 251 (it
+ * compresses about 250×), sent to `url` and compared, by SHA-256, with its echo.
+ */
+async function patternInBrowser(args: { url: string; size: number; waitMs: number }): Promise<{ extensions: string; sent: string; back: string; bytes: number; close: string }> {
+  const payload = new Uint8Array(args.size);
+  for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+  const hex = async (b: ArrayBuffer | Uint8Array): Promise<string> =>
+    Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', b)), (x) => x.toString(16).padStart(2, '0')).join('');
+  const ws = new WebSocket(args.url);
+  ws.binaryType = 'arraybuffer';
+  const result = await new Promise<{ back: ArrayBuffer | null; close: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ back: null, close: 'timed out' }), args.waitMs);
+    ws.onopen = () => ws.send(payload);
+    ws.onmessage = (e) => {
+      clearTimeout(timer);
+      resolve({ back: e.data as ArrayBuffer, close: '' });
+    };
+    ws.onclose = (e) => {
+      clearTimeout(timer);
+      resolve({ back: null, close: `${e.code} ${e.reason}` });
+    };
+  });
+  const extensions = ws.extensions;
+  ws.close(1000);
+  return {
+    extensions,
+    sent: await hex(payload),
+    back: result.back === null ? '' : await hex(result.back),
+    bytes: result.back?.byteLength ?? 0,
+    close: result.close
+  };
+}
+
+// Issue 23: a 16 MiB message that compresses 250× is valid, and a server with its defaults
+// (listen with permessage-deflate on) takes it from a browser.
+let patternOrigin = '';
+
+browserTest("the browser's 16 MiB message that compresses 250× is echoed intact by a listen() server with default limits", async (t) => {
+  t.timeout(90_000);
+  const big = await listen({ host: '127.0.0.1', port: 0, perMessageDeflate: true }, async (ws) => {
+    for await (const m of messages(ws)) await (m.opcode === Opcode.Text ? sendText(ws, m.data.toString()) : sendBinary(ws, m.data));
+  });
+  t.teardown(() => big.close());
+  patternOrigin = `ws://127.0.0.1:${big.port}`;
+  const { context, page } = await newPage();
+  try {
+    await page.goto(`${origin}/`);
+    const r = await page.evaluate(patternInBrowser, { url: `${patternOrigin}/`, size: 16 << 20, waitMs: 60_000 });
+    t.regex(r.extensions, /^permessage-deflate\b/);
+    t.is(r.close, '', 'the connection stayed open');
+    t.is(r.bytes, 16 << 20);
+    t.is(r.back, r.sent, 'the echo has the same SHA-256');
+    t.log(`16 MiB pattern from Chromium echoed intact (sha256 ${r.sent.slice(0, 16)}…)`);
+  } finally {
+    await context.close();
+  }
+});
+
 browserTest('Chromium only reached the demo server on 127.0.0.1, and the pages threw nothing', (t) => {
   t.true(requested.length > 0);
-  const origins = [origin, origin.replace('http:', 'ws:'), h2Origin, h2Origin.replace('https:', 'wss:')];
+  const origins = [origin, origin.replace('http:', 'ws:'), h2Origin, h2Origin.replace('https:', 'wss:'), ...(patternOrigin === '' ? [] : [patternOrigin])];
   t.deepEqual(
     requested.filter((url) => !origins.some((o) => url.startsWith(`${o}/`))),
     []

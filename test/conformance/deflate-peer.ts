@@ -11,8 +11,8 @@
  *   deflate-peer echo-client URL --max-message-size N [--max-inflate-ratio R] [--deflate JSON]
  *       exits 0 after a clean close, 1 on a failure
  *
- * The suite runs them with `--max-inflate-ratio 0`: section 12 tests the size limit with
- * zeros, which compress a thousandfold, past the default maxInflateRatio (100).
+ * The suite runs them with wsframe's defaults (no --max-inflate-ratio): section 12 tests the
+ * size limit with zeros, which compress a thousandfold, and that is valid input (issue 23).
  *
  * Run through ts-node (echo-server) or transpiled together with src/ (echo-client, see
  * transpilePrograms in peers.ts), so it imports src/ by relative path.

@@ -60,7 +60,7 @@ export function startEchoServer(args: string[] = []): Promise<EchoServer> {
  */
 export function startDeflateEchoServer(args: string[] = []): Promise<EchoServer> {
   // The ratio is off: section 12 tests the size limit with zeros (see deflate-peer.ts).
-  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server', '--max-inflate-ratio', '0', ...args]);
+  return startServerProgram([path.relative(ROOT, path.join(__dirname, 'deflate-peer.ts')), 'echo-server', ...args]);
 }
 
 async function startServerProgram(args: string[]): Promise<EchoServer> {
@@ -202,7 +202,7 @@ export class EchoClientHarness {
     const args =
       c.deflate === undefined
         ? [this.programs.cli, 'echo-client', url, ...size]
-        : [this.programs.deflatePeer, 'echo-client', url, ...size, '--max-inflate-ratio', '0', ...(c.deflate.peer ? ['--deflate', JSON.stringify(c.deflate.peer)] : [])];
+        : [this.programs.deflatePeer, 'echo-client', url, ...size, ...(c.deflate.peer ? ['--deflate', JSON.stringify(c.deflate.peer)] : [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.add(child);
     const io = collect(child);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { ListenOptions } from '../../src/index';
+import type { ChildConfig } from './server-child';
 import { within } from '../helpers/socket-pair';
 import { ROOT, transpileTree } from '../helpers/transpile';
 
@@ -39,7 +39,7 @@ export interface Child {
 /** Starts server-child.ts with these options (JSON-serialisable ones); ended with the test. */
 export async function startChild(
   t: ExecutionContext,
-  config: { options?: Partial<ListenOptions>; verify?: 'hold' } = {},
+  config: ChildConfig = {},
   nodeArgs: string[] = []
 ): Promise<Child> {
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, transpiledChild()], {

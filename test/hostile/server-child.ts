@@ -9,15 +9,30 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
-import { ListenOptions, Opcode, handleEvents, listen, sendBinary, sendText } from '../../src/index';
+import { deflateLoad } from '../../src/deflate';
+import { AsyncSocket, ListenOptions, Opcode, ZlibLimits, handleEvents, listen, messages, sendBinary, sendText, setZlibLimits } from '../../src/index';
 
-interface ChildConfig {
+/** What the parent asks of the child (JSON in the environment). */
+export interface ChildConfig {
   options?: Partial<ListenOptions>;
   verify?: 'hold';
+  /**
+   * The echo: `handleEvents` (the default, keeps nothing of a message once handled) or
+   * README's `for await (const m of messages(ws))` loop, which keeps its last message alive
+   * while it waits for the next.
+   */
+  loop?: 'events' | 'messages';
+  /** A full GC this often, in ms (needs --expose-gc). */
+  gcEvery?: number;
+  /** Process-wide zlib bounds (setZlibLimits). */
+  zlib?: ZlibLimits;
 }
 
 const config = JSON.parse(process.env.WSFRAME_HOSTILE ?? '{}') as ChildConfig;
 const send = (m: object): void => void process.send?.(m);
+if (config.zlib !== undefined) setZlibLimits(config.zlib);
+const gcNow = (globalThis as { gc?: () => void }).gc;
+if (config.gcEvery !== undefined && gcNow !== undefined) setInterval(gcNow, config.gcEvery).unref();
 
 /** The child's memory and CPU, as `mem` reports them. */
 export interface ChildMemory {
@@ -35,6 +50,8 @@ export interface ChildMemory {
   longestAfterMessage: number;
   /** The errors that ended connections, counted by `name:reason` (or `name:code`). */
   errors: Record<string, number>;
+  /** The process's zlib bounds at work: amplified bytes held, evictions, refusals. */
+  zlib: { amplified: number; inFlight: number; evictions: number; refusals: number };
 }
 
 function peakRss(): number {
@@ -45,12 +62,28 @@ function peakRss(): number {
   }
 }
 
-function memory(): ChildMemory {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc !== undefined) for (let i = 0; i < 3; i++) gc();
+// After full GCs, and a turn after each for what FinalizationRegistry callbacks give back.
+async function memory(): Promise<ChildMemory> {
+  if (gcNow !== undefined) {
+    for (let i = 0; i < 3; i++) {
+      gcNow();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
   const m = process.memoryUsage();
   const cpu = process.cpuUsage();
-  return { rss: m.rss, peakRss: peakRss(), heapUsed: m.heapUsed, external: m.external, cpuMs: (cpu.user + cpu.system) / 1000, open, longestAfterMessage, errors };
+  const { amplified, inFlight, evictions, refusals } = deflateLoad();
+  return {
+    rss: m.rss,
+    peakRss: peakRss(),
+    heapUsed: m.heapUsed,
+    external: m.external,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    open,
+    longestAfterMessage,
+    errors,
+    zlib: { amplified, inFlight, evictions, refusals }
+  };
 }
 
 let open = 0;
@@ -72,21 +105,39 @@ const verify =
 // The echo is handleEvents', which keeps nothing of a message once it is handled, so what the
 // process holds is the library's (a read loop of one's own may keep its last message alive
 // while it waits for the next: see README, "Limits and defaults").
+const countError = (err: unknown): void => {
+  const e = err as { name?: string; reason?: string; code?: string };
+  const key = `${e.name}:${e.reason ?? e.code}`;
+  errors[key] = (errors[key] ?? 0) + 1;
+};
+
+// README's loop: the last message stays alive while it waits for the next.
+async function messagesLoop(ws: AsyncSocket, seen: () => void): Promise<void> {
+  try {
+    for await (const m of messages(ws)) {
+      seen();
+      await (m.opcode === Opcode.Text ? sendText(ws, m.data.toString()) : sendBinary(ws, m.data));
+    }
+  } catch (err) {
+    countError(err);
+  }
+}
+
 listen({ ...config.options, verify }, async (ws) => {
   open++;
   let lastMessage = 0;
+  const seen = (): void => void (lastMessage = Date.now());
   try {
-    await handleEvents(ws, {
-      onMessage: (w, m) => {
-        lastMessage = Date.now();
-        return m.opcode === Opcode.Text ? sendText(w, m.data.toString()) : sendBinary(w, m.data);
-      },
-      onError: (_w, err) => {
-        const e = err as { name?: string; reason?: string; code?: string };
-        const key = `${e.name}:${e.reason ?? e.code}`;
-        errors[key] = (errors[key] ?? 0) + 1;
-      }
-    });
+    if (config.loop === 'messages') await messagesLoop(ws, seen);
+    else {
+      await handleEvents(ws, {
+        onMessage: (w, m) => {
+          seen();
+          return m.opcode === Opcode.Text ? sendText(w, m.data.toString()) : sendBinary(w, m.data);
+        },
+        onError: (_w, err) => countError(err)
+      });
+    }
   } finally {
     open--;
     if (lastMessage > 0) longestAfterMessage = Math.max(longestAfterMessage, Date.now() - lastMessage);
@@ -99,7 +150,7 @@ listen({ ...config.options, verify }, async (ws) => {
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'release') for (const resolve of held.splice(0)) resolve();
     else if (m.cmd === 'ping') send({ pong: true });
-    else if (m.cmd === 'mem') send({ mem: memory() });
+    else if (m.cmd === 'mem') void memory().then((mem) => send({ mem }));
     else if (m.cmd === 'peak') {
       try {
         writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM (Linux 4.0+)

@@ -17,7 +17,8 @@ import { connect } from '../../src/client';
 import { Opcode } from '../../src/core/constants';
 import { DeflateParams } from '../../src/core/extensions';
 import { DeflateOptions } from '../../src/deflate';
-import { Fragment, readData, readFragment } from '../../src/recv';
+import { listen } from '../../src/listener';
+import { Fragment, messages as iterate, readData, readFragment } from '../../src/recv';
 import { sendBinary, sendText } from '../../src/send';
 import { within } from '../helpers/socket-pair';
 import { Queue, echo, upgradeServer } from '../handshake/support';
@@ -306,4 +307,48 @@ test('ws client ↔ our server: readFragment hands out the inflated pieces of a 
   while (!pieces[pieces.length - 1]!.fin);
   t.deepEqual(pieces.map((p) => p.data.toString()), parts);
   t.deepEqual(pieces.map((p) => p.opcode), [Opcode.Text, Opcode.Text, Opcode.Text]);
+});
+
+// ---------------------------------------------------------------------------------------
+// Issue 23: a message that compresses far better than ordinary data is still a valid
+// message. 16 MiB whose byte i is i mod 251 compresses about 250x; with every option at its
+// default both ways, it is echoed intact.
+
+const pattern = (): Buffer => {
+  const b = Buffer.allocUnsafe(16 * MiB);
+  for (let i = 0; i < b.length; i++) b[i] = i % 251;
+  return b;
+};
+
+test.serial('ws client ↔ our listen() server, defaults: the 16 MiB message that compresses 250x is echoed intact', async (t) => {
+  t.timeout(60_000);
+  const server = await listen({ host: '127.0.0.1', port: 0, perMessageDeflate: true }, async (ws) => {
+    for await (const m of iterate(ws)) await (m.opcode === Opcode.Text ? sendText(ws, m.data.toString()) : sendBinary(ws, m.data));
+  });
+  t.teardown(() => server.close());
+  const data = pattern();
+  const client = new WsClient(t, server.port, {});
+  await client.opened;
+  t.regex(client.ws.extensions, /^permessage-deflate/);
+  const socket = (client.ws as unknown as { _socket: net.Socket })._socket;
+  client.ws.send(data, { binary: true });
+  const got = await client.messages.next('the echo of 16 MiB', 30_000);
+  t.true(got.binary);
+  t.is(sha(got.data), sha(data));
+  t.true(socket.bytesWritten < data.length / 100, `${socket.bytesWritten} bytes on the wire`);
+  t.log(`16 MiB from ws in ${socket.bytesWritten} bytes on the wire, echoed intact`);
+});
+
+test.serial('our client ↔ ws server, defaults: the 16 MiB message that compresses 250x is echoed intact', async (t) => {
+  t.timeout(60_000);
+  const { port } = await wsServer(t, {});
+  const ws = await connect(`ws://127.0.0.1:${port}/`, { perMessageDeflate: true });
+  t.teardown(() => ws.destroy());
+  const data = pattern();
+  const socket = ws.socket as net.Socket;
+  await sendBinary(ws, data);
+  const got = await within(readData(ws), 'the echo of 16 MiB', 30_000);
+  t.is(got.opcode, Opcode.Binary);
+  t.is(sha(got.data), sha(data));
+  t.true(socket.bytesRead < data.length / 100, `${socket.bytesRead} bytes on the wire`);
 });
