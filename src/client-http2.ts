@@ -3,11 +3,16 @@
  * an HTTP/2 session per origin (and TLS options) shared by the WebSockets on it, the
  * server's SETTINGS_ENABLE_CONNECT_PROTOCOL awaited, an extended CONNECT with
  * `:protocol: websocket`, and the answer checked as strictly as a 101. The session is
- * closed when its last WebSocket (or handshake) is done with it, unless it was given.
+ * closed when its last WebSocket (or handshake) is done with it, unless it was given; one
+ * that failed its handshake is destroyed, and a graceful close lingers at most
+ * {@link CLOSE_LINGER_MS}. Server push is refused: our SETTINGS disable it, and a pushed
+ * stream is reset (a client must not hold what it did not ask for). When the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS are in use, another session to the origin is opened.
  * @module
  */
 import http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket } from './async-socket';
 import { HandshakeError } from './core/errors';
@@ -45,9 +50,19 @@ interface Pooled {
   key: string;
   /** WebSockets and handshakes using it. */
   users: number;
+  /** The connection under it, once connected (a graceful close may need to cut it). */
+  socket: Socket | null;
 }
 
-const pool = new Map<string, Pooled>();
+/**
+ * How long a session we close gracefully (GOAWAY, then our end of the connection) may wait
+ * for the server to close its end before the connection is destroyed: a server that never
+ * does must not keep a socket of ours.
+ */
+export const CLOSE_LINGER_MS = 2000;
+
+// The sessions to each origin (and TLS options), oldest first.
+const pool = new Map<string, Pooled[]>();
 // TLS option objects, told apart by identity: a session is shared only with the same ones.
 const tlsIds = new WeakMap<object, number>();
 let nextTlsId = 1;
@@ -113,10 +128,17 @@ function waitForSettings(session: ClientHttp2Session): Promise<boolean> {
 // host:port, with an IPv6 address in brackets (RFC 3986 §3.2.2).
 const authority = (t: Http2Target): string => `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
 
+// The streams the server lets one session have open (RFC 9113 §6.5.2); before its SETTINGS
+// came, no bound is known.
+const streamLimit = (session: ClientHttp2Session): number => session.remoteSettings.maxConcurrentStreams ?? Infinity;
+
+const usable = (p: Pooled): boolean => !p.session.closed && !p.session.destroyed && p.users < streamLimit(p.session);
+
 function openSession(t: Http2Target, options: Http2ConnectOptions): Pooled {
   const key = poolKey(t, options);
-  const existing = pool.get(key);
-  if (existing !== undefined && !existing.session.closed && !existing.session.destroyed) {
+  const sessions = pool.get(key) ?? [];
+  const existing = sessions.find(usable);
+  if (existing !== undefined) {
     existing.users++;
     return existing;
   }
@@ -125,24 +147,52 @@ function openSession(t: Http2Target, options: Http2ConnectOptions): Pooled {
   if (t.secure && tls.servername === undefined && name !== undefined) tls.servername = name;
   const session = http2.connect(`${t.secure ? 'https' : 'http'}://${authority(t)}`, {
     ...tls,
-    settings: { initialWindowSize: HTTP2_WINDOWS.stream }
+    settings: { initialWindowSize: HTTP2_WINDOWS.stream, enablePush: false }
   });
-  session.once('connect', () => session.setLocalWindowSize(HTTP2_WINDOWS.session));
-  const pooled: Pooled = { session, key, users: 1 };
-  pool.set(key, pooled);
+  const pooled: Pooled = { session, key, users: 1, socket: null };
+  session.once('connect', (_session: ClientHttp2Session, socket: Socket) => {
+    pooled.socket = socket;
+    session.setLocalWindowSize(HTTP2_WINDOWS.session);
+  });
+  sessions.push(pooled);
+  pool.set(key, sessions);
   // A session error ends every stream on it (their own errors say so); it must not crash us.
   session.on('error', ignore);
-  session.once('close', () => {
-    if (pool.get(key) === pooled) pool.delete(key);
-  });
+  // Push is disabled in our SETTINGS, so nghttp2 treats a PUSH_PROMISE as a protocol error;
+  // a pushed stream that comes anyway is reset at once, its data never read.
+  session.on('stream', refusePush);
+  session.once('close', () => unpool(pooled));
   return pooled;
 }
 
-function release(p: Pooled | null): void {
+function refusePush(stream: ClientHttp2Stream): void {
+  stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+}
+
+function unpool(p: Pooled): void {
+  const sessions = pool.get(p.key);
+  if (sessions === undefined) return;
+  const i = sessions.indexOf(p);
+  if (i >= 0) sessions.splice(i, 1);
+  if (sessions.length === 0) pool.delete(p.key);
+}
+
+// One WebSocket or handshake is done with the session; the last one closes it: at once when
+// it failed (the server may never have answered), else gracefully, within CLOSE_LINGER_MS.
+function release(p: Pooled | null, failed = false): void {
   if (p === null) return;
   if (--p.users > 0) return;
-  if (pool.get(p.key) === p) pool.delete(p.key);
+  unpool(p);
+  if (failed) {
+    p.session.destroy();
+    return;
+  }
   p.session.close();
+  const socket = p.socket;
+  if (socket === null || socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), CLOSE_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /**
@@ -156,7 +206,7 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
     let stream: ClientHttp2Stream | null = null;
     const exit = handshakeExit<AsyncSocket>(options.signal, timeout, resolve, reject, () => {
       stream?.close(http2.constants.NGHTTP2_CANCEL);
-      release(pooled);
+      release(pooled, true);
     });
     if (exit.settled) return;
     const finish = exit.finish;
@@ -173,9 +223,25 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
     } catch (err) {
       return failed(err as Error);
     }
-    extendedConnect(session).then((served) => {
+    const begin = (served: boolean): void => {
       if (exit.settled) return;
       if (!served) return finish(noExtendedConnect());
+      // The server's SETTINGS are known now: when the session already has as many streams as
+      // they allow, this WebSocket goes on another session instead of waiting for a slot.
+      if (pooled !== null && pooled.users > streamLimit(session)) {
+        if (streamLimit(session) < 1) return finish(new HandshakeError('the server allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)'));
+        const full = pooled;
+        try {
+          pooled = openSession(t, options);
+        } catch (err) {
+          return failed(err as Error);
+        } finally {
+          release(full);
+        }
+        session = pooled.session;
+        extendedConnect(session).then(begin, failed);
+        return;
+      }
       const headers = lowerCaseNames(options.headers ?? {}) as OutgoingHttpHeaders;
       Object.assign(headers, {
         ':method': 'CONNECT',
@@ -220,6 +286,7 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
         pooled = null; // the stream's close gives it back now
         finish(null, ws);
       });
-    }, failed);
+    };
+    extendedConnect(session).then(begin, failed);
   });
 }
