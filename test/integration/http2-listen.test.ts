@@ -135,8 +135,11 @@ test('a verify that takes longer than handshakeTimeout is answered 503 over HTTP
   let calls = 0;
   let firstVerify!: () => void;
   const firstVerified = new Promise<void>((resolve) => (firstVerify = resolve));
+  // handshakeTimeout is also how long a session may stay without a stream: on a busy machine
+  // the TLS handshake and SETTINGS alone took longer than 300 ms (CI: the session got its
+  // GOAWAY before the first CONNECT, and the first verify never came).
   const { origin } = await h2Listen(t, {
-    handshakeTimeout: 300,
+    handshakeTimeout: 1500,
     verify: () => (++calls === 1 ? (firstVerify(), new Promise<undefined>(() => {})) : undefined)
   });
   const session = http2.connect(origin.replace('wss:', 'https:'), { ca: cert.cert });
