@@ -670,6 +670,15 @@ function watchSession(session: http2.ServerHttp2Session, socket: Duplex, session
 // Milliseconds a closed HTTP/2 session's client gets to close its connection before it is destroyed.
 const SESSION_LINGER_MS = 1000;
 
+// Ends a connection whose handshake has settled: what was written goes out, then it is destroyed.
+function endSettled(conn: Duplex): void {
+  conn.on('error', ignoreError);
+  conn.once('finish', () => conn.destroy());
+  conn.end();
+}
+
+function ignoreError(): void {}
+
 /**
  * Options of {@link acceptWebSocket}: every option of `upgrade`, and the request limits and
  * checks of {@link listen} (`path`, `verify`, `maxHeaderSize`, `maxHeadersCount`,
@@ -729,6 +738,9 @@ export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Pr
       fail(426, NOT_WEBSOCKET);
     });
     parser.on('upgrade', (req: http.IncomingMessage, conn: Duplex, head: Buffer) => {
+      // An upgrade pipelined behind a request already refused: the handshake has settled, so
+      // nothing after is answered and the connection closes (once the refusal has gone out).
+      if (done) return void endSettled(conn);
       clearTimeout(timer); // verify has its own handshakeTimeout
       guardHandshake(conn);
       let answered: { status: number; message: string } | null = null;

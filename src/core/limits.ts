@@ -24,8 +24,8 @@ export const DEFAULTS = {
  * of ours reads at most `readBufferSize` ahead, so its window is the same by default.
  *
  * The `session` window does not bound what one connection can make us hold: Node gives the
- * connection's window back as data reaches a stream's buffer, read or not (measured: 20
- * streams that nobody read held 10 MiB on one connection). What bounds it is per stream: a
+ * connection's window back as data reaches a stream's buffer, read or not (measured for
+ * issue 24: 20 streams that nobody read held 10 MiB on one connection). What bounds it is per stream: a
  * WebSocket that does not read holds `readBufferSize` plus its `stream` window (512 KiB at
  * the defaults, measured), times the streams the connection may have open
  * (`maxConcurrentStreams`, 100 on a `listen` server: 50 MiB).
