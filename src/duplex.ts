@@ -6,7 +6,7 @@
  */
 import { Duplex } from 'node:stream';
 import { AsyncSocket } from './async-socket';
-import { close as closeSocket, whenClosed } from './closing';
+import { close as closeSocket, halfClose, unreadInput, whenClosed } from './closing';
 import { CloseCode, Opcode } from './core/constants';
 import { isValidCloseCode } from './core/close';
 import { readData } from './recv';
@@ -34,6 +34,10 @@ export interface DuplexOptions {
 
 function noop(): void {}
 
+// Byte mode: messages under JOIN_MAX bytes are copied into chunks of BATCH_SIZE.
+const JOIN_MAX = 1024;
+const BATCH_SIZE = 16 * 1024;
+
 /**
  * A `Duplex` over a connection from `connect`, `listen`, `upgrade` or `upgradeHttp2`.
  *
@@ -41,8 +45,15 @@ function noop(): void {}
  * other code destroys the stream with a {@link WebSocketStreamError} that carries it, and a
  * protocol or I/O failure destroys it with that error (`ProtocolError`, `IOError`). Ending the
  * writable side (`end()`, or the end of a `pipeline()` source) sends Close 1000 and finishes
- * once the closing handshake is done. `destroy(err)` closes with 1011, or with the
- * `closeCode` of a `WebSocketStreamError`; `destroy()` with 1000.
+ * once the closing handshake is done; the readable side goes on to the peer's Close, so
+ * nothing the peer sent before it is lost (RFC 6455 §5.5.1), within the socket's
+ * `closeTimeout` (past it the socket is destroyed and so is the stream, with `IOError`). Only
+ * a stream whose readable side was never read drops what still arrives, as `close()` does.
+ * `destroy(err)` closes with 1011, or with the `closeCode` of a `WebSocketStreamError`;
+ * `destroy()` with 1000.
+ *
+ * In byte mode, small messages that arrive together are joined into one chunk (each message
+ * its own Buffer would cost more than its bytes: the read-ahead is counted in bytes).
  * @example
  * ```ts
  * // a file to a socket, one binary message per chunk read
@@ -52,6 +63,16 @@ function noop(): void {}
 export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
   const objectMode = options.objectMode === true;
   let reading = false;
+  // Whether anything ever asked for the readable side (a pipe, 'data', read()).
+  let everRead = false;
+  // Byte mode: small messages gathered into one chunk until it fills or the reader would wait.
+  let batch: Buffer | null = null;
+  let batched = 0;
+  let flushArmed = false;
+  // Settled once the readable side has seen the end: the peer's Close, or the connection gone
+  // with nothing left to read.
+  let ended!: () => void;
+  const readEnd = new Promise<void>((resolve) => (ended = resolve));
   const duplex: Duplex = new Duplex({
     readableObjectMode: objectMode,
     writableObjectMode: objectMode,
@@ -62,6 +83,7 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
         ? { readableHighWaterMark: 1 }
         : {}),
     read() {
+      everRead = true;
       if (reading) return;
       reading = true;
       void readOne().finally(() => (reading = false));
@@ -77,10 +99,14 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
       sent.then(() => callback(), callback);
     },
     final(callback) {
-      closeSocket(ws, CloseCode.Normal).then(
-        (result) => callback(result.clean ? null : closeError('the WebSocket was not closed cleanly', result.code, result.reason)),
-        callback
-      );
+      const done = (): void => {
+        const peer = ws.peerClose;
+        callback(ws.state.clean ? null : closeError('the WebSocket was not closed cleanly', peer?.code ?? CloseCode.Abnormal, peer?.reason ?? ''));
+      };
+      // Nobody reads this stream's messages: read and drop them to the peer's Close, as
+      // close() does. Else the readable side reads on to the peer's Close.
+      if (!everRead) closeSocket(ws, CloseCode.Normal).then(done, callback);
+      else halfClose(ws, CloseCode.Normal).then(() => readEnd.then(done), callback);
     },
     destroy(err, callback) {
       if (!ws.closeQueued && !ws.destroyed) {
@@ -92,33 +118,77 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
     }
   });
 
+  // Byte mode: pushes the small messages gathered so far as one chunk.
+  function flush(): boolean {
+    flushArmed = false;
+    if (batch === null || batched === 0) return true;
+    const chunk = batch.subarray(0, batched);
+    batch = null;
+    batched = 0;
+    return duplex.push(chunk);
+  }
+
+  // Byte mode: a small message joins the batch (a copy: the message may be a view of the
+  // receive buffer); a large one goes as it is, after what was gathered.
+  function pushBytes(data: Buffer): boolean {
+    if (data.length >= JOIN_MAX) return flush() && duplex.push(data);
+    if (batch !== null && batched + data.length > batch.length && !flush()) {
+      batch = Buffer.allocUnsafe(BATCH_SIZE);
+      batched = data.copy(batch);
+      return false;
+    }
+    batch ??= Buffer.allocUnsafe(BATCH_SIZE);
+    batched += data.copy(batch, batched);
+    return true;
+  }
+
   // Reads messages and pushes them until the consumer has enough (or the end).
   async function readOne(): Promise<void> {
     for (;;) {
+      // Before waiting for more, what was gathered goes out (a turn later, so that messages
+      // already buffered still join it).
+      if (batched > 0 && !flushArmed) {
+        flushArmed = true;
+        setImmediate(() => {
+          if (flushArmed && !duplex.destroyed) flush();
+        });
+      }
       let m;
       try {
         m = await readData(ws);
       } catch (err) {
+        ended();
         duplex.destroy(err as Error);
         return;
       }
       if (m.opcode === Opcode.Close) {
+        ended();
         const peer = ws.peerClose;
+        flush(); // the end comes after the last chunk, whatever the consumer's backlog
         if (peer === null || peer.code === CloseCode.Normal || peer.code === CloseCode.NoStatus) duplex.push(null);
         else duplex.destroy(closeError(`the peer closed with ${peer.code}`, peer.code, peer.reason));
         return;
       }
       if (m.opcode !== Opcode.Text && m.opcode !== Opcode.Binary) continue; // pings are answered inside readData
-      const chunk = objectMode && m.opcode === Opcode.Text ? m.data.toString('utf8') : m.data;
-      if (!duplex.push(chunk)) return;
+      if (!objectMode) {
+        if (!pushBytes(m.data)) return;
+        continue;
+      }
+      if (!duplex.push(m.opcode === Opcode.Text ? m.data.toString('utf8') : m.data)) return;
     }
   }
 
-  // A socket that closes while nobody reads (say, close() read the peer's Close) ends the stream too.
+  // A socket that closes while nobody reads (say, close() read the peer's Close) ends the stream
+  // too; but what it received before it closed is read first (the Close may be among it).
   void whenClosed(ws).then(() => {
     if (duplex.destroyed || duplex.readableEnded || reading) return;
+    if (unreadInput(ws)) return;
+    ended();
     const peer = ws.peerClose;
-    if (peer !== null && ws.state.clean && (peer.code === CloseCode.Normal || peer.code === CloseCode.NoStatus)) duplex.push(null);
+    if (peer !== null && ws.state.clean && (peer.code === CloseCode.Normal || peer.code === CloseCode.NoStatus)) {
+      flush();
+      duplex.push(null);
+    }
     else duplex.destroy(closeError('the WebSocket closed', peer?.code ?? CloseCode.Abnormal, peer?.reason ?? ''));
   });
   return duplex;

@@ -51,7 +51,7 @@ export { connect } from './client';
 export type { ConnectOptions } from './client';
 export { upgrade, rejectUpgrade, upgradeHttp2, rejectHttp2 } from './server';
 export type { UpgradeOptions, Http2UpgradeOptions } from './server';
-export { close, whenClosed } from './closing';
+export { close, halfClose, whenClosed } from './closing';
 export type { CloseResult } from './closing';
 export { CHANNELS } from './diagnostics';
 export { listen, acceptWebSocket } from './listener';

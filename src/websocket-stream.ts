@@ -12,7 +12,7 @@
  */
 import { AsyncSocket } from './async-socket';
 import { ConnectOptions, connect } from './client';
-import { close as closeSocket, whenClosed } from './closing';
+import { close as closeSocket, unreadInput, whenClosed } from './closing';
 import { CloseCode, MAX_CLOSE_REASON, Opcode } from './core/constants';
 import { describeDeflate } from './core/extensions';
 import { isToken } from './core/handshake';
@@ -186,6 +186,9 @@ export class WebSocketStream {
   #inFlight = 0; // writes not yet flushed
   #lostWrite = false; // a write the close came before: the close is not clean
   #writableClosing = false; // the writable's close() was called
+  #readOn = false; // the writable's close() with the readable being read: messages go on to the peer's Close
+  #readable: ReadableStream<string | Uint8Array> | null = null;
+  #socketClosed = false; // the socket closed; with #readOn, settled once the input is read
   #readController: ReadableStreamDefaultController<string | Uint8Array> | null = null;
   #writeController: WritableStreamDefaultController | null = null;
   #settle: Settlers;
@@ -292,6 +295,7 @@ export class WebSocketStream {
       },
       new CountQueuingStrategy({ highWaterMark: 1 })
     );
+    this.#readable = readable;
     const writable = new WritableStream<unknown>(
       {
         start: (controller) => {
@@ -303,7 +307,13 @@ export class WebSocketStream {
       },
       new CountQueuingStrategy({ highWaterMark: 1 })
     );
-    whenClosed(ws).then(() => this.#connectionClosed());
+    whenClosed(ws).then(() => {
+      this.#socketClosed = true;
+      // Reading on after the writable's close(): what came before the socket closed (the
+      // peer's Close among it) is read first, and #pull settles the end when it gets there.
+      if (this.#readOn && unreadInput(ws)) return;
+      this.#connectionClosed();
+    });
     this.#settle.open({
       readable,
       writable,
@@ -322,14 +332,23 @@ export class WebSocketStream {
         m = await readData(ws);
       } catch {
         // The connection failed or went away: the end, with its error, comes from the close.
-        return this.#ended;
+        return this.#endOfInput();
       }
-      if (m.opcode === Opcode.Close) return this.#ended;
-      // Messages that arrive once the closing handshake started are dropped (the standard).
-      if (this.#state !== 'open') continue;
+      if (m.opcode === Opcode.Close) return this.#endOfInput();
+      // Messages that arrive once the closing handshake started are dropped (the standard),
+      // unless it was the writable's close() while the readable is being read: then what the
+      // peer sent before its Close is read on (RFC 6455 §5.5.1).
+      if (this.#state !== 'open' && !this.#readOn) continue;
       if (m.opcode === Opcode.Text) return controller.enqueue(m.data.toString('utf8'));
       if (m.opcode === Opcode.Binary) return controller.enqueue(ownBytes(m.data));
     }
+  }
+
+  // The readable got to the end of the input: if the socket closed while it still had input
+  // to read, the end is settled now.
+  #endOfInput(): Promise<void> {
+    if (this.#socketClosed && this.#state !== 'closed') this.#connectionClosed();
+    return this.#ended;
   }
 
   async #write(chunk: unknown): Promise<void> {
@@ -350,9 +369,20 @@ export class WebSocketStream {
   }
 
   // The writable's close(): an empty Close, and done when the WebSocket is closed cleanly.
+  // With the readable being read (a reader or a pipe holds it), nothing is dropped: the
+  // readable goes on to the peer's Close, within closeTimeout. Else what still comes is read
+  // and dropped, as close() does.
   async #closeWritable(): Promise<void> {
     this.#writableClosing = true;
-    this.#startClose(null, '');
+    if (this.#state === 'open' && this.#readable!.locked) {
+      this.#state = 'closing';
+      this.#readOn = true;
+      const ws = this.#ws!;
+      if (!ws.closeQueued) sendClose(ws).catch(noop);
+      ws.destroyAfter(ws.closeTimeout);
+    } else {
+      this.#startClose(null, '');
+    }
     await this.#ended;
     await this.closed; // rejects after an unclean close
   }

@@ -10,7 +10,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { deflateLoad } from '../../src/deflate';
-import { AsyncSocket, ListenOptions, Opcode, ZlibLimits, handleEvents, listen, messages, sendBinary, sendText, setZlibLimits } from '../../src/index';
+import { Writable, pipeline } from 'node:stream';
+import { AsyncSocket, ListenOptions, Opcode, ZlibLimits, handleEvents, listen, messages, sendBinary, sendText, setZlibLimits, toDuplex } from '../../src/index';
 
 /** What the parent asks of the child (JSON in the environment). */
 export interface ChildConfig {
@@ -19,9 +20,10 @@ export interface ChildConfig {
   /**
    * The echo: `handleEvents` (the default, keeps nothing of a message once handled) or
    * README's `for await (const m of messages(ws))` loop, which keeps its last message alive
-   * while it waits for the next.
+   * while it waits for the next; or `pipeline(toDuplex(ws), sink)` into a sink that never
+   * finishes its first write (a stalled consumer).
    */
-  loop?: 'events' | 'messages';
+  loop?: 'events' | 'messages' | 'duplex-stalled';
   /** A full GC this often, in ms (needs --expose-gc). */
   gcEvery?: number;
   /** Process-wide zlib bounds (setZlibLimits). */
@@ -129,6 +131,15 @@ listen({ ...config.options, verify }, async (ws) => {
   const seen = (): void => void (lastMessage = Date.now());
   try {
     if (config.loop === 'messages') await messagesLoop(ws, seen);
+    else if (config.loop === 'duplex-stalled') {
+      await new Promise<void>((resolve) => {
+        const stalled = new Writable({ write: () => seen() });
+        pipeline(toDuplex(ws), stalled, (err) => {
+          if (err) countError(err);
+          resolve();
+        });
+      });
+    }
     else {
       await handleEvents(ws, {
         onMessage: (w, m) => {
