@@ -161,22 +161,23 @@ const noop = (): void => {};
 
 // Resolves when one of `sends` is fulfilled or all have settled (a peer that went away is
 // not the others' problem).
-function firstFlushed(sends: readonly Promise<void>[]): Promise<void> {
-  return new Promise((resolve) => {
-    let left = sends.length;
-    for (const p of sends) p.then(resolve, () => --left === 0 && resolve());
-  });
-}
+/** Default of {@link ListenCommonOptions.maxBackpressure}: 1 MiB. */
+export const DEFAULT_MAX_BACKPRESSURE = 1024 * 1024;
 
 /**
  * `broadcast` with a bound per connection. A connection holding more than `maxBackpressure`
  * unsent bytes is closed (1008) or skipped. Otherwise the message is sent, and broadcast waits,
  * for at most `broadcastWait` ms, for the connections that keep up: a connection that has not
  * flushed by then is *behind*, and is no longer waited for until it has flushed everything.
- * Among those behind, the first one that made progress since the last broadcast is waited for,
- * so the pace is set by a client that reads even when the only ones "keeping up" are stalled
- * clients whose kernel buffers still take what we send; one that makes no progress costs
- * nothing. When every connection is behind and none moves, each broadcast waits broadcastWait.
+ * Among those behind, the first one that makes progress is waited for, so the pace is set by a
+ * client that reads even when the only ones "keeping up" are stalled clients whose kernel
+ * buffers still take what we send; one that makes no progress costs nothing. When every
+ * connection is behind and none moves, each broadcast waits broadcastWait.
+ *
+ * Nothing is hung on a send per message: the small frames sent to a connection that is behind
+ * share one promise (its backlog's), which is watched once, however many messages joined it
+ * (a reaction per message on it would stay until the connection is dropped: 20-byte
+ * broadcasts to stalled clients held 5-15 MiB each while they reported 1 MiB unsent).
  */
 class Broadcaster {
   // Bytes of broadcast messages that wait in a connection's send queue (behind a fragmented
@@ -184,6 +185,10 @@ class Broadcaster {
   private readonly queued = new WeakMap<AsyncSocket, number>();
   // Connections behind, with their unsent bytes just after the last broadcast.
   private readonly behind = new WeakMap<AsyncSocket, number>();
+  // The send of each connection that is watched now (one reaction each, however many
+  // messages share it), and the broadcasts waiting for the first of those behind to move.
+  private readonly watched = new WeakMap<AsyncSocket, Promise<void>>();
+  private readonly moved = new Set<() => void>();
 
   constructor(
     private readonly clients: ReadonlySet<AsyncSocket>,
@@ -200,12 +205,33 @@ class Broadcaster {
     return ws.unsentBytes + (this.queued.get(ws) ?? 0);
   }
 
+  // Watches a send once: when it settles, the broadcasts waiting for one of those behind to
+  // move go on. Its rejection is handled here too (the connection's own read loop sees the
+  // failure: a broadcast must not leave it unhandled, that ends the process).
+  private watch(ws: AsyncSocket, sent: Promise<void>): void {
+    if (this.watched.get(ws) === sent) return;
+    this.watched.set(ws, sent);
+    const settled = (): void => {
+      if (this.watched.get(ws) === sent) this.watched.delete(ws);
+      for (const go of this.moved) go();
+      this.moved.clear();
+    };
+    sent.then(settled, settled);
+  }
+
+  // Resolves when a watched send settles; `cancel` forgets it (the broadcast went on anyway).
+  private nextMove(): { moved: Promise<void>; cancel: () => void } {
+    let go!: () => void;
+    const moved = new Promise<void>((resolve) => (go = resolve));
+    this.moved.add(go);
+    return { moved, cancel: () => this.moved.delete(go) };
+  }
+
   send(data: string | Uint8Array): Promise<void> {
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
     const current: AsyncSocket[] = [];
     const flushes: Promise<void>[] = []; // to the connections that keep up
-    const moving: Promise<void>[] = []; // to those behind that made progress
-    const stalled: Promise<void>[] = []; // to the others behind
+    let behindSent = 0;
     for (const ws of this.clients) {
       if (ws.closeQueued || ws.destroyed) continue;
       const before = this.unsent(ws);
@@ -213,12 +239,9 @@ class Broadcaster {
         if (this.policy === 'close') close(ws, CloseCode.PolicyViolation, 'too slow').catch(noop);
         continue;
       }
-      const lastUnsent = this.behind.get(ws);
       if (before === 0) this.behind.delete(ws); // it caught up
       const sent = typeof data === 'string' ? sendText(ws, data) : sendBinary(ws, data);
-      // A connection that fails settles this with an error, which its own read loop sees: the
-      // broadcast must not leave it unhandled (that ends the process).
-      sent.catch(noop);
+      this.watch(ws, sent);
       if (ws.sendQueue !== null) {
         // Not written yet: it waits its turn (or for zlib). Count it until it is flushed.
         this.queued.set(ws, (this.queued.get(ws) ?? 0) + size);
@@ -229,22 +252,29 @@ class Broadcaster {
         current.push(ws);
         flushes.push(sent);
       } else {
-        (before < lastUnsent! ? moving : stalled).push(sent);
+        behindSent++;
         this.behind.set(ws, this.unsent(ws));
       }
     }
     const waits: Promise<unknown>[] = [];
     if (flushes.length > 0) waits.push(Promise.allSettled(flushes));
-    if (moving.length > 0) waits.push(firstFlushed(moving));
-    else if (flushes.length === 0 && stalled.length > 0) waits.push(firstFlushed(stalled));
-    // With connections behind, give I/O one turn even when every write completed at once, so
-    // that their progress (or its absence) shows by the next broadcast.
-    if (moving.length + stalled.length > 0) waits.push(new Promise((resolve) => setImmediate(resolve)));
+    let move: { moved: Promise<void>; cancel: () => void } | null = null;
+    if (behindSent > 0) {
+      // With nobody keeping up, the first of those behind to move sets the pace.
+      if (flushes.length === 0) {
+        move = this.nextMove();
+        waits.push(move.moved);
+      }
+      // With connections behind, give I/O one turn even when every write completed at once,
+      // so that their progress (or its absence) shows by the next broadcast.
+      waits.push(new Promise((resolve) => setImmediate(resolve)));
+    }
     if (waits.length === 0) return Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
     const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.wait)));
     return Promise.race([Promise.all(waits), elapsed]).then(() => {
       clearTimeout(timer);
+      move?.cancel();
       for (const ws of current) if (!ws.destroyed && this.unsent(ws) > 0) this.behind.set(ws, this.unsent(ws));
     });
   }
@@ -459,7 +489,7 @@ export async function listen(
     res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', ...(req.httpVersionMajor === 2 ? {} : { Connection: 'close' }) });
     res.end(`More than ${maxHeadersCount} header fields.\n`);
   };
-  const maxBackpressure = options.maxBackpressure ?? 1024 * 1024;
+  const maxBackpressure = options.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE;
   if (!(maxBackpressure >= 0)) throw new RangeError(`maxBackpressure must be 0 or more, not ${maxBackpressure}`);
   const policy = options.backpressurePolicy ?? 'close';
   const broadcastWait = options.broadcastWait ?? 100;

@@ -162,6 +162,19 @@ listen({ ...config.options, verify }, async (ws) => {
     if (m.cmd === 'release') for (const resolve of held.splice(0)) resolve();
     else if (m.cmd === 'ping') send({ pong: true });
     else if (m.cmd === 'mem') void memory().then((mem) => send({ mem }));
+    else if (m.cmd === 'unsent') send({ unsent: [...server.clients].map((ws) => (ws.closeQueued ? -ws.unsentBytes : ws.unsentBytes)) });
+    else if (m.cmd.startsWith('broadcast ')) {
+      // `broadcast N SIZE`: N broadcasts of SIZE bytes, not awaited, a thousand a turn.
+      const [, n, size] = m.cmd.split(' ').map(Number);
+      const payload = Buffer.alloc(size!, 0x62);
+      let left = n!;
+      const batch = (): void => {
+        for (let i = 0; i < 1000 && left > 0; i++, left--) void server.broadcast(payload);
+        if (left > 0) setImmediate(batch);
+        else send({ broadcasted: n });
+      };
+      batch();
+    }
     else if (m.cmd === 'peak') {
       try {
         writeFileSync('/proc/self/clear_refs', '5'); // resets VmHWM (Linux 4.0+)
