@@ -95,7 +95,13 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
         callback();
         return;
       }
-      const sent = typeof chunk === 'string' ? sendText(ws, chunk) : sendBinary(ws, chunk);
+      let sent: Promise<void>;
+      try {
+        sent = typeof chunk === 'string' ? sendText(ws, chunk) : sendBinary(ws, chunk);
+      } catch (err) {
+        // Not a string nor bytes (object mode takes any value): a TypeError, nothing sent.
+        return callback(err as Error);
+      }
       sent.then(() => callback(), callback);
     },
     final(callback) {

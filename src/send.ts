@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { AsyncSocket } from './async-socket';
 import { allocFrame } from './core/buffers';
+import { checkBytes, checkBytesOrString, checkOptionalBoolean, checkString, describeValue } from './core/checks';
 import { encodeClosePayload } from './core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from './core/constants';
 import { IOError } from './core/errors';
@@ -114,10 +115,16 @@ function sendData(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean
  * Sends one frame with the given opcode and flags; the low-level building block. Data
  * frames wait behind a fragmented message in progress; control frames go out at once
  * (RFC 6455 §5.4 lets them sit between fragments).
- * @throws {RangeError} synchronously for a control payload over 125 bytes
+ * @throws {RangeError} synchronously for a control payload over 125 bytes or an opcode outside 0-15
+ * @throws {TypeError} synchronously for data that is not a Uint8Array (nothing is written)
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
 export function sendFrame(ws: AsyncSocket, opcode: Opcode, data: Uint8Array, options: SendFrameOptions = {}): Promise<void> {
+  checkBytes(data, 'sendFrame: data');
+  if (typeof opcode !== 'number' || !Number.isInteger(opcode) || opcode < 0 || opcode > 15) {
+    throw new RangeError(`sendFrame: opcode must be an integer from 0 to 15, not ${String(opcode)}`);
+  }
+  checkOptionalBoolean(options.masked, 'sendFrame: options.masked');
   const masked = options.masked ?? ws.isClient;
   const b0 = firstByte(options.fin ?? true, opcode, options.rsv1 ?? false);
   if (opcode & 0x8) {
@@ -139,9 +146,12 @@ function checkControl(length: number): void {
  * into the frame buffer. With permessage-deflate agreed, a message of at least the
  * `threshold` is compressed first (RSV1 set); it still goes out in the order sent.
  * @param masked default: true for a client socket
+ * @throws {TypeError} synchronously for text that is not a string (nothing is written)
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
 export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promise<void> {
+  checkString(text, 'sendText: text');
+  checkOptionalBoolean(masked, 'sendText: masked');
   if (ws.state.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   const n = Buffer.byteLength(text, 'utf8');
@@ -159,9 +169,12 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
  * Sends a binary message in one frame, as Nim's `sendBinary`, compressed as `sendText` is
  * when permessage-deflate is agreed.
  * @param masked default: true for a client socket
+ * @throws {TypeError} synchronously for data that is not a Uint8Array or Buffer (nothing is written)
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
  */
 export function sendBinary(ws: AsyncSocket, data: Uint8Array, masked?: boolean): Promise<void> {
+  checkBytes(data, 'sendBinary: data');
+  checkOptionalBoolean(masked, 'sendBinary: masked');
   if (compresses(ws, data.length)) {
     return ws.state.closeQueued ? closedForSending() : sendCompressed(ws, Opcode.Binary, data, masked ?? ws.isClient);
   }
@@ -178,6 +191,8 @@ function toBytes(data: string | Uint8Array): Uint8Array {
  * @throws {RangeError} synchronously for a token over 125 bytes
  */
 export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uint8Array): Promise<Buffer> {
+  checkOptionalBoolean(masked, 'sendPing: masked');
+  if (token !== undefined) checkBytesOrString(token, 'sendPing: token');
   const bytes = token === undefined ? Buffer.from(randomBytes(8).toString('hex')) : toBytes(token);
   // A buffer of its own, not a view into Node's 8 KiB pool: it is held until the Ping is sent,
   // which for a peer that does not read is until it is dropped.
@@ -191,6 +206,8 @@ export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uin
  * @throws {RangeError} synchronously for a payload over 125 bytes
  */
 export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.alloc(0), masked?: boolean): Promise<void> {
+  checkBytesOrString(payload, 'sendPong: payload');
+  checkOptionalBoolean(masked, 'sendPong: masked');
   return sendFrame(ws, Opcode.Pong, toBytes(payload), { masked });
 }
 
@@ -205,6 +222,9 @@ export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.
  * @throws {TypeError} synchronously for a reason without a code
  */
 export function sendClose(ws: AsyncSocket, code?: number, reason?: string, masked?: boolean): Promise<void> {
+  if (code !== undefined && typeof code !== 'number') throw new TypeError(`sendClose: code must be a number, not ${describeValue(code)}`);
+  if (reason !== undefined) checkString(reason, 'sendClose: reason');
+  checkOptionalBoolean(masked, 'sendClose: masked');
   const payload = encodeClosePayload(code, reason);
   if (!ws.state.queueClose()) return closedForSending();
   const frame = encodeFrame(firstByte(true, Opcode.Close), payload, masked ?? ws.isClient);
@@ -227,6 +247,11 @@ export function sendChain(
   parts: Iterable<string | Uint8Array> | AsyncIterable<string | Uint8Array>,
   masked?: boolean
 ): Promise<void> {
+  if (opcode !== Opcode.Text && opcode !== Opcode.Binary) throw new RangeError(`sendChain: opcode must be Opcode.Text or Opcode.Binary, not ${String(opcode)}`);
+  if (parts === null || typeof parts !== 'object' || !(Symbol.iterator in parts || Symbol.asyncIterator in parts)) {
+    throw new TypeError(`sendChain: parts must be an iterable or async iterable, not ${describeValue(parts)}`);
+  }
+  checkOptionalBoolean(masked, 'sendChain: masked');
   if (ws.state.closeQueued) return closedForSending();
   const m = masked ?? ws.isClient;
   return exclusive(ws, async () => {
@@ -239,6 +264,7 @@ export function sendChain(
           await writeFrame(ws, firstByte(false, frameOpcode), pending, m);
           frameOpcode = Opcode.Cont;
         }
+        checkBytesOrString(part, 'sendChain: a part');
         pending = toBytes(part);
       }
       if (ws.state.closeSent) throw new IOError('closed', 'a Close frame was sent in the middle of a message');
@@ -264,7 +290,9 @@ export function sendFragmented(
   fragmentSize: number,
   masked?: boolean
 ): Promise<void> {
-  if (!(fragmentSize >= 1)) throw new RangeError('fragmentSize must be at least 1');
+  if (opcode !== Opcode.Text && opcode !== Opcode.Binary) throw new RangeError(`sendFragmented: opcode must be Opcode.Text or Opcode.Binary, not ${String(opcode)}`);
+  checkBytesOrString(data, 'sendFragmented: data');
+  if (typeof fragmentSize !== 'number' || !(fragmentSize >= 1)) throw new RangeError(`sendFragmented: fragmentSize must be a number of 1 or more, not ${describeValue(fragmentSize)}`);
   const bytes = toBytes(data);
   function* slices(): Generator<Uint8Array> {
     if (bytes.length === 0) yield bytes;
