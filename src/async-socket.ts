@@ -11,7 +11,7 @@
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { IOError, toIOError } from './core/errors';
+import { IOError, markHandled, toIOError } from './core/errors';
 import type { CloseInfo } from './core/close';
 import { FrameReader } from './core/frame-reader';
 import type { Pongs } from './core/pongs';
@@ -105,10 +105,13 @@ class Backlog {
     if (this.settled === null) {
       let resolve!: () => void;
       let reject!: (err: Error) => void;
-      const done = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
+      // Handled once here: the sends that share it may go unawaited (see markHandled).
+      const done = markHandled(
+        new Promise<void>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        })
+      );
       this.settled = { done, resolve, reject };
     }
     return this.settled.done;
@@ -364,7 +367,7 @@ export class AsyncSocket {
   private writeChunks(a: Uint8Array, b: Uint8Array | undefined, coalesce: boolean): Promise<void> {
     const s = this.socket;
     if (s.destroyed || s.writableEnded) {
-      return Promise.reject(new IOError('closed', 'socket is closed for writing'));
+      return markHandled(Promise.reject(new IOError('closed', 'socket is closed for writing')));
     }
     if (this.joinsBacklog(a, b)) return this.toBacklog(a).done;
     if (this.backlog !== null) this.writeBacklog(); // what was sent before goes first
@@ -397,7 +400,7 @@ export class AsyncSocket {
       return this.flushed();
     }
     this.watchSends();
-    return new Promise<void>((resolve, reject) => writeParts(s, a, b, this.writeSettler(resolve, reject)));
+    return markHandled(new Promise<void>((resolve, reject) => writeParts(s, a, b, this.writeSettler(resolve, reject))));
   }
 
   // The callback of a write that settles a send: resolve once written, else reject with the
@@ -496,7 +499,7 @@ export class AsyncSocket {
   // asked for 'drain' does not emit it.)
   private flushed(): Promise<void> {
     this.watchSends();
-    return new Promise<void>((resolve, reject) => this.socket.write(EMPTY, this.writeSettler(resolve, reject)));
+    return markHandled(new Promise<void>((resolve, reject) => this.socket.write(EMPTY, this.writeSettler(resolve, reject))));
   }
 
   // A write that failed because the socket was destroyed fails with the reason it was

@@ -9,7 +9,7 @@
 import { AsyncSocket } from './async-socket';
 import { decodeClosePayload, encodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
-import { IOError, ProtocolError } from './core/errors';
+import { IOError, ProtocolError, markHandled } from './core/errors';
 import { encodeFrame, firstByte } from './core/frame';
 import { Pongs } from './core/pongs';
 import { CloseAnswer } from './core/state';
@@ -17,7 +17,7 @@ import { protocolErrorChannel } from './diagnostics';
 
 /** The rejection of a send after our Close went out (or is queued, for a new message). */
 export function closedForSending(): Promise<never> {
-  return Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow'));
+  return markHandled(Promise.reject(new IOError('closed', 'a Close frame was already sent: no more frames may follow')));
 }
 
 /**

@@ -17,7 +17,7 @@ import { allocFrame } from './core/buffers';
 import { checkBytes, checkBytesOrString, checkOptionalBoolean, checkString, describeValue } from './core/checks';
 import { encodeClosePayload } from './core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from './core/constants';
-import { IOError } from './core/errors';
+import { IOError, markHandled } from './core/errors';
 import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
 import { applyMask, maskedFrameInKernel } from './core/mask';
 import { closedForSending, failConnection, writeClose } from './connection';
@@ -73,7 +73,11 @@ function writeFrame(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boole
  * Runs `body` once every earlier queued send is done, so the frames of one fragmented
  * message are never interleaved with another message's frames.
  */
-async function exclusive(ws: AsyncSocket, body: () => Promise<void>): Promise<void> {
+function exclusive(ws: AsyncSocket, body: () => Promise<void>): Promise<void> {
+  return markHandled(inTurn(ws, body));
+}
+
+async function inTurn(ws: AsyncSocket, body: () => Promise<void>): Promise<void> {
   const previous = ws.sendQueue;
   let release!: () => void;
   const mine = new Promise<void>((resolve) => (release = resolve));
@@ -198,7 +202,7 @@ export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uin
   // which for a peer that does not read is until it is dropped.
   const payload = Buffer.allocUnsafeSlow(bytes.length);
   payload.set(bytes);
-  return sendFrame(ws, Opcode.Ping, payload, { masked }).then(() => payload);
+  return markHandled(sendFrame(ws, Opcode.Ping, payload, { masked }).then(() => payload));
 }
 
 /**

@@ -148,3 +148,16 @@ export function toIOError(err: unknown): IOError {
   const text = err instanceof Error ? err.message : String(err);
   return new IOError(reason, `socket error: ${text}`, { cause: err });
 }
+
+const ignoreRejection = (): void => {};
+
+/**
+ * `p`, with its rejection counted as handled when nobody awaits it: for the promise of a
+ * send, whose failure (the peer went away) the connection's reader and `whenClosed` see
+ * anyway; one nobody awaits must not end the process as an unhandled rejection. A caller who
+ * awaits it still gets the rejection.
+ */
+export function markHandled<T>(p: Promise<T>): Promise<T> {
+  p.catch(ignoreRejection);
+  return p;
+}
