@@ -8,6 +8,7 @@ import { Duplex } from 'node:stream';
 import { AsyncSocket } from './async-socket';
 import { close as closeSocket, halfClose, unreadInput, whenClosed } from './closing';
 import { CloseCode, Opcode } from './core/constants';
+import { IOError } from './core/errors';
 import { isValidCloseCode } from './core/close';
 import { readData } from './recv';
 import { sendBinary, sendText } from './send';
@@ -73,6 +74,8 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
   // with nothing left to read.
   let ended!: () => void;
   const readEnd = new Promise<void>((resolve) => (ended = resolve));
+  let peerCloseRead = false;
+  let readError: Error | null = null;
   const duplex: Duplex = new Duplex({
     readableObjectMode: objectMode,
     writableObjectMode: objectMode,
@@ -111,8 +114,23 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
       };
       // Nobody reads this stream's messages: read and drop them to the peer's Close, as
       // close() does. Else the readable side reads on to the peer's Close.
-      if (!everRead) closeSocket(ws, CloseCode.Normal).then(done, callback);
-      else halfClose(ws, CloseCode.Normal).then(() => readEnd.then(done), callback);
+      if (!everRead) return void closeSocket(ws, CloseCode.Normal).then(done, callback);
+      // Bounded by closeTimeout: a consumer that stopped reading, or a peer that never sends
+      // its Close, fails the stream then (the socket's close timer ends the socket too).
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, ws.closeTimeout)));
+      halfClose(ws, CloseCode.Normal).then(
+        () =>
+          Promise.race([readEnd, timedOut]).then(() => {
+            clearTimeout(timer);
+            if (peerCloseRead) return done();
+            if (readError !== null) return callback(readError);
+            const err = new IOError('timeout', `the peer's Close was not read within ${ws.closeTimeout} ms of ours`);
+            callback(err);
+            duplex.destroy(err);
+          }),
+        callback
+      );
     },
     destroy(err, callback) {
       if (!ws.closeQueued && !ws.destroyed) {
@@ -137,7 +155,11 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
   // Byte mode: a small message joins the batch (a copy: the message may be a view of the
   // receive buffer); a large one goes as it is, after what was gathered.
   function pushBytes(data: Buffer): boolean {
-    if (data.length >= JOIN_MAX) return flush() && duplex.push(data);
+    if (data.length >= JOIN_MAX) {
+      // Both go, whatever the first push said: the message is read already.
+      const room = flush();
+      return duplex.push(data) && room;
+    }
     if (batch !== null && batched + data.length > batch.length && !flush()) {
       batch = Buffer.allocUnsafe(BATCH_SIZE);
       batched = data.copy(batch);
@@ -163,11 +185,14 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
       try {
         m = await readData(ws);
       } catch (err) {
+        readError = err as Error;
         ended();
+        flush(); // what came before the failure is the consumer's, ahead of the error
         duplex.destroy(err as Error);
         return;
       }
       if (m.opcode === Opcode.Close) {
+        peerCloseRead = true;
         ended();
         const peer = ws.peerClose;
         flush(); // the end comes after the last chunk, whatever the consumer's backlog
@@ -188,7 +213,8 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
   // too; but what it received before it closed is read first (the Close may be among it).
   void whenClosed(ws).then(() => {
     if (duplex.destroyed || duplex.readableEnded || reading) return;
-    if (unreadInput(ws)) return;
+    if (unreadInput(ws)) return; // the reader gets there (final bounds the wait)
+    peerCloseRead = true; // read by someone else (close() did), or none will come
     ended();
     const peer = ws.peerClose;
     if (peer !== null && ws.state.clean && (peer.code === CloseCode.Normal || peer.code === CloseCode.NoStatus)) {

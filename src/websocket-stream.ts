@@ -189,6 +189,7 @@ export class WebSocketStream {
   #readOn = false; // the writable's close() with the readable being read: messages go on to the peer's Close
   #readable: ReadableStream<string | Uint8Array> | null = null;
   #socketClosed = false; // the socket closed; with #readOn, settled once the input is read
+  #readOnTimer: NodeJS.Timeout | null = null;
   #readController: ReadableStreamDefaultController<string | Uint8Array> | null = null;
   #writeController: WritableStreamDefaultController | null = null;
   #settle: Settlers;
@@ -380,6 +381,13 @@ export class WebSocketStream {
       const ws = this.#ws!;
       if (!ws.closeQueued) sendClose(ws).catch(noop);
       ws.destroyAfter(ws.closeTimeout);
+      // A reader that stopped reading must not keep the end from coming: past closeTimeout
+      // the rest is not waited for (the close is then not clean).
+      this.#readOnTimer = setTimeout(() => {
+        this.#readOn = false;
+        ws.destroy();
+        if (this.#socketClosed && this.#state !== 'closed') this.#connectionClosed();
+      }, ws.closeTimeout);
     } else {
       this.#startClose(null, '');
     }
@@ -413,6 +421,7 @@ export class WebSocketStream {
   // The socket closed: settle everything, cleanly or with one error for all.
   #connectionClosed(): void {
     const ws = this.#ws!;
+    if (this.#readOnTimer !== null) clearTimeout(this.#readOnTimer);
     this.#state = 'closed';
     const peer = ws.peerClose;
     const code = peer?.code ?? CloseCode.Abnormal;

@@ -15,7 +15,7 @@ import test, { ExecutionContext } from 'ava';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AsyncSocket, Opcode, connect, halfClose, listen, messages, sendBinary, sendText, toDuplex, toWebSocketStream } from '../../src/index';
+import { AsyncSocket, Opcode, connect, halfClose, listen, messages, sendBinary, sendText, toDuplex, toWebSocketStream, WebSocketStreamError } from '../../src/index';
 import { makeFrame } from '../../src/core/frame';
 import { within } from '../helpers/socket-pair';
 import { startChild, Child } from './harness';
@@ -131,4 +131,94 @@ test.serial(`${CLIENTS} clients × ${MESSAGES} one-byte messages into a stalled 
   t.log(`${CLIENTS} stalled connections: ${(per / KiB).toFixed(0)} KiB held per connection (heap and external, after GC), open ${m.open}`);
   t.is(m.open, CLIENTS);
   t.true(per < PER_CONNECTION, `${(per / KiB).toFixed(0)} KiB per connection`);
+});
+
+// From an attacker's review of the change above: a large message pushed while the consumer's
+// buffer was full was dropped (byte mode), and end() on a Duplex whose consumer stopped
+// reading never finished, even once its socket was destroyed.
+test('byte mode, a consumer that reads 1 KiB at a time: small and large messages all arrive', async (t) => {
+  const ROUNDS = 200;
+  const server = await listen({ host: '127.0.0.1', port: 0 }, async (ws) => {
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let i = 0; i < 3; i++) void sendBinary(ws, Buffer.alloc(512, 1));
+      void sendBinary(ws, Buffer.alloc(2 * KiB, 2));
+    }
+    await halfClose(ws, 1000);
+    for await (const m of messages(ws)) void m;
+  });
+  t.teardown(() => server.close());
+  const ws = await connect(`ws://127.0.0.1:${server.port}/`);
+  t.teardown(() => ws.destroy());
+  const d = toDuplex(ws);
+  let got = 0;
+  let large = 0;
+  const ended = new Promise<void>((resolve, reject) => {
+    d.once('end', resolve);
+    d.once('error', reject);
+  });
+  // Paused mode: a read of 1 KiB every millisecond, so the buffer is often full.
+  const pull = setInterval(() => {
+    const c = d.read(KiB) as Buffer | null;
+    if (c === null) return;
+    got += c.length;
+    for (const b of c) if (b === 2) large++;
+  }, 1);
+  d.on('readable', () => undefined);
+  await within(ended, 'the end', 30_000).finally(() => clearInterval(pull));
+  for (let c = d.read() as Buffer | null; c !== null; c = d.read() as Buffer | null) got += c.length;
+  t.log(`received ${got} of ${ROUNDS * 3.5 * KiB} bytes, ${large} of ${ROUNDS * 2 * KiB} large`);
+  t.is(got, ROUNDS * 3.5 * KiB);
+});
+
+test('end() on a Duplex whose consumer stopped reading fails it within closeTimeout instead of hanging', async (t) => {
+  const server = await listen({ host: '127.0.0.1', port: 0 }, async (ws) => {
+    for (let i = 0; i < 200; i++) void sendBinary(ws, Buffer.alloc(2 * KiB, 1));
+    await new Promise((r) => setTimeout(r, 5000)); // never reads, never answers the Close
+  });
+  t.teardown(() => server.close());
+  const ws = await connect(`ws://127.0.0.1:${server.port}/`, { closeTimeout: 500 });
+  t.teardown(() => ws.destroy());
+  const d = toDuplex(ws);
+  const failed = new Promise<unknown>((resolve) => d.once('error', resolve));
+  await new Promise<void>((resolve) =>
+    d.once('readable', () => {
+      d.read(KiB); // a little, then no more
+      resolve();
+    })
+  );
+  const started = Date.now();
+  d.end();
+  const err = await within(failed, 'the Duplex to fail', 10_000);
+  const ms = Date.now() - started;
+  t.log(`failed ${ms} ms after end(): ${String(err)}`);
+  t.true(d.destroyed);
+  t.true(ms < 3000, `${ms} ms`);
+});
+
+test('WebSocketStream: writer.close() while a reader holds the readable but stopped reading ends within closeTimeout', async (t) => {
+  const server = await listen({ host: '127.0.0.1', port: 0 }, async (ws) => {
+    for (let i = 0; i < 200; i++) void sendBinary(ws, Buffer.alloc(2 * KiB, 1));
+    await new Promise((r) => setTimeout(r, 5000)); // never reads, never answers the Close
+  });
+  t.teardown(() => server.close());
+  const ws = await connect(`ws://127.0.0.1:${server.port}/`, { closeTimeout: 500 });
+  t.teardown(() => ws.destroy());
+  const wss = toWebSocketStream(ws);
+  const { readable, writable } = await wss.opened;
+  const reader = readable.getReader();
+  await reader.read(); // one message, then no more
+  const started = Date.now();
+  const closing = writable.getWriter().close().then(
+    () => 'closed',
+    (e: unknown) => String(e)
+  );
+  const outcome = await within(closing, 'writer.close() to settle', 10_000);
+  const ms = Date.now() - started;
+  t.log(`writer.close() settled ${ms} ms later: ${outcome}`);
+  t.true(ms < 3000, `${ms} ms`);
+  const closed = await wss.closed.then(
+    () => 'resolved',
+    (e: unknown) => e
+  );
+  t.true(WebSocketStreamError.isError(closed), 'closed rejects: the close was not clean');
 });
