@@ -7,6 +7,7 @@
  * `{ mem }` (see {@link ChildMemory}) for `mem` (after a full GC when run with --expose-gc);
  * `peak` resets the peak RSS.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { deflateLoad } from '../../src/deflate';
@@ -165,8 +166,9 @@ listen({ ...config.options, verify }, async (ws) => {
     else if (m.cmd === 'unsent') send({ unsent: [...server.clients].map((ws) => (ws.closeQueued ? -ws.unsentBytes : ws.unsentBytes)) });
     else if (m.cmd.startsWith('broadcast ')) {
       // `broadcast N SIZE`: N broadcasts of SIZE bytes, not awaited, a thousand a turn.
+      // `broadcast N SIZE random`: the same with random bytes (they do not compress).
       const [, n, size] = m.cmd.split(' ').map(Number);
-      const payload = Buffer.alloc(size!, 0x62);
+      const payload = m.cmd.endsWith(' random') ? randomBytes(size!) : Buffer.alloc(size!, 0x62);
       let left = n!;
       const batch = (): void => {
         for (let i = 0; i < 1000 && left > 0; i++, left--) void server.broadcast(payload);
