@@ -51,6 +51,11 @@ export const AMPLIFICATION_RATIO = 10;
  */
 export const AMPLIFIED_BUDGET = 64 * 1024 * 1024;
 
+// An unfinished message whose amplified bytes have not grown for this long is dropped (1013)
+// when another message needs the allowance: a few KB from idle connections must not hold it
+// for as long as they stay.
+const STALL_MS = 1000;
+
 // A message handed out with fewer amplified bytes than this stops counting at once: the
 // FinalizationRegistry is for the large ones (a small one is at most this much per
 // connection, less than its socket and read buffer cost).
@@ -177,6 +182,10 @@ export class InflateAccount {
   private amp = 0;
   // What the running job of this account still has reserved.
   private reservation = 0;
+  // Whether a job of this account runs now, and when its message last amplified more (frames
+  // that inflate to nothing do not count: a peer trickling them is still stalled).
+  private active = false;
+  private lastGrowth = 0;
   // The last message handed out that still counts.
   private last: Kept | null = null;
 
@@ -212,6 +221,7 @@ export class InflateAccount {
 
   /** @internal A job starts: `need` is reserved. */
   reserve(need: number): void {
+    this.active = true;
     this.reservation = need;
     reserved += need;
     inflating++;
@@ -219,6 +229,7 @@ export class InflateAccount {
 
   /** @internal The job is done: what it did not use goes back. */
   unreserve(): void {
+    this.active = false;
     reserved -= this.reservation;
     this.reservation = 0;
     inflating--;
@@ -233,11 +244,12 @@ export class InflateAccount {
     const held = this.held + n;
     const amp = Math.max(0, held - ratio * this.input);
     const more = amp - this.amp;
-    if (more > 0 && amplified + more > allowance) {
+    if (more > 0 && amplified + more > allowance && !reclaim(this, amplified + more - allowance)) {
       refusals++;
       return false;
     }
     if (this.held === 0) holders.add(this);
+    if (more > 0) this.lastGrowth = performance.now();
     this.held = held;
     this.amp = amp;
     amplified += more;
@@ -313,12 +325,41 @@ export class InflateAccount {
     this.unkeep();
   }
 
+  /** @internal Amplified bytes its message in progress holds, when it stalled: none else. */
+  stalledAmplified(now: number): number {
+    return this.active || this.waiting !== null || now - this.lastGrowth < STALL_MS ? 0 : this.amp;
+  }
+
   /** @internal The budget drops this account's message: everything held goes back. */
   evict(): void {
     evictions++;
     this.release();
     this.evicted();
   }
+}
+
+// Makes `need` bytes of the allowance free for `account` by dropping unfinished messages of
+// others that amplified and stalled, the largest first; false when that cannot be done.
+function reclaim(account: InflateAccount, need: number): boolean {
+  const now = performance.now();
+  let stalled = 0;
+  for (const a of holders) if (a !== account) stalled += a.stalledAmplified(now);
+  if (stalled < need) return false;
+  while (need > 0) {
+    let victim: InflateAccount | null = null;
+    let most = 0;
+    for (const a of holders) {
+      const amp = a === account ? 0 : a.stalledAmplified(now);
+      if (amp > most) {
+        victim = a;
+        most = amp;
+      }
+    }
+    if (victim === null) return false;
+    victim.evict();
+    need -= most;
+  }
+  return true;
 }
 
 // A job gets its slot (and an inflation its reservation) the moment it is let through, so

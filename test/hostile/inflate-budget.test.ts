@@ -299,6 +299,36 @@ test.serial(
   }
 );
 
+// From an attacker review of the allowance: 4 connections that each send the first 16 KB
+// frame of a message of zeros (about 16 MiB each once inflated) and then stay idle held the
+// whole allowance for as long as they stayed, so an honest message that compresses well was
+// refused with 1013 by a server no one else used. Bound: an unfinished message whose
+// amplified bytes have not grown for a second is dropped when another needs the allowance.
+test.serial('4 idle connections holding the allowance with unfinished 16 KB bombs do not keep an honest 16 MiB message of zeros out', async (t) => {
+  t.timeout(60_000);
+  const { child, ws } = await attackSetup(t, 5);
+  const honest = ws.pop()!;
+  const z = zeros();
+  await Promise.all(ws.map((w) => sendFrame(w, Opcode.Binary, z, { fin: false, rsv1: true })));
+  let held = await mem(child);
+  for (let i = 0; i < 100 && held.zlib.amplified < 60 * MiB; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    held = await mem(child);
+  }
+  await new Promise((r) => setTimeout(r, 1200)); // they stall
+  const data = Buffer.alloc(DEFAULTS.maxMessageSize);
+  await sendFrame(honest, Opcode.Binary, compress(data), { rsv1: true });
+  const f = await within(recvFrame(honest), 'the honest echo', 30_000);
+  if (f.opcode === Opcode.Close) throw new Error(`the honest client was closed: ${f.data.readUInt16BE(0)} ${f.data.subarray(2).toString()}`);
+  t.is(inflate(f.data).length, data.length);
+  const after = await mem(child);
+  t.log(
+    `4 stalled bombs held ${fmt(held.zlib.amplified)} of the allowance; after a second the honest 16 MiB came through ` +
+      `(evictions ${after.zlib.evictions}, refusals ${after.zlib.refusals})`
+  );
+  t.true(after.zlib.evictions >= 1);
+});
+
 // The bound: the peak RSS of the server process while it echoes the burst. The budget of
 // bytes in flight through zlib (64 MiB) and what the running zlib jobs may add past it
 // stay under this, with the process's own ~60 MiB.

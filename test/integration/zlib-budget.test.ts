@@ -402,3 +402,31 @@ test.serial('what waits for compression never gets a message in progress dropped
   holder.handedOut();
   t.is(deflateLoad().inFlight, 0);
 });
+
+test.serial('an unfinished message whose amplified bytes stalled for a second is dropped (1013) when another needs the allowance', async (t) => {
+  const before = setZlibLimits({ amplifiedBudget: 8 * MiB });
+  t.teardown(() => setZlibLimits(before));
+  await collect();
+  const stalled = await rawPair(t, 'server', { deflate: PARAMS });
+  const early = await rawPair(t, 'server', { deflate: PARAMS });
+  const honest = await rawPair(t, 'server', { deflate: PARAMS });
+  // The first frame of a message of zeros that amplifies 6 MiB, and nothing more.
+  const part = zlib.deflateRawSync(Buffer.alloc(6 * MiB), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  const stalledRead = readData(stalled.ws).then(
+    () => null,
+    (e: unknown) => e
+  );
+  stalled.raw.write(compressedFrame(Opcode.Binary, part, false, true));
+  await until(() => deflateLoad().amplified >= 5.9 * MiB && deflateLoad().running === 0, 'the first frame to inflate');
+  // At once, another message that needs 4 MiB of it is refused: the first one is not stalled yet.
+  early.raw.write(compressedFrame(Opcode.Binary, compress(Buffer.alloc(4 * MiB)), true, true));
+  const refused = await within(readData(early.ws).catch((e: unknown) => e), 'the early one to be refused');
+  t.is((refused as ProtocolError).code, 'WS_ERR_AMPLIFIED_BUDGET');
+  // A second later, the stalled one goes and the new one gets its room.
+  await new Promise((r) => setTimeout(r, 1100));
+  honest.raw.write(compressedFrame(Opcode.Binary, compress(Buffer.alloc(4 * MiB)), true, true));
+  t.is((await within(readData(honest.ws), 'the honest message')).data.length, 4 * MiB);
+  const err = await within(stalledRead, 'the stalled read to fail');
+  t.is((err as ProtocolError).code, 'WS_ERR_INFLATE_BUDGET');
+  t.is((err as ProtocolError).closeCode, 1013);
+});
