@@ -170,15 +170,20 @@ test('byte mode, a consumer that reads 1 KiB at a time: small and large messages
   t.is(got, ROUNDS * 3.5 * KiB);
 });
 
-test('end() on a Duplex whose consumer stopped reading fails it within closeTimeout instead of hanging', async (t) => {
+/** A client (closeTimeout 500 ms) of a server that sends 400 KiB, then never reads nor answers a Close. */
+async function silentPeer(t: ExecutionContext): Promise<AsyncSocket> {
   const server = await listen({ host: '127.0.0.1', port: 0 }, async (ws) => {
     for (let i = 0; i < 200; i++) void sendBinary(ws, Buffer.alloc(2 * KiB, 1));
-    await new Promise((r) => setTimeout(r, 5000)); // never reads, never answers the Close
+    await new Promise((r) => setTimeout(r, 5000));
   });
   t.teardown(() => server.close());
   const ws = await connect(`ws://127.0.0.1:${server.port}/`, { closeTimeout: 500 });
   t.teardown(() => ws.destroy());
-  const d = toDuplex(ws);
+  return ws;
+}
+
+test('end() on a Duplex whose consumer stopped reading fails it within closeTimeout instead of hanging', async (t) => {
+  const d = toDuplex(await silentPeer(t));
   const failed = new Promise<unknown>((resolve) => d.once('error', resolve));
   await new Promise<void>((resolve) =>
     d.once('readable', () => {
@@ -196,14 +201,7 @@ test('end() on a Duplex whose consumer stopped reading fails it within closeTime
 });
 
 test('WebSocketStream: writer.close() while a reader holds the readable but stopped reading ends within closeTimeout', async (t) => {
-  const server = await listen({ host: '127.0.0.1', port: 0 }, async (ws) => {
-    for (let i = 0; i < 200; i++) void sendBinary(ws, Buffer.alloc(2 * KiB, 1));
-    await new Promise((r) => setTimeout(r, 5000)); // never reads, never answers the Close
-  });
-  t.teardown(() => server.close());
-  const ws = await connect(`ws://127.0.0.1:${server.port}/`, { closeTimeout: 500 });
-  t.teardown(() => ws.destroy());
-  const wss = toWebSocketStream(ws);
+  const wss = toWebSocketStream(await silentPeer(t));
   const { readable, writable } = await wss.opened;
   const reader = readable.getReader();
   await reader.read(); // one message, then no more
