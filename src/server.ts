@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
-import { HandshakeError } from './core/errors';
+import { HandshakeError, redactHeaders } from './core/errors';
 import { handshakeRejectedChannel } from './diagnostics';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import {
@@ -87,7 +87,7 @@ export function rejectUpgrade(
 ): void {
   const response = buildRejectResponse(status, headers, body);
   if (handshakeRejectedChannel.hasSubscribers) {
-    handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
+    handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers: redactHeaders(headers) });
   }
   guardHandshake(socket);
   if (socket.destroyed) return;
@@ -266,7 +266,7 @@ export function rejectHttp2(
     throw new RangeError(`a refusal needs a 4xx or 5xx status, not ${status}`);
   }
   if (handshakeRejectedChannel.hasSubscribers) {
-    handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers });
+    handshakeRejectedChannel.publish({ side: 'server', status, message: body, headers: redactHeaders(headers) });
   }
   guardHandshake(stream);
   if (stream.destroyed || stream.headersSent) return;

@@ -115,11 +115,36 @@ export class IOError extends WebSocketError {
   }
 }
 
+/** Header names whose values are secrets: never in an error, an inspected error or a diagnostics message. */
+const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'sec-websocket-key']);
+
+/** What stands in for a secret header's value. */
+export const REDACTED = '[redacted]';
+
+/**
+ * A copy of `headers` with the values of secret headers (`authorization`,
+ * `proxy-authorization`, `cookie`, `set-cookie`, `sec-websocket-key`, in any case) replaced by
+ * {@link REDACTED}.
+ */
+export function redactHeaders<T extends Record<string, unknown>>(headers: T): T {
+  let out: Record<string, unknown> | null = null;
+  for (const name of Object.keys(headers)) {
+    if (!SECRET_HEADERS.has(name.toLowerCase())) continue;
+    out ??= { ...headers };
+    out[name] = REDACTED;
+  }
+  return (out ?? headers) as T;
+}
+
 /** The opening handshake failed; carries what the peer answered, when it answered. */
 export class HandshakeError extends WebSocketError {
   /** The HTTP status received or sent, when there was one. */
   readonly status: number | undefined;
-  /** The response (client) or request (server) headers, lower-cased. */
+  /**
+   * The response (client) or request (server) headers, lower-cased, with the values of
+   * secret ones (`authorization`, `cookie`, `set-cookie`, `proxy-authorization`,
+   * `sec-websocket-key`) shown as `'[redacted]'`: errors get logged.
+   */
   readonly headers: Record<string, string | string[] | undefined>;
 
   constructor(
@@ -130,7 +155,7 @@ export class HandshakeError extends WebSocketError {
   ) {
     super(message, options);
     this.status = status;
-    this.headers = headers;
+    this.headers = redactHeaders(headers);
   }
 }
 

@@ -7,7 +7,7 @@
 import test, { ExecutionContext } from 'ava';
 import { AsyncSocket } from '../../src/async-socket';
 import { Opcode } from '../../src/core/constants';
-import { HandshakeError, IOError } from '../../src/core/errors';
+import { HandshakeError, IOError, redactHeaders } from '../../src/core/errors';
 import { makeFrame } from '../../src/core/frame';
 import { readData } from '../../src/recv';
 import { sendText } from '../../src/send';
@@ -41,7 +41,9 @@ for (const m of malformed) {
     const o = await srv.outcomes.next();
     t.true(o.err instanceof HandshakeError, String(o.err));
     t.is((o.err as HandshakeError).status, m.status);
-    t.is((o.err as HandshakeError).headers, o.req.headers, 'carries the request headers');
+    // The request headers, with the key (a secret, as authorization and cookies are) redacted.
+    t.deepEqual((o.err as HandshakeError).headers, redactHeaders(o.req.headers), 'carries the request headers');
+    if (o.req.headers['sec-websocket-key'] !== undefined) t.is((o.err as HandshakeError).headers['sec-websocket-key'], '[redacted]');
   });
 }
 
