@@ -5,7 +5,8 @@
  * channel), the TLS server name, and the check of the server's permessage-deflate answer.
  * @module
  */
-import { HandshakeError } from './core/errors';
+import type { Readable } from 'node:stream';
+import { HandshakeError, REFUSAL_BODY_MAX } from './core/errors';
 import { DeflateParams, checkDeflateResponse } from './core/extensions';
 import { Headers, headerValue } from './core/handshake';
 import type { DeflateOptions } from './deflate';
@@ -26,6 +27,42 @@ export function checkExtensions(status: number, headers: Headers, offered: Defla
   } catch (err) {
     throw new HandshakeError((err as Error).message, status, headers, { cause: err });
   }
+}
+
+// How long a refusal's body is waited for before the handshake fails with what came of it.
+const REFUSAL_BODY_WAIT_MS = 1000;
+
+/**
+ * Reads the start of a refusal's body (at most REFUSAL_BODY_MAX bytes, for at most a second)
+ * and calls `done` once with it, decoded as UTF-8 ('' for none); the rest is not read.
+ */
+export function refusalBody(body: Readable, done: (text: string) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let called = false;
+  const finish = (): void => {
+    if (called) return;
+    called = true;
+    clearTimeout(timer);
+    body.off('data', onData);
+    body.off('end', finish);
+    body.off('close', finish);
+    body.off('error', finish);
+    const text = Buffer.concat(chunks, size).subarray(0, REFUSAL_BODY_MAX).toString('utf8');
+    done(text.replace(/\uFFFD+$/, ''));
+  };
+  const onData = (chunk: Buffer | string): void => {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    chunks.push(b);
+    size += b.length;
+    if (size >= REFUSAL_BODY_MAX) finish();
+  };
+  const timer = setTimeout(finish, REFUSAL_BODY_WAIT_MS);
+  timer.unref();
+  body.on('data', onData);
+  body.once('end', finish);
+  body.once('close', finish);
+  body.once('error', finish);
 }
 
 /** The exit of one handshake: `finish` settles it once; `settled` says whether it has. */

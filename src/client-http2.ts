@@ -21,7 +21,7 @@ import { checkConnectResponse, lowerCaseNames } from './core/handshake';
 import type { DeflateOptions } from './deflate';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import type { AsyncSocketOptions } from './socket-options';
-import { checkExtensions, handshakeExit, serverName } from './client-common';
+import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
 
 /** The options of `connect` that the HTTP/2 path uses (ConnectOptions has them all). */
 export interface Http2ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -278,8 +278,19 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
           if (options.keepalive) keepalive(ws, options.keepalive);
         } catch (err) {
           if (ws !== undefined) ws.destroy();
-          s.resume(); // a refusal's body is not needed
-          return finish(err as Error);
+          if (status === 200 || !(err instanceof HandshakeError)) {
+            s.resume();
+            return finish(err as Error);
+          }
+          // A refusal: its body often says why; the start of it goes into the error (the
+          // stream's end is its end now, not a failure before the answer).
+          s.off('close', closedEarly);
+          s.off('error', failed);
+          s.on('error', () => undefined);
+          return refusalBody(s, (body) => {
+            s.resume(); // the rest is not needed
+            finish(body === '' ? err : new HandshakeError(err.message, status, res, { body, cause: err.cause }));
+          });
         }
         const p = pooled;
         s.once('close', () => release(p));

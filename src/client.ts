@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
-import { checkExtensions, handshakeExit, serverName } from './client-common';
+import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
 import { KeepaliveOptions, keepalive } from './keepalive';
 import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
 import { deflateOffer } from './core/extensions';
@@ -254,8 +254,15 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
         finish(null, ws);
       });
       r.on('response', (res: http.IncomingMessage) => {
-        res.resume(); // the body is not needed; let the connection finish
         const status = res.statusCode ?? 0;
+        if (!(status >= 300 && status < 400) && status !== 101) {
+          // A refusal: its body often says why; the start of it goes into the error.
+          return refusalBody(res, (body) => {
+            res.resume(); // the rest is not needed; let the connection finish
+            finish(new HandshakeError(`expected status 101, got ${status}`, status, res.headers, { body: body || undefined }));
+          });
+        }
+        res.resume(); // the body is not needed; let the connection finish
         const location = res.headers.location;
         if (status >= 300 && status < 400 && location !== undefined && maxRedirects > 0) {
           if (redirects >= maxRedirects) {

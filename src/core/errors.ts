@@ -118,6 +118,9 @@ export class IOError extends WebSocketError {
 /** Header names whose values are secrets: never in an error, an inspected error or a diagnostics message. */
 const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'sec-websocket-key']);
 
+/** Most bytes of a refusal's body a client keeps in its HandshakeError. */
+export const REFUSAL_BODY_MAX = 1024;
+
 /** What stands in for a secret header's value. */
 export const REDACTED = '[redacted]';
 
@@ -146,16 +149,22 @@ export class HandshakeError extends WebSocketError {
    * `sec-websocket-key`) shown as `'[redacted]'`: errors get logged.
    */
   readonly headers: Record<string, string | string[] | undefined>;
+  /**
+   * On the client, the start of a refusal's body (at most {@link REFUSAL_BODY_MAX} bytes,
+   * decoded as UTF-8): often the server's reason. The message quotes it too.
+   */
+  readonly body: string | undefined;
 
   constructor(
     message: string,
     status?: number,
     headers: Record<string, string | string[] | undefined> = {},
-    options?: { cause?: unknown }
+    options?: { cause?: unknown; body?: string }
   ) {
-    super(message, options);
+    super(options?.body ? `${message}: ${JSON.stringify(options.body)}` : message, options);
     this.status = status;
     this.headers = redactHeaders(headers);
+    this.body = options?.body;
   }
 }
 
