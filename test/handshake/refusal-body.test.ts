@@ -38,7 +38,7 @@ test('HTTP/1.1: a long or binary body is cut at 1 KiB and quoted escaped', async
   t.is(err.status, 403);
   t.is(Buffer.byteLength(err.body ?? ''), 1024);
   t.true(err.message.includes('\\u0000\\u001b[31mred\\n'), err.message.slice(0, 80));
-  t.false(/[\u0000-\u0008\u001b]/.test(err.message), 'no raw control characters in the message');
+  t.false([...err.message].some((c) => c.charCodeAt(0) < 0x20), 'no raw control characters in the message');
 });
 
 test('HTTP/2: a refusal with a body: the client error says why', async (t) => {

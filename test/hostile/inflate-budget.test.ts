@@ -405,7 +405,9 @@ test.serial('70 stalled 1 KB frames that inflate to 1 MiB each do not get an hon
     `70 stalled frames held ${fmt(held.zlib.amplified)} amplified and ${fmt(held.zlib.inFlight)} of the budget; ` +
       `the honest ${fmt(data.length)} message (${fmt(payload.length)} on the wire) was echoed; evictions ${after.zlib.evictions}, refusals ${after.zlib.refusals}`
   );
-  t.is(after.zlib.evictions, 0);
+  // Only bombs were dropped or refused: the ones past the allowance (about 6 of 70; dropped
+  // when the first had stalled a second by then, on a slow machine, else refused).
+  t.true(after.zlib.evictions + after.zlib.refusals <= 10, JSON.stringify(after.zlib));
 });
 
 // The bound: a connection whose peer does not read its echo is dropped within sendTimeout of
