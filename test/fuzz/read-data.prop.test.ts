@@ -150,7 +150,7 @@ for (const [role, mode, deflate, name] of [
   ['client', 1, true, 'readFragment as client with permessage-deflate']
 ] as [Role, number, boolean, string][]) {
   test(`fuzz: ${name} only ever rejects with ProtocolError or IOError`, async (t) => {
-    t.timeout(Math.max(60_000, RUNS * 10));
+    t.timeout(Math.max(60_000, RUNS * 20)); // see decoder.prop.test.ts
     await fc.assert(fc.asyncProperty(input(deflate, role), cuts, (bytes, sizes) => drive(bytes, sizes, role, mode, deflate)), { numRuns: RUNS, verbose: 1, includeErrorInReport: true, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) });
     // Wake-ups of a thread pool that left a zlib job asleep (src/zlib-jobs.ts): without them
     // this run hung now and then under load, a read never settling.
