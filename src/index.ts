@@ -11,7 +11,8 @@ export {
   PayloadTooBigError,
   IOError,
   HandshakeError,
-  ConcurrencyError
+  ConcurrencyError,
+  REFUSAL_BODY_MAX
 } from './core/errors';
 export type { ProtocolErrorCode, IOErrorReason } from './core/errors';
 export { applyMask, generateMaskingKey, maskBackend } from './core/mask';
