@@ -157,6 +157,7 @@ function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (
  * socket is paused. One read may be pending at a time, whether an exact read here or a
  * frame-level one (`readData`, `recvFrame`, …); a second one rejects with
  * {@link ConcurrencyError}.
+ * @group Connection
  */
 export class AsyncSocket {
   /** The wrapped stream. */

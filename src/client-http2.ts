@@ -10,7 +10,7 @@
  * SETTINGS_MAX_CONCURRENT_STREAMS are in use, another session to the origin is opened.
  * @module
  */
-import http2 from 'node:http2';
+import * as http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';

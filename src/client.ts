@@ -3,8 +3,8 @@
  * `http.request`/`https.request` (Node parses the HTTP) and checks the 101 response strictly.
  * @module
  */
-import http from 'node:http';
-import https from 'node:https';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
@@ -17,7 +17,10 @@ import { DeflateOptions, checkDeflateOptions } from './deflate';
 import type { ClientHttp2Session } from 'node:http2';
 import { connectHttp2, kNoExtendedConnect } from './client-http2';
 
-/** Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}. */
+/**
+ * Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}.
+ * @group Handshakes
+ */
 export interface ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
   /**
    * Offer permessage-deflate (RFC 7692): `true` for the defaults, or the parameters to ask
@@ -155,6 +158,7 @@ function checkTimeAndRedirects({ timeout, maxRedirects }: ConnectOptions): void 
  *
  * Every error of `connect`, misuse included, comes as a rejection, and whatever failed,
  * the timer, the abort listener and the socket are released first.
+ * @group Handshakes
  */
 export function connect(url: string | URL, options: ConnectOptions = {}): Promise<AsyncSocket> {
   let protocols: string[];

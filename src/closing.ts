@@ -8,7 +8,10 @@ import { CloseCode } from './core/constants';
 import { drainUntilClose } from './recv';
 import { sendClose } from './send';
 
-/** How a connection ended. */
+/**
+ * How a connection ended.
+ * @group Connection
+ */
 export interface CloseResult {
   /** The peer's close code: 1005 when its Close had none, 1006 when no Close came. */
   code: number;
@@ -26,7 +29,10 @@ export function unreadInput(ws: AsyncSocket): boolean {
   return ws.queue.closed === null && ws.queue.length > 0;
 }
 
-/** Resolves once the socket has closed. */
+/**
+ * Resolves once the socket has closed.
+ * @group Connection
+ */
 export function whenClosed(ws: AsyncSocket): Promise<void> {
   if (ws.socket.destroyed) return Promise.resolve();
   return new Promise((resolve) => ws.socket.once('close', () => resolve()));
@@ -49,6 +55,7 @@ export function whenClosed(ws: AsyncSocket): Promise<void> {
  * const { code, clean } = await close(ws, 1000, 'done');
  * ```
  * @throws {RangeError} synchronously for a code that may not be sent or a reason over 123 bytes
+ * @group Connection
  */
 export function close(ws: AsyncSocket, code: number = CloseCode.Normal, reason = '', timeout = ws.closeTimeout): Promise<CloseResult> {
   return finish(ws, halfClose(ws, code, reason, timeout));
@@ -69,6 +76,7 @@ export function close(ws: AsyncSocket, code: number = CloseCode.Normal, reason =
  * for await (const m of messages(ws)) results.push(m.data); // to the peer's Close
  * ```
  * @throws {RangeError} synchronously for a code that may not be sent or a reason over 123 bytes
+ * @group Connection
  */
 export function halfClose(ws: AsyncSocket, code: number = CloseCode.Normal, reason = '', timeout = ws.closeTimeout): Promise<void> {
   const sent = ws.closeQueued ? Promise.resolve() : sendClose(ws, code, reason);

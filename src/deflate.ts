@@ -13,15 +13,18 @@
  * bound there).
  * @module
  */
-import zlib from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { DeflateNegotiation, DeflateParams, checkNegotiation } from './core/extensions';
 import { CloseCode } from './core/constants';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
 import { InflateAccount, compressJob, inflateJob } from './zlib-jobs';
 
-export { AMPLIFICATION_RATIO, AMPLIFIED_BUDGET, DEFLATE_CONCURRENCY, INFLATE_BUDGET, deflateLoad } from './zlib-jobs';
+export { AMPLIFICATION_RATIO, AMPLIFIED_BUDGET, DEFLATE_CONCURRENCY, INFLATE_BUDGET } from './zlib-jobs';
 
-/** How messages are compressed once permessage-deflate is agreed. */
+/**
+ * How messages are compressed once permessage-deflate is agreed.
+ * @group Compression
+ */
 export interface CompressionOptions {
   /** Messages smaller than this many bytes are sent uncompressed. Default 1024. */
   threshold?: number;
@@ -33,10 +36,16 @@ export interface CompressionOptions {
   memLevel?: number;
 }
 
-/** The `perMessageDeflate` option of `connect`, `upgrade` and `listen`. */
+/**
+ * The `perMessageDeflate` option of `connect`, `upgrade` and `listen`.
+ * @group Compression
+ */
 export interface DeflateOptions extends DeflateNegotiation, CompressionOptions {}
 
-/** What an `AsyncSocket` needs to compress: the agreed parameters and the tuning. */
+/**
+ * What an `AsyncSocket` needs to compress: the agreed parameters and the tuning.
+ * @group Compression
+ */
 export type DeflateSettings = DeflateParams & CompressionOptions;
 
 /**
@@ -124,6 +133,7 @@ function onDeflateError(this: Owned<zlib.DeflateRaw>, err: Error): void {
 /**
  * The compression state of one connection. `AsyncSocket` owns one when permessage-deflate
  * was agreed; `readData` inflates through it and the send functions deflate through it.
+ * @group Compression
  */
 export class PerMessageDeflate {
   /** The parameters in force. */

@@ -11,14 +11,21 @@
  * | `wsframe:handshake-rejected` | `{ side, status, message, headers }`: `side` 'server': an upgrade request was refused with this HTTP status; 'client': a handshake failed (`status` as received, or undefined) |
  * @example
  * ```ts
- * import diagnostics_channel from 'node:diagnostics_channel';
- * diagnostics_channel.subscribe('wsframe:close', ({ code, clean }) => metrics.count(`ws.close.${code}`, { clean }));
+ * import * as diagnostics_channel from 'node:diagnostics_channel';
+ * const closes = new Map<number, number>(); // close code → how many
+ * diagnostics_channel.subscribe('wsframe:close', (message) => {
+ *   const { code } = message as { code: number; clean: boolean };
+ *   closes.set(code, (closes.get(code) ?? 0) + 1);
+ * });
  * ```
  * @module
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
+import * as diagnosticsChannel from 'node:diagnostics_channel';
 
-/** The channel names, for `diagnostics_channel.subscribe`. */
+/**
+ * The channel names, for `diagnostics_channel.subscribe`.
+ * @group Connection
+ */
 export const CHANNELS = {
   open: 'wsframe:open',
   close: 'wsframe:close',

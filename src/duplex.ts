@@ -14,7 +14,10 @@ import { readData } from './recv';
 import { sendBinary, sendText } from './send';
 import { WebSocketStreamError, closeError } from './websocket-stream';
 
-/** Options of {@link toDuplex}. */
+/**
+ * Options of {@link toDuplex}.
+ * @group Streams
+ */
 export interface DuplexOptions {
   /**
    * false (default): bytes. Each message read is pushed as a `Buffer` (a text message as its
@@ -60,6 +63,7 @@ const BATCH_SIZE = 16 * 1024;
  * // a file to a socket, one binary message per chunk read
  * await pipeline(fs.createReadStream('data.bin'), toDuplex(await connect('ws://127.0.0.1:9001/upload')));
  * ```
+ * @group Streams
  */
 export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
   const objectMode = options.objectMode === true;

@@ -10,7 +10,10 @@ import { CloseCode, Opcode } from './core/constants';
 import { failConnection } from './connection';
 import { Message, closedByDrain, readData } from './recv';
 
-/** Handlers for {@link handleEvents}; each may be async, and is awaited before the next read. */
+/**
+ * Handlers for {@link handleEvents}; each may be async, and is awaited before the next read.
+ * @group Connection
+ */
 export interface EventHandlers {
   /** Once, before the first read. */
   onOpen?(ws: AsyncSocket): void | Promise<void>;
@@ -37,6 +40,7 @@ export interface EventHandlers {
  * });
  * ```
  * @returns how the connection ended
+ * @group Connection
  */
 export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Promise<CloseResult> {
   let result: CloseResult = { code: CloseCode.Abnormal, reason: '', clean: false };

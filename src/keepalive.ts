@@ -14,7 +14,10 @@ import { IOError } from './core/errors';
 import { pongsOf } from './connection';
 import { sendPing } from './send';
 
-/** Options of {@link ping}. */
+/**
+ * Options of {@link ping}.
+ * @group Connection
+ */
 export interface PingOptions {
   /** The Ping's payload (at most 125 bytes). Default: 8 random bytes, hex-encoded. */
   token?: string | Uint8Array;
@@ -31,6 +34,7 @@ export interface PingOptions {
  * ```
  * @throws {RangeError} synchronously for a token over 125 bytes, or one a pending ping already uses
  * @throws {IOError} (rejection) on timeout, or when the connection closes first
+ * @group Connection
  */
 export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number> {
   const token = Buffer.from(options.token ?? randomBytes(8).toString('hex'));
@@ -59,7 +63,10 @@ export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number
   });
 }
 
-/** Options of {@link keepalive}. */
+/**
+ * Options of {@link keepalive}.
+ * @group Connection
+ */
 export interface KeepaliveOptions {
   /** Time between Pings, in ms. */
   interval: number;
@@ -77,6 +84,7 @@ export interface KeepaliveOptions {
  * for await (const m of messages(ws)) handle(m);
  * ```
  * @returns a function that stops the keepalive
+ * @group Connection
  */
 export function keepalive(ws: AsyncSocket, options: KeepaliveOptions): () => void {
   const { interval } = options;

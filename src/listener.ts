@@ -6,9 +6,9 @@
  * with TLS, HTTP/1.1 upgrades on the same port.
  * @module
  */
-import http from 'node:http';
-import http2 from 'node:http2';
-import https from 'node:https';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AsyncSocket } from './async-socket';
@@ -20,7 +20,10 @@ import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
 import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from './server';
 
-/** What the options of {@link listen} have in common with and without `http2`: all but the request's type. */
+/**
+ * What the options of {@link listen} have in common with and without `http2`: all but the request's type.
+ * @group Server
+ */
 export interface ListenCommonOptions extends Omit<UpgradeOptions, 'selectProtocol'> {
   /** Interface to bind. Default '127.0.0.1'. */
   host?: string;
@@ -77,7 +80,10 @@ export interface ListenCommonOptions extends Omit<UpgradeOptions, 'selectProtoco
   handshakeTimeout?: number;
 }
 
-/** Options of {@link listen}: where to listen, plus every option of `upgrade`. */
+/**
+ * Options of {@link listen}: where to listen, plus every option of `upgrade`.
+ * @group Server
+ */
 export interface ListenOptions extends ListenCommonOptions, Pick<UpgradeOptions, 'selectProtocol'> {
   /** Serve WebSockets over HTTP/2 as well: see {@link Http2ListenOptions}. Default false. */
   http2?: false;
@@ -96,6 +102,7 @@ export interface ListenOptions extends ListenCommonOptions, Pick<UpgradeOptions,
  * (`httpVersion` '1.1') or an HTTP/2 extended CONNECT (`httpVersion` '2.0', with `headers`
  * holding the pseudo-headers `:path`, `:authority`, `:protocol`). `url`, `headers` and
  * `socket.remoteAddress` mean the same on both.
+ * @group Server
  */
 export type WsRequest = http.IncomingMessage | http2.Http2ServerRequest;
 
@@ -106,6 +113,7 @@ export type WsRequest = http.IncomingMessage | http2.Http2ServerRequest;
  * clients without ALPN) on the same port: both kinds of WebSocket get the same options,
  * `verify`, handler and `clients`. Without `tls` it speaks cleartext HTTP/2 only (h2c with
  * prior knowledge: `connect('ws://…', { http2: true })`), which browsers do not.
+ * @group Server
  */
 export interface Http2ListenOptions extends ListenCommonOptions {
   http2: true;
@@ -129,10 +137,14 @@ export interface Http2ListenOptions extends ListenCommonOptions {
 /**
  * What runs each connection: an async function that owns the socket, or event handlers.
  * `Req` is the request's type: {@link WsRequest} for a server with `http2: true`.
+ * @group Server
  */
 export type ConnectionHandler<Req = http.IncomingMessage> = ((ws: AsyncSocket, req: Req) => void | Promise<void>) | EventHandlers;
 
-/** A running server from {@link listen}. */
+/**
+ * A running server from {@link listen}.
+ * @group Server
+ */
 export interface WsServer<Server = http.Server | https.Server> {
   /** The underlying server: `node:http`/`node:https`, or `node:http2` with `http2: true`. */
   readonly httpServer: Server;
@@ -460,6 +472,7 @@ function headerListSize(req: WsRequest): number {
  * // later
  * await server.close();
  * ```
+ * @group Server
  */
 export function listen(
   options: Http2ListenOptions,
@@ -720,6 +733,7 @@ function ignoreError(): void {}
  * Options of {@link acceptWebSocket}: every option of `upgrade`, and the request limits and
  * checks of {@link listen} (`path`, `verify`, `maxHeaderSize`, `maxHeadersCount`,
  * `handshakeTimeout`) with the same defaults.
+ * @group Server
  */
 export interface AcceptOptions
   extends UpgradeOptions,
@@ -741,6 +755,7 @@ export interface AcceptOptions
  * ```
  * @throws {HandshakeError} (rejection) with the status that was answered, once the refusal
  * went out (or the client went away)
+ * @group Server
  */
 export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Promise<AsyncSocket> {
   checkUpgradeOptions(options);

@@ -275,6 +275,7 @@ export async function drainUntilClose(ws: AsyncSocket): Promise<void> {
  * defaults from the socket's role
  * @throws {ProtocolError} after failing the connection (a Close with its code was sent)
  * @throws {IOError} when the socket ends or breaks
+ * @group Connection
  */
 export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Frame> {
   return read(ws, ReadMode.FRAME, isClientSocket ?? ws.isClient) as Promise<Frame>;
@@ -304,6 +305,7 @@ export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fr
  * (invalid UTF-8), 1008 (too many fragments) or 1009 (too big) was sent and the socket ended
  * @throws {IOError} when the socket ends, breaks or times out, or the connection is closed
  * @throws {ConcurrencyError} when another read is pending
+ * @group Connection
  */
 export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Message> {
   return read(ws, ReadMode.MESSAGE, isClientSocket ?? ws.isClient) as Promise<Message>;
@@ -324,6 +326,7 @@ export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Mes
  * }
  * ```
  * @throws the same errors as {@link readData}
+ * @group Connection
  */
 export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fragment> {
   return read(ws, ReadMode.FRAGMENT, isClientSocket ?? ws.isClient) as Promise<Fragment>;
@@ -337,6 +340,7 @@ export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise
  * ```ts
  * for await (const { opcode, data } of messages(ws)) console.log(opcode, data.length);
  * ```
+ * @group Connection
  */
 export function messages(ws: AsyncSocket, isClientSocket?: boolean): AsyncGenerator<Message, void, undefined> {
   return new MessageIterator(ws, isClientSocket);

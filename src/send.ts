@@ -22,7 +22,10 @@ import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from
 import { applyMask, maskedFrameInKernel } from './core/mask';
 import { closedForSending, failConnection, writeClose } from './connection';
 
-/** Options of {@link sendFrame}. */
+/**
+ * Options of {@link sendFrame}.
+ * @group Connection
+ */
 export interface SendFrameOptions {
   /** Last frame of its message. Default true. */
   fin?: boolean;
@@ -137,6 +140,7 @@ function sendData(ws: AsyncSocket, b0: number, data: Uint8Array, masked: boolean
  * @throws {RangeError} synchronously for a control payload over 125 bytes or an opcode outside 0-15
  * @throws {TypeError} synchronously for data that is not a Uint8Array (nothing is written)
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ * @group Connection
  */
 export function sendFrame(ws: AsyncSocket, opcode: Opcode, data: Uint8Array, options: SendFrameOptions = {}): Promise<void> {
   checkBytes(data, 'sendFrame: data');
@@ -167,6 +171,7 @@ function checkControl(length: number): void {
  * @param masked default: true for a client socket
  * @throws {TypeError} synchronously for text that is not a string (nothing is written)
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ * @group Connection
  */
 export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promise<void> {
   checkString(text, 'sendText: text');
@@ -190,6 +195,7 @@ export function sendText(ws: AsyncSocket, text: string, masked?: boolean): Promi
  * @param masked default: true for a client socket
  * @throws {TypeError} synchronously for data that is not a Uint8Array or Buffer (nothing is written)
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ * @group Connection
  */
 export function sendBinary(ws: AsyncSocket, data: Uint8Array, masked?: boolean): Promise<void> {
   checkBytes(data, 'sendBinary: data');
@@ -208,6 +214,7 @@ function toBytes(data: string | Uint8Array): Uint8Array {
  * Sends a Ping, as Nim's `sendPing`. Without a token a random 16-character one is used.
  * @returns the token sent, which the peer's Pong will carry
  * @throws {RangeError} synchronously for a token over 125 bytes
+ * @group Connection
  */
 export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uint8Array): Promise<Buffer> {
   checkOptionalBoolean(masked, 'sendPing: masked');
@@ -223,6 +230,7 @@ export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uin
 /**
  * Sends a Pong (`readData` already answers each Ping; an unsolicited Pong is a heartbeat).
  * @throws {RangeError} synchronously for a payload over 125 bytes
+ * @group Connection
  */
 export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.alloc(0), masked?: boolean): Promise<void> {
   checkBytesOrString(payload, 'sendPong: payload');
@@ -239,6 +247,7 @@ export function sendPong(ws: AsyncSocket, payload: string | Uint8Array = Buffer.
  * @param code a code that may be sent (1000–1003, 1007–1014, 3000–4999), or none
  * @throws {RangeError} synchronously for a code that may not be sent or a reason over 123 bytes
  * @throws {TypeError} synchronously for a reason without a code
+ * @group Connection
  */
 export function sendClose(ws: AsyncSocket, code?: number, reason?: string, masked?: boolean): Promise<void> {
   if (code !== undefined && typeof code !== 'number') throw new TypeError(`sendClose: code must be a number, not ${describeValue(code)}`);
@@ -259,6 +268,7 @@ export function sendClose(ws: AsyncSocket, code?: number, reason?: string, maske
  * The frames are never compressed, even with permessage-deflate agreed.
  * @param opcode Text or Binary
  * @throws {IOError} (rejection) when the socket is closed or a Close was already sent
+ * @group Connection
  */
 export function sendChain(
   ws: AsyncSocket,
@@ -301,6 +311,7 @@ export function sendChain(
  * Sends one message cut into frames of at most `fragmentSize` bytes, each awaited before the
  * next (so a huge payload never piles up in the socket's buffer).
  * @throws {RangeError} synchronously for a fragment size below 1
+ * @group Connection
  */
 export function sendFragmented(
   ws: AsyncSocket,

@@ -24,7 +24,10 @@ import {
 import { DeflateAcceptance, acceptDeflate } from './core/extensions';
 import { DeflateOptions, checkDeflateOptions } from './deflate';
 
-/** Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}. */
+/**
+ * Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}.
+ * @group Handshakes
+ */
 export interface UpgradeOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
   /**
    * Accept permessage-deflate (RFC 7692) when the client offers it: `true` for the
@@ -78,6 +81,7 @@ const REJECT_LINGER_MS = 1000;
  *   upgrade(req, socket, head).then(serve, console.error);
  * });
  * ```
+ * @group Handshakes
  */
 export function rejectUpgrade(
   socket: Duplex,
@@ -196,6 +200,7 @@ function refuse500(answer500: () => void, headers: IncomingHttpHeaders, what: st
  * ```
  * @returns an {@link AsyncSocket} in server role
  * @throws {HandshakeError} (rejection) with the status that was answered
+ * @group Handshakes
  */
 export function upgrade(
   req: IncomingMessage,
@@ -238,7 +243,10 @@ export function upgrade(
   return Promise.resolve(ws);
 }
 
-/** Options of {@link upgradeHttp2}: those of {@link upgrade}, with `selectProtocol` given the request's headers. */
+/**
+ * Options of {@link upgradeHttp2}: those of {@link upgrade}, with `selectProtocol` given the request's headers.
+ * @group Handshakes
+ */
 export interface Http2UpgradeOptions extends Omit<UpgradeOptions, 'selectProtocol'> {
   /** As in {@link UpgradeOptions.selectProtocol}, with the HTTP/2 request's headers. */
   selectProtocol?: (offered: string[], headers: IncomingHttpHeaders) => string | undefined;
@@ -255,6 +263,7 @@ export interface Http2UpgradeOptions extends Omit<UpgradeOptions, 'selectProtoco
  * });
  * ```
  * @throws {RangeError} for a status outside 400–599
+ * @group Handshakes
  */
 export function rejectHttp2(
   stream: ServerHttp2Stream,
@@ -297,6 +306,7 @@ export function rejectHttp2(
  * ```
  * @returns an {@link AsyncSocket} in server role on the stream
  * @throws {HandshakeError} (rejection) with the status that was answered
+ * @group Handshakes
  */
 export function upgradeHttp2(
   stream: ServerHttp2Stream,

@@ -5,10 +5,16 @@
  */
 import type { DeflateSettings } from './deflate';
 
-/** Which end of the connection this is: clients mask what they send, servers must not. */
+/**
+ * Which end of the connection this is: clients mask what they send, servers must not.
+ * @group Connection
+ */
 export type Role = 'client' | 'server';
 
-/** Options of an `AsyncSocket`; every size is in bytes and every time in milliseconds. */
+/**
+ * Options of an `AsyncSocket`; every size is in bytes and every time in milliseconds.
+ * @group Connection
+ */
 export interface AsyncSocketOptions {
   /** Which end this is. Decides masking and who closes TCP first. */
   role: Role;

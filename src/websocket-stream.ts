@@ -19,7 +19,10 @@ import { isToken } from './core/handshake';
 import { readData } from './recv';
 import { sendBinary, sendClose, sendText } from './send';
 
-/** A close code and reason, as `close()` takes them and `closed` resolves to them. */
+/**
+ * A close code and reason, as `close()` takes them and `closed` resolves to them.
+ * @group Streams
+ */
 export interface WebSocketCloseInfo {
   /** 1000 or 3000–4999 when you set it; any code the peer sent when you read it. */
   closeCode?: number;
@@ -27,7 +30,10 @@ export interface WebSocketCloseInfo {
   reason?: string;
 }
 
-/** What `opened` resolves to. */
+/**
+ * What `opened` resolves to.
+ * @group Streams
+ */
 export interface WebSocketOpenInfo {
   /** Messages: a `string` for each text message, a `Uint8Array` for each binary one. */
   readable: ReadableStream<string | Uint8Array>;
@@ -43,6 +49,7 @@ export interface WebSocketOpenInfo {
  * Options of the constructor: the standard's `protocols` and `signal`, and every option of
  * {@link connect} (`headers`, `tls`, `perMessageDeflate`, limits, …), which a browser has no
  * need of.
+ * @group Streams
  */
 export interface WebSocketStreamOptions extends Omit<ConnectOptions, 'protocols' | 'signal'> {
   /** Subprotocols to offer, in order of preference. */
@@ -70,6 +77,7 @@ let unchecked = false;
  * `writer.abort()` or `reader.cancel()` closes the connection with its code and reason.
  * @throws {DOMException} 'InvalidAccessError' for a code other than 1000 or 3000–4999,
  * 'SyntaxError' for a reason over 123 bytes
+ * @group Streams
  */
 export class WebSocketStreamError extends DOMException {
   readonly #brand = true;
@@ -171,6 +179,7 @@ let adopting: AsyncSocket | null = null;
  * for await (const message of readable) console.log(message);
  * const { closeCode, reason } = await wss.closed;
  * ```
+ * @group Streams
  */
 export class WebSocketStream {
   /** The URL, as the constructor parsed it. */
@@ -464,6 +473,7 @@ function isSharedBuffer(value: unknown): boolean {
  *   await readable.pipeThrough(new TransformStream({ transform: (m, c) => c.enqueue(String(m).toUpperCase()) })).pipeTo(writable);
  * });
  * ```
+ * @group Streams
  */
 export function toWebSocketStream(ws: AsyncSocket, url = ''): WebSocketStream {
   adopting = ws;

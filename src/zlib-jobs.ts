@@ -30,16 +30,23 @@
 
 import { randomFill } from 'node:crypto';
 
-/** Most zlib jobs (one message or frame each) running at once in the process. */
+/**
+ * Most zlib jobs (one message or frame each) running at once in the process.
+ * @group Compression
+ */
 export const DEFLATE_CONCURRENCY = 10;
 
-/** Default budget of plain bytes in flight through zlib in the whole process: 64 MiB. */
+/**
+ * Default budget of plain bytes in flight through zlib in the whole process: 64 MiB.
+ * @group Compression
+ */
 export const INFLATE_BUDGET = 64 * 1024 * 1024;
 
 /**
  * Default: bytes a compressed message may inflate to per compressed byte received of it
  * before the rest is amplified (ordinary JSON compresses 5-20x, and only its large messages
  * reach the allowance at all).
+ * @group Compression
  */
 export const AMPLIFICATION_RATIO = 10;
 
@@ -48,6 +55,7 @@ export const AMPLIFICATION_RATIO = 10;
  * zeros at once). Measured: 100 read loops that each keep a 16 MiB message of zeros made a
  * server hold 177 MiB above its baseline with this, 285 MiB with twice it (the allocator
  * keeps what inflation churned through).
+ * @group Compression
  */
 export const AMPLIFIED_BUDGET = 64 * 1024 * 1024;
 
@@ -500,7 +508,10 @@ export function inflateJob<T>(account: InflateAccount, limit: number, job: () =>
   }).then(() => start(job, account));
 }
 
-/** The process-wide zlib settings. */
+/**
+ * The process-wide zlib settings.
+ * @group Compression
+ */
 export interface ZlibLimits {
   /** Most zlib jobs running at once. Default {@link DEFLATE_CONCURRENCY}. */
   concurrency?: number;
@@ -524,6 +535,7 @@ export interface ZlibLimits {
  * them) and returns the ones in force before.
  * @throws {TypeError} for a value that is not a number
  * @throws {RangeError} for a concurrency, a budget or a ratio below 1, or an allowance below 0
+ * @group Compression
  */
 export function setZlibLimits(limits: ZlibLimits): Required<ZlibLimits> {
   const before = { concurrency, inflateBudget: budget, amplificationRatio: ratio, amplifiedBudget: allowance };

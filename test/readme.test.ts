@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import * as wsframe from '../src';
 import { HandshakeError, Opcode, close, connect, readData, sendBinary, sendText } from '../src';
 import { selfSignedCert } from './helpers/tls-cert';
+import { typecheckSnippets } from './helpers/typecheck-snippets';
 import { within } from './helpers/wait';
 
 const ROOT = join(__dirname, '..');
@@ -48,8 +49,6 @@ function snippet(heading: string): string {
   return block.code;
 }
 
-const isProgram = (code: string): boolean => /^import /m.test(code);
-
 // What README says its fragments assume ("an AsyncSocket called ws, and an async context").
 const CONTEXT = `
 declare const ws: import('wsframe').AsyncSocket;
@@ -68,42 +67,9 @@ declare function serve(ws: import('wsframe').AsyncSocket): Promise<void>;
 
 test('every ts block in README type-checks', (t) => {
   t.timeout(HANG_MS);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const ts = require('typescript') as typeof import('typescript');
-  const dir = join(ROOT, '.readme-blocks'); // virtual: nothing is written there
-  const names = Object.keys(wsframe).join(', ');
-  const files = new Map<string, { block: Block; text: string; offset: number }>();
-  files.set(join(dir, 'context.d.ts'), { block: { heading: '', line: 0, code: '' }, text: CONTEXT, offset: 0 });
-  for (const [i, block] of blocks().entries()) {
-    // A program is checked as the CommonJS module it is (a top-level await fails, as it would
-    // for a user); a fragment goes into an async function with every export of wsframe in scope.
-    const head = isProgram(block.code) ? '' : `import { ${names} } from 'wsframe';\nexport async function fragment(): Promise<void> {\n`;
-    const text = head + block.code + (head === '' ? '' : '}\n');
-    files.set(join(dir, `block${i}.ts`), { block, text, offset: head === '' ? 0 : 2 });
-  }
-  const config = ts.readConfigFile(join(ROOT, 'tsconfig.json'), (f) => ts.sys.readFile(f));
-  const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT);
-  Object.assign(options, { noEmit: true, baseUrl: ROOT, paths: { wsframe: ['src'] } });
-  const host = ts.createCompilerHost(options);
-  const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, version, ...rest) => {
-    const file = files.get(name);
-    return file ? ts.createSourceFile(name, file.text, version) : getSourceFile(name, version, ...rest);
-  };
-  const fileExists = host.fileExists.bind(host);
-  host.fileExists = (name) => files.has(name) || fileExists(name);
-  const readFile = host.readFile.bind(host);
-  host.readFile = (name) => files.get(name)?.text ?? readFile(name);
-  const program = ts.createProgram([...files.keys()], options, host);
-  const errors = ts.getPreEmitDiagnostics(program).map((d) => {
-    const file = d.file && files.get(d.file.fileName);
-    const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
-    if (!file || d.start === undefined) return `${d.file?.fileName ?? ''}: ${message}`;
-    const line = d.file!.getLineAndCharacterOfPosition(d.start).line - file.offset;
-    return `README.md:${file.block.line + line} (under ${file.block.heading}): TS${d.code} ${message}`;
-  });
-  t.deepEqual(errors, []);
-  t.log(`${files.size - 1} blocks checked`);
+  const snippets = blocks().map((b) => ({ file: 'README.md', line: b.line, label: `under ${b.heading}`, code: b.code }));
+  t.deepEqual(typecheckSnippets(snippets, CONTEXT), []);
+  t.log(`${snippets.length} blocks checked`);
 });
 
 /** Writes `code` with 'wsframe' pointed at src/ into a fresh folder; returns the file. */

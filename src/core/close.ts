@@ -7,7 +7,10 @@ import { CloseCode, MAX_CLOSE_REASON } from './constants';
 import { InvalidUtf8Error, ProtocolError } from './errors';
 import { isValidUtf8 } from './utf8';
 
-/** A decoded Close payload. `code` is 1005 (no status) when the payload was empty. */
+/**
+ * A decoded Close payload. `code` is 1005 (no status) when the payload was empty.
+ * @group Frames
+ */
 export interface CloseInfo {
   code: number;
   reason: string;
@@ -18,6 +21,7 @@ export interface CloseInfo {
  * 1007–1011 from the RFC, 1012–1014 which the IANA "WebSocket Close Code Number Registry"
  * added since (as ws and wsproto accept), and 3000–4999 for libraries and applications.
  * 1004 is reserved, 1005, 1006 and 1015 are never sent, and everything else is unassigned.
+ * @group Frames
  */
 export function isValidCloseCode(code: number): boolean {
   return (
@@ -29,6 +33,7 @@ export function isValidCloseCode(code: number): boolean {
  * Builds a Close payload. No code gives an empty payload.
  * @throws {RangeError} for a code that may not be sent, or a reason over 123 bytes
  * @throws {TypeError} for a reason without a code
+ * @group Frames
  */
 export function encodeClosePayload(code?: number, reason = ''): Buffer {
   if (code === undefined || code === CloseCode.NoStatus) {
@@ -50,6 +55,7 @@ export function encodeClosePayload(code?: number, reason = ''): Buffer {
  * Reads a Close payload, as Nim's `extractCloseData`.
  * @throws {ProtocolError} 1002 for a 1-byte payload or a code that may not be sent
  * @throws {InvalidUtf8Error} 1007 for a reason that is not UTF-8
+ * @group Frames
  */
 export function decodeClosePayload(data: Uint8Array): CloseInfo {
   if (data.length === 0) return { code: CloseCode.NoStatus, reason: '' };

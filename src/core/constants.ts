@@ -6,6 +6,7 @@
 /**
  * Frame opcodes (RFC 6455 §5.2, §11.8). Same members and values as Nim's `Opcode`.
  * Values 3–7 and 11–15 are reserved and rejected on receipt.
+ * @group Frames
  */
 export const Opcode = {
   /** A continuation frame of a fragmented message. */
@@ -22,11 +23,13 @@ export const Opcode = {
   Pong: 0xa
 } as const;
 /** One of the {@link Opcode} values. */
+/** An opcode value (a member of {@link Opcode}). @group Frames */
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 
 /**
  * Close status codes (RFC 6455 §7.4.1, and the IANA "WebSocket Close Code Number Registry").
  * 1005, 1006 and 1015 are reserved for reporting and never sent on the wire.
+ * @group Frames
  */
 export const CloseCode = {
   Normal: 1000,
@@ -50,7 +53,10 @@ export const CloseCode = {
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
-/** The GUID appended to `Sec-WebSocket-Key` to compute the accept value (§1.3). */
+/**
+ * The GUID appended to `Sec-WebSocket-Key` to compute the accept value (§1.3).
+ * @group Frames
+ */
 export const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 // RFC 6455 §5.2, first byte.
@@ -67,11 +73,17 @@ export const PAYLOAD_LEN_16 = 126;
 /** 7-bit length value announcing a 64-bit extended length. */
 export const PAYLOAD_LEN_64 = 127;
 
-/** Control frames carry at most 125 bytes of payload (§5.5). */
+/**
+ * Control frames carry at most 125 bytes of payload (§5.5).
+ * @group Frames
+ */
 export const MAX_CONTROL_PAYLOAD = 125;
 /** A close reason fits in a control payload after the 2-byte code (§5.5.1). */
 export const MAX_CLOSE_REASON = MAX_CONTROL_PAYLOAD - 2;
-/** 2 bytes + 8 bytes extended length + 4 bytes masking key (§5.2). */
+/**
+ * 2 bytes + 8 bytes extended length + 4 bytes masking key (§5.2).
+ * @group Frames
+ */
 export const MAX_HEADER_SIZE = 14;
 /**
  * Lengths above 2^53-1 cannot be held exactly in a JavaScript number; such a frame

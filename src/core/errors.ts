@@ -17,7 +17,10 @@
  */
 import { CloseCode } from './constants';
 
-/** Stable machine-readable reasons carried by {@link ProtocolError.code}. */
+/**
+ * Stable machine-readable reasons carried by {@link ProtocolError.code}.
+ * @group Errors
+ */
 export type ProtocolErrorCode =
   | 'WS_ERR_UNEXPECTED_RSV'
   | 'WS_ERR_INVALID_OPCODE'
@@ -40,7 +43,10 @@ export type ProtocolErrorCode =
   | 'WS_ERR_INFLATE_BUDGET'
   | 'WS_ERR_AMPLIFIED_BUDGET';
 
-/** The root of every error wsframe raises for protocol, I/O and handshake failures. */
+/**
+ * The root of every error wsframe raises for protocol, I/O and handshake failures.
+ * @group Errors
+ */
 export class WebSocketError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -52,6 +58,7 @@ export class WebSocketError extends Error {
  * The peer violated RFC 6455. By the time a caller sees this error the connection has been
  * failed: a Close frame carrying {@link closeCode} was sent (when the socket could still
  * take it) and the socket was ended.
+ * @group Errors
  */
 export class ProtocolError extends WebSocketError {
   /** A stable reason, e.g. `WS_ERR_INVALID_OPCODE`. */
@@ -66,14 +73,20 @@ export class ProtocolError extends WebSocketError {
   }
 }
 
-/** A text message or close reason that is not valid UTF-8 (close code 1007). */
+/**
+ * A text message or close reason that is not valid UTF-8 (close code 1007).
+ * @group Errors
+ */
 export class InvalidUtf8Error extends ProtocolError {
   constructor(message = 'invalid UTF-8 in text') {
     super('WS_ERR_INVALID_UTF8', message, CloseCode.InvalidPayload);
   }
 }
 
-/** A frame or message over the configured limits (close code 1009). */
+/**
+ * A frame or message over the configured limits (close code 1009).
+ * @group Errors
+ */
 export class PayloadTooBigError extends ProtocolError {
   /** The size that was announced or reached, in bytes. */
   readonly size: number;
@@ -88,12 +101,16 @@ export class PayloadTooBigError extends ProtocolError {
   }
 }
 
-/** Why an {@link IOError} happened. */
+/**
+ * Why an {@link IOError} happened.
+ * @group Errors
+ */
 export type IOErrorReason = 'eof' | 'reset' | 'timeout' | 'closed' | 'aborted';
 
 /**
  * The socket cannot carry on: it ended (possibly in the middle of a frame), was reset,
  * timed out, or was already closed by the close handshake or a protocol failure.
+ * @group Errors
  */
 export class IOError extends WebSocketError {
   /** What happened to the socket. */
@@ -118,7 +135,10 @@ export class IOError extends WebSocketError {
 /** Header names whose values are secrets: never in an error, an inspected error or a diagnostics message. */
 const SECRET_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'sec-websocket-key']);
 
-/** Most bytes of a refusal's body a client keeps in its HandshakeError. */
+/**
+ * Most bytes of a refusal's body a client keeps in its HandshakeError.
+ * @group Errors
+ */
 export const REFUSAL_BODY_MAX = 1024;
 
 /** What stands in for a secret header's value. */
@@ -139,7 +159,10 @@ export function redactHeaders<T extends Record<string, unknown>>(headers: T): T 
   return (out ?? headers) as T;
 }
 
-/** The opening handshake failed; carries what the peer answered, when it answered. */
+/**
+ * The opening handshake failed; carries what the peer answered, when it answered.
+ * @group Errors
+ */
 export class HandshakeError extends WebSocketError {
   /** The HTTP status received or sent, when there was one. */
   readonly status: number | undefined;
@@ -168,7 +191,10 @@ export class HandshakeError extends WebSocketError {
   }
 }
 
-/** A second read was started while one was pending: reads on one socket must be serialized. */
+/**
+ * A second read was started while one was pending: reads on one socket must be serialized.
+ * @group Errors
+ */
 export class ConcurrencyError extends WebSocketError {}
 
 /**

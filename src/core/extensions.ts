@@ -5,7 +5,10 @@
  */
 import { isToken } from './handshake';
 
-/** One extension of a `Sec-WebSocket-Extensions` list, with its parameters in order. */
+/**
+ * One extension of a `Sec-WebSocket-Extensions` list, with its parameters in order.
+ * @group Compression
+ */
 export interface ExtensionOffer {
   /** The extension name, lower-cased. */
   name: string;
@@ -17,6 +20,7 @@ export interface ExtensionOffer {
  * Parses a `Sec-WebSocket-Extensions` value (several header lines may be joined with
  * commas). Quoted values are unquoted and must then be tokens (§9.1).
  * @throws {SyntaxError} when the value does not follow the grammar of RFC 6455 §9.1
+ * @group Compression
  */
 export function parseExtensions(value: string): ExtensionOffer[] {
   const out: ExtensionOffer[] = [];
@@ -77,10 +81,16 @@ export function parseExtensions(value: string): ExtensionOffer[] {
   return out;
 }
 
-/** The name of the permessage-deflate extension. */
+/**
+ * The name of the permessage-deflate extension.
+ * @group Compression
+ */
 export const PERMESSAGE_DEFLATE = 'permessage-deflate';
 
-/** The permessage-deflate parameters both ends agreed on (RFC 7692 §7.1). */
+/**
+ * The permessage-deflate parameters both ends agreed on (RFC 7692 §7.1).
+ * @group Compression
+ */
 export interface DeflateParams {
   /** The server resets its compression context after each message. */
   serverNoContextTakeover: boolean;
@@ -95,6 +105,7 @@ export interface DeflateParams {
 /**
  * What one end asks for. On the client these go into the offer; on the server they bound
  * what is accepted. Window sizes are base-2 logs, 8–15; smaller ones cost less memory.
+ * @group Compression
  */
 export interface DeflateNegotiation {
   /** Ask (client) or require (server) that the server resets its context after each message. Default false. */
@@ -189,6 +200,7 @@ function parseDeflateParams(params: Array<[string, string | true]>, response: bo
 /**
  * The client's offer (RFC 7692 §7.1): `client_max_window_bits` is always included, so the
  * server may limit our window; the other parameters only when asked for.
+ * @group Compression
  */
 export function deflateOffer(options: DeflateNegotiation): string {
   checkNegotiation(options);
@@ -203,7 +215,10 @@ export function deflateOffer(options: DeflateNegotiation): string {
   return offer;
 }
 
-/** What the server agreed to: the response element and the parameters in force. */
+/**
+ * What the server agreed to: the response element and the parameters in force.
+ * @group Compression
+ */
 export interface DeflateAcceptance {
   /** The value for the response's `Sec-WebSocket-Extensions` header. */
   response: string;
@@ -219,6 +234,7 @@ export interface DeflateAcceptance {
  * @param header the request's `Sec-WebSocket-Extensions` value, if any
  * @returns null when no offer is accepted (the connection goes on without compression)
  * @throws {SyntaxError} for a header that does not parse (answer 400)
+ * @group Compression
  */
 export function acceptDeflate(header: string | undefined, options: DeflateNegotiation): DeflateAcceptance | null {
   if (header === undefined) return null;
@@ -259,6 +275,7 @@ export function acceptDeflate(header: string | undefined, options: DeflateNegoti
  * @param header the response's `Sec-WebSocket-Extensions` value, if any
  * @returns the parameters in force, or null when the server declined compression
  * @throws {Error} with a message saying what is wrong (the caller fails the handshake)
+ * @group Compression
  */
 export function checkDeflateResponse(header: string | undefined, offered: DeflateNegotiation | null): DeflateParams | null {
   if (header === undefined || header.trim() === '') return null;

@@ -16,13 +16,19 @@ import { applyMask } from './mask';
 import { MessageAssembler, MessageLimits } from './message';
 import type { ReceiveQueue } from './receive-queue';
 
-/** A whole message, or a control frame, as `readData` returns it. */
+/**
+ * A whole message, or a control frame, as `readData` returns it.
+ * @group Connection
+ */
 export interface Message {
   opcode: Opcode;
   data: Buffer;
 }
 
-/** A piece of a message, as `readFragment` returns it. */
+/**
+ * A piece of a message, as `readFragment` returns it.
+ * @group Connection
+ */
 export interface Fragment {
   /** Text or Binary for data (also on continuation frames), else the control opcode. */
   opcode: Opcode;

@@ -39,7 +39,10 @@ import { PayloadTooBigError, ProtocolError } from './errors';
 import { allocFrame } from './buffers';
 import { applyMask, fillMaskingKey, maskBytes } from './mask';
 
-/** A whole frame, as in Nim's `Frame` tuple. `data` is the unmasked payload. */
+/**
+ * A whole frame, as in Nim's `Frame` tuple. `data` is the unmasked payload.
+ * @group Frames
+ */
 export interface Frame {
   fin: boolean;
   rsv1: boolean;
@@ -50,7 +53,10 @@ export interface Frame {
   data: Buffer;
 }
 
-/** A decoded frame header. `maskKey` is a view of the 4 key bytes, or null. */
+/**
+ * A decoded frame header. `maskKey` is a view of the 4 key bytes, or null.
+ * @group Frames
+ */
 export interface FrameHeader {
   fin: boolean;
   rsv1: boolean;
@@ -97,6 +103,7 @@ export function headerSizeOf(byte1: number): number {
  * instead of a new view of `bytes` (a hot loop saves an allocation per frame)
  * @returns 0 when the header was decoded, or how many more bytes are needed to decode it.
  * Nothing is validated here; see {@link validateHeader}.
+ * @group Frames
  */
 export function decodeHeader(
   bytes: Uint8Array,
@@ -152,7 +159,10 @@ export function decodeHeader(
   return 0;
 }
 
-/** What {@link validateHeader} checks a header against. */
+/**
+ * What {@link validateHeader} checks a header against.
+ * @group Frames
+ */
 export interface HeaderRules {
   /** True when frames must be masked (we are the server), false when they must not be. */
   expectMasked: boolean;
@@ -167,6 +177,7 @@ export interface HeaderRules {
  * @throws {ProtocolError} 1002 for RSV bits, unknown opcodes, fragmented or oversize control
  * frames, the wrong masking, a non-minimal or out-of-range length
  * @throws {PayloadTooBigError} 1009 for a payload over `maxFrameSize` (or 2^53-1)
+ * @group Frames
  */
 export function validateHeader(h: FrameHeader, rules: HeaderRules): void {
   // §5.2: "MUST be 0 unless an extension is negotiated that defines meanings for non-zero values".
@@ -326,6 +337,7 @@ export function encodeFrame(
  * ```ts
  * makeFrame(Opcode.Text, 'Hello', false); // <Buffer 81 05 48 65 6c 6c 6f>
  * ```
+ * @group Frames
  */
 export function makeFrame(frame: Frame, maskKey?: Uint8Array): Buffer;
 export function makeFrame(opcode: Opcode, data: string | Uint8Array, masked: boolean, maskKey?: Uint8Array): Buffer;

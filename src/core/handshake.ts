@@ -8,15 +8,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import { GUID } from './constants';
 import { HandshakeError } from './errors';
 
-/** Header values as `node:http` gives them. */
+/**
+ * Header values as `node:http` gives them.
+ * @group Handshakes
+ */
 export type Headers = Record<string, string | string[] | undefined>;
 
-/** A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (§4.1). */
+/**
+ * A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (§4.1).
+ * @group Handshakes
+ */
 export function generateKey(): string {
   return randomBytes(16).toString('base64');
 }
 
-/** The `Sec-WebSocket-Accept` value for a key: base64(SHA-1(key + GUID)) (§1.3, §4.2.2). */
+/**
+ * The `Sec-WebSocket-Accept` value for a key: base64(SHA-1(key + GUID)) (§1.3, §4.2.2).
+ * @group Handshakes
+ */
 export function acceptKey(key: string): string {
   return createHash('sha1').update(key + GUID).digest('base64');
 }
@@ -24,7 +33,10 @@ export function acceptKey(key: string): string {
 // 16 bytes in base64: 21 free characters, a last one that encodes only 2 bits, then "==".
 const KEY_RE = /^[+/0-9A-Za-z]{21}[AQgw]==$/;
 
-/** True when `key` is a base64-encoded 16-byte value, as §4.1 requires of the client. */
+/**
+ * True when `key` is a base64-encoded 16-byte value, as §4.1 requires of the client.
+ * @group Handshakes
+ */
 export function isValidKey(key: string): boolean {
   return KEY_RE.test(key);
 }
@@ -77,7 +89,10 @@ export function normalizeProtocols(protocols: string | readonly string[] | undef
   return list;
 }
 
-/** A request that passed {@link checkUpgradeRequest}. */
+/**
+ * A request that passed {@link checkUpgradeRequest}.
+ * @group Handshakes
+ */
 export interface UpgradeRequest {
   key: string;
   /** Subprotocols the client offered, in its order. */
@@ -86,7 +101,10 @@ export interface UpgradeRequest {
   extensions: string | undefined;
 }
 
-/** Why a request cannot be upgraded: the HTTP status and headers to answer with. */
+/**
+ * Why a request cannot be upgraded: the HTTP status and headers to answer with.
+ * @group Handshakes
+ */
 export interface UpgradeRefusal {
   status: number;
   message: string;
@@ -100,13 +118,15 @@ export interface UpgradeRefusal {
  * `'HTTP/1.1'`.
  * @example
  * ```ts
- * const checked = checkUpgradeRequest('GET', 'HTTP/1.1', { Host: 'example.org', Upgrade: 'websocket', … });
+ * // req: an http.IncomingMessage (or your own parser's method, version and headers)
+ * const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
  * if (isRefusal(checked)) socket.end(buildRejectResponse(checked.status, checked.headers, checked.message));
- * else socket.write(buildServerResponse(checked.key));
+ * else socket.write(buildServerResponse(checked.key, checked.protocols.includes('chat.v1') ? 'chat.v1' : undefined));
  * ```
  * @returns the key and offers, or the refusal to answer with: 405 for a method other than
  * GET, 400 for HTTP before 1.1, a missing or wrong `Upgrade`/`Connection`, a malformed key or
  * an invalid protocol list, and 426 (with `Sec-WebSocket-Version: 13`) for another version.
+ * @group Handshakes
  */
 export function checkUpgradeRequest(
   method: string | undefined,
@@ -143,7 +163,10 @@ export function checkUpgradeRequest(
   return { key, protocols, extensions: headerValue(headers, 'sec-websocket-extensions') };
 }
 
-/** A WebSocket request over HTTP/2 that passed {@link checkConnectRequest}. */
+/**
+ * A WebSocket request over HTTP/2 that passed {@link checkConnectRequest}.
+ * @group Handshakes
+ */
 export type ConnectRequest = Omit<UpgradeRequest, 'key'>;
 
 // The offered subprotocols, or a refusal for a malformed list (either HTTP version).
@@ -162,6 +185,7 @@ function offeredProtocols(headers: Headers): string[] | UpgradeRefusal {
  * @returns the offers, or the refusal to answer with: 405 for another method, 400 for a
  * missing or other `:protocol` or pseudo-header, a malformed protocol list or another
  * version (then with `sec-websocket-version: 13`: HTTP/2 has no 426 Upgrade)
+ * @group Handshakes
  */
 export function checkConnectRequest(headers: Headers): ConnectRequest | UpgradeRefusal {
   const method = headerValue(headers, ':method');
@@ -182,7 +206,10 @@ export function checkConnectRequest(headers: Headers): ConnectRequest | UpgradeR
   return { protocols, extensions: headerValue(headers, 'sec-websocket-extensions') };
 }
 
-/** True for a refusal from {@link checkUpgradeRequest} or {@link checkConnectRequest}. */
+/**
+ * True for a refusal from {@link checkUpgradeRequest} or {@link checkConnectRequest}.
+ * @group Handshakes
+ */
 export function isRefusal(r: UpgradeRequest | ConnectRequest | UpgradeRefusal): r is UpgradeRefusal {
   return 'status' in r;
 }
@@ -204,7 +231,10 @@ function headerLines(headers: Record<string, string | number | readonly string[]
   return out;
 }
 
-/** The 101 response that completes the handshake (§4.2.2). */
+/**
+ * The 101 response that completes the handshake (§4.2.2).
+ * @group Handshakes
+ */
 export function buildServerResponse(
   key: string,
   protocol: string | undefined,
@@ -232,7 +262,10 @@ const REASONS: Record<number, string> = {
   503: 'Service Unavailable'
 };
 
-/** A complete HTTP/1.1 response that refuses an upgrade and closes the connection. */
+/**
+ * A complete HTTP/1.1 response that refuses an upgrade and closes the connection.
+ * @group Handshakes
+ */
 export function buildRejectResponse(
   status: number,
   headers: Record<string, string | number | readonly string[]> = {},
@@ -257,6 +290,7 @@ export function buildRejectResponse(
  * @throws {HandshakeError} for a wrong `Upgrade`, `Connection` or `Sec-WebSocket-Accept`, a
  * protocol that was not offered, or an extension when `offeredExtensions` is false (the
  * caller checks the extensions it did offer, as `connect` does with permessage-deflate)
+ * @group Handshakes
  */
 export function checkServerResponse(
   status: number,
@@ -281,6 +315,7 @@ export function checkServerResponse(
  * then the subprotocol and extensions as {@link checkServerResponse} does.
  * @returns the subprotocol the server chose ('' for none)
  * @throws {HandshakeError} as checkServerResponse does
+ * @group Handshakes
  */
 export function checkConnectResponse(status: number, headers: Headers, offered: readonly string[], offeredExtensions = false): string {
   if (status !== 200) throw new HandshakeError(`expected status 200, got ${status}`, status, headers);

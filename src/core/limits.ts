@@ -4,7 +4,10 @@
  * @module
  */
 
-/** The default limits, documented in README. */
+/**
+ * The default limits, documented in README.
+ * @group Connection
+ */
 export const DEFAULTS = {
   maxFrameSize: 16 * 1024 * 1024,
   maxMessageSize: 16 * 1024 * 1024,

@@ -115,6 +115,7 @@ export function setNativeMask(impl: NativeMask | null): void {
  * (the optional native addon, when it is installed and `WSFRAME_NO_BUFFERUTIL` is not set),
  * else 'wasm-simd' (the built-in WebAssembly SIMD kernel, from 256 bytes) or 'js'. Smaller
  * payloads always take the JavaScript loop. `wsframe --version` prints it.
+ * @group Frames
  */
 export function maskBackend(): 'bufferutil' | 'wasm-simd' | 'js' {
   return native !== null ? 'bufferutil' : simd !== null ? 'wasm-simd' : 'js';
@@ -214,6 +215,7 @@ export function unmaskSmall(buf: Uint8Array, key: Uint8Array): void {
  * handled. `dst` may be `src` (in place) but must not otherwise overlap it.
  *
  * Parameters are those of `applyMaskReference`.
+ * @group Frames
  */
 export function applyMask(
   src: Uint8Array,
@@ -324,7 +326,10 @@ export function fillMaskingKey(dst: Uint8Array, offset: number): void {
   poolIndex += 4;
 }
 
-/** A fresh random 4-byte masking key from the CSPRNG. */
+/**
+ * A fresh random 4-byte masking key from the CSPRNG.
+ * @group Frames
+ */
 export function generateMaskingKey(): Buffer {
   const key = Buffer.allocUnsafe(4);
   fillMaskingKey(key, 0);

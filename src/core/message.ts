@@ -8,7 +8,10 @@ import { CloseCode, Opcode } from './constants';
 import { InvalidUtf8Error, PayloadTooBigError, ProtocolError } from './errors';
 import { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, utf8Push } from './utf8';
 
-/** Limits a {@link MessageAssembler} enforces. */
+/**
+ * Limits a {@link MessageAssembler} enforces.
+ * @group Frames
+ */
 export interface MessageLimits {
   /** Largest whole message, in bytes (1009 beyond it). */
   maxMessageSize: number;
@@ -19,6 +22,7 @@ export interface MessageLimits {
 /**
  * Keeps the state of the message being received across calls (the partial message lives
  * with the connection, not in one read call).
+ * @group Frames
  */
 export class MessageAssembler {
   /** Opcode (Text or Binary) of the message in progress, or 0 between messages. */

@@ -25,7 +25,10 @@
  */
 import type { CloseInfo } from './close';
 
-/** The three phases of a connection, as RFC 6455 §4 and §7 name them. */
+/**
+ * The three phases of a connection, as RFC 6455 §4 and §7 name them.
+ * @group Connection
+ */
 export const ConnectionPhase = {
   /** Messages flow both ways. */
   OPEN: 'open',

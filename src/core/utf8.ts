@@ -68,7 +68,10 @@ function sequenceLength(b: number): number {
 // Below this size the native call costs more than the JS loop.
 const NATIVE_MIN = 24;
 
-/** True when `bytes` is complete, valid UTF-8. */
+/**
+ * True when `bytes` is complete, valid UTF-8.
+ * @group Frames
+ */
 export function isValidUtf8(bytes: Uint8Array): boolean {
   if (bytes.length >= NATIVE_MIN) return isUtf8(bytes);
   return run(ACCEPT, bytes, 0, bytes.length) === ACCEPT;
@@ -122,6 +125,7 @@ export function utf8Push(state: number, bytes: Uint8Array): number {
  * An incremental validator for a text message that arrives in pieces. `push` returns false
  * as soon as the bytes seen so far cannot be the start of valid UTF-8; `end` says whether
  * the whole message was complete and valid.
+ * @group Frames
  */
 export class Utf8Validator {
   private state = ACCEPT;
