@@ -21,7 +21,8 @@ import { ConnectionState, type ConnectionPhase } from './core/state';
 import { closeChannel, openChannel } from './diagnostics';
 import { PerMessageDeflate } from './deflate';
 import { SendWatchdog } from './send-watchdog';
-import type { AsyncSocketOptions, Role } from './socket-options';
+import { type AsyncSocketOptions, type Role, SOCKET_RULES } from './socket-options';
+import { checkOptions } from './core/options';
 
 export type { AsyncSocketOptions, Role } from './socket-options';
 export { DEFAULTS };
@@ -200,7 +201,12 @@ export class AsyncSocket {
   // Small frames waiting for the socket to take what was written before (see Backlog).
   private backlog: Backlog | null = null;
 
+  /**
+   * @throws {TypeError} for an option of the wrong type (or no `role`), and `RangeError` for a
+   * limit out of its range (README "Limits and defaults")
+   */
   constructor(socket: Duplex, options: AsyncSocketOptions) {
+    checkOptions(options, SOCKET_RULES, 'new AsyncSocket() options');
     this.socket = socket;
     this.role = options.role;
     this.isClient = options.role === 'client';

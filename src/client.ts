@@ -10,10 +10,12 @@ import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError } from './core/errors';
 import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
-import { KeepaliveOptions, keepalive } from './keepalive';
+import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from './keepalive';
 import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
 import { deflateOffer } from './core/extensions';
-import { DeflateOptions, checkDeflateOptions } from './deflate';
+import { DEFLATE_RULE, DeflateOptions } from './deflate';
+import { LIMIT_RULES } from './core/limits';
+import { BOOLEAN, HEADERS, OBJECT, SIGNAL, STRING, STRINGS, type Rules, checkOptions, countRule, mergeRules, msRule } from './core/options';
 import type { ClientHttp2Session } from 'node:http2';
 import { connectHttp2, kNoExtendedConnect } from './client-http2';
 
@@ -120,19 +122,27 @@ function checkHeaders(options: ConnectOptions): void {
   }
 }
 
-// Node's timers take at most 2^31-1 ms; a longer delay (Infinity included) fires after 1 ms.
-const MAX_TIMEOUT = 2 ** 31 - 1;
-
-// A timeout of NaN or below 0 left the handshake without a bound, one over MAX_TIMEOUT failed
-// it at once; a maxRedirects that is not a count is as wrong.
-function checkTimeAndRedirects({ timeout, maxRedirects }: ConnectOptions): void {
-  if (timeout !== undefined && !(timeout >= 0 && timeout <= MAX_TIMEOUT)) {
-    throw new RangeError(`timeout must be from 0 (none) to ${MAX_TIMEOUT} ms, not ${timeout}`);
+/**
+ * @internal The rules of {@link ConnectOptions} (`checkOptions`). A timeout of NaN or below 0
+ * would leave the handshake without a bound, and one over 2^31-1 ms fires at once.
+ */
+export const CONNECT_RULES: Rules = mergeRules(LIMIT_RULES, {
+  options: {
+    perMessageDeflate: DEFLATE_RULE,
+    protocols: STRINGS,
+    keepalive: KEEPALIVE_RULE,
+    headers: HEADERS,
+    origin: STRING,
+    timeout: msRule(0, 'ms; 0: none'),
+    signal: SIGNAL,
+    tls: OBJECT,
+    followRedirects: BOOLEAN,
+    maxRedirects: countRule(0),
+    trustRedirects: BOOLEAN,
+    http2: { kind: 'either', rules: [BOOLEAN, OBJECT] },
+    http2Fallback: BOOLEAN
   }
-  if (maxRedirects !== undefined && !(Number.isInteger(maxRedirects) && maxRedirects >= 0)) {
-    throw new RangeError(`maxRedirects must be an integer, 0 or more, not ${maxRedirects}`);
-  }
-}
+});
 
 /**
  * Opens a WebSocket connection: the client handshake of RFC 6455 §4.1 for `ws://` and
@@ -152,9 +162,10 @@ function checkTimeAndRedirects({ timeout, maxRedirects }: ConnectOptions): void 
  * @throws {SyntaxError} (rejection) for a URL that is not ws:/wss:, or an invalid protocol name
  * @throws {TypeError} (rejection) for a header name or value (in `headers` or `origin`) that
  * HTTP cannot carry (CR, LF or another control character), before anything is sent
- * @throws {RangeError} (rejection) for a `timeout` outside 0 to 2^31-1 ms, or a `maxRedirects`
- * that is not an integer of 0 or more, before anything is sent; for `keepalive` options out
- * of range, once connected (the socket is then destroyed)
+ * @throws {TypeError} (rejection) for an option of the wrong type (a limit given as a string,
+ * `headers` that are not an object of strings), before anything is sent
+ * @throws {RangeError} (rejection) for a number out of its range (README "Options and
+ * defaults"): a `timeout` outside 0 to 2^31-1 ms, a negative limit, `NaN`, …
  *
  * Every error of `connect`, misuse included, comes as a rejection, and whatever failed,
  * the timer, the abort listener and the socket are released first.
@@ -166,14 +177,13 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
   let deflate: DeflateOptions | null = null;
   let offer: string | undefined;
   try {
+    checkOptions(options, CONNECT_RULES, 'connect() options');
     first = new URL(url);
     target(first);
     protocols = normalizeProtocols(options.protocols);
     checkHeaders(options);
-    checkTimeAndRedirects(options);
     if (options.perMessageDeflate) {
       deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate;
-      checkDeflateOptions(deflate);
       offer = deflateOffer(deflate);
     }
   } catch (err) {
@@ -247,8 +257,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
           socket.setTimeout(0);
           const settings = agreed === null ? undefined : { ...deflate, ...agreed };
           ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
-          // Throws (RangeError) for keepalive options out of range: an exception in this
-          // listener would otherwise be uncaught, and the socket left open.
+          // The keepalive options were checked up front (CONNECT_RULES).
           if (options.keepalive) keepalive(ws, options.keepalive);
         } catch (err) {
           if (ws !== undefined) ws.destroy();

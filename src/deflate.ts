@@ -14,7 +14,8 @@
  * @module
  */
 import * as zlib from 'node:zlib';
-import { DeflateNegotiation, DeflateParams, checkNegotiation } from './core/extensions';
+import { DeflateNegotiation, DeflateParams, NEGOTIATION_RULES } from './core/extensions';
+import { type Rule, bytesRule, countRule, mergeRules } from './core/options';
 import { CloseCode } from './core/constants';
 import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
 import { InflateAccount, compressJob, inflateJob } from './zlib-jobs';
@@ -48,23 +49,14 @@ export interface DeflateOptions extends DeflateNegotiation, CompressionOptions {
  */
 export type DeflateSettings = DeflateParams & CompressionOptions;
 
-/**
- * Checks the tuning up front, so a bad value fails at `connect`/`upgrade`/`listen`, not
- * inside the first compressed send.
- * @throws {RangeError} for a window size outside 8–15, a negative threshold, a level
- * outside -1–9 or a memLevel outside 1–9
- */
-export function checkDeflateOptions(options: DeflateOptions): void {
-  checkNegotiation(options);
-  const { threshold, level, memLevel } = options;
-  if (threshold !== undefined && !(threshold >= 0)) throw new RangeError(`threshold must be 0 or more, not ${threshold}`);
-  if (level !== undefined && !(Number.isInteger(level) && level >= -1 && level <= 9)) {
-    throw new RangeError(`level must be an integer from -1 to 9, not ${level}`);
-  }
-  if (memLevel !== undefined && !(Number.isInteger(memLevel) && memLevel >= 1 && memLevel <= 9)) {
-    throw new RangeError(`memLevel must be an integer from 1 to 9, not ${memLevel}`);
-  }
-}
+/** @internal The rules of the `perMessageDeflate` option (`checkOptions`), `true` and `false` included. */
+export const DEFLATE_RULE: Rule = {
+  kind: 'nested',
+  orBoolean: true,
+  rules: mergeRules(NEGOTIATION_RULES, {
+    options: { threshold: bytesRule(0, 'smaller messages are sent as they are'), level: countRule(-1, 9), memLevel: countRule(1, 9) }
+  })
+};
 
 // Default of CompressionOptions.threshold.
 const DEFAULT_THRESHOLD = 1024;

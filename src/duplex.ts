@@ -11,6 +11,7 @@ import { CloseCode, Opcode } from './core/constants';
 import { IOError } from './core/errors';
 import { isValidCloseCode } from './core/close';
 import { readData } from './recv';
+import { BOOLEAN, type Rules, checkOptions, countRule } from './core/options';
 import { sendBinary, sendText } from './send';
 import { WebSocketStreamError, closeError } from './websocket-stream';
 
@@ -42,6 +43,8 @@ function noop(): void {}
 const JOIN_MAX = 1024;
 const BATCH_SIZE = 16 * 1024;
 
+const DUPLEX_RULES: Rules = { options: { objectMode: BOOLEAN, readableHighWaterMark: countRule(0) } };
+
 /**
  * A `Duplex` over a connection from `connect`, `listen`, `upgrade` or `upgradeHttp2`.
  *
@@ -66,6 +69,7 @@ const BATCH_SIZE = 16 * 1024;
  * @group Streams
  */
 export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
+  checkOptions(options, DUPLEX_RULES, 'toDuplex() options');
   const objectMode = options.objectMode === true;
   let reading = false;
   // Whether anything ever asked for the readable side (a pipe, 'data', read()).

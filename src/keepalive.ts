@@ -13,6 +13,7 @@ import { MAX_CONTROL_PAYLOAD } from './core/constants';
 import { IOError } from './core/errors';
 import { pongsOf } from './connection';
 import { sendPing } from './send';
+import { type Rule, type Rules, checkOptions, msRule } from './core/options';
 
 /**
  * Options of {@link ping}.
@@ -25,6 +26,10 @@ export interface PingOptions {
   timeout?: number;
 }
 
+const PING_RULES: Rules = {
+  options: { token: { kind: 'either', rules: [{ kind: 'string' }, { kind: 'bytes' }] }, timeout: msRule(0) }
+};
+
 /**
  * Sends a Ping and resolves with the round-trip time in milliseconds once its Pong has been
  * read. A Pong for a later Ping also settles earlier ones (RFC 6455 §5.5.3).
@@ -32,11 +37,14 @@ export interface PingOptions {
  * ```ts
  * const rtt = await ping(ws, { timeout: 5000 }); // while another task runs readData(ws)
  * ```
- * @throws {RangeError} synchronously for a token over 125 bytes, or one a pending ping already uses
+ * @throws {RangeError} synchronously for a token over 125 bytes, or one a pending ping already
+ * uses, or a timeout out of range
+ * @throws {TypeError} synchronously for a token that is neither a string nor bytes
  * @throws {IOError} (rejection) on timeout, or when the connection closes first
  * @group Connection
  */
 export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number> {
+  checkOptions(options, PING_RULES, 'ping() options');
   const token = Buffer.from(options.token ?? randomBytes(8).toString('hex'));
   if (token.length > MAX_CONTROL_PAYLOAD) throw new RangeError(`ping token of ${token.length} bytes exceeds 125`);
   if (ws.closeQueued || ws.destroyed) return Promise.reject(new IOError('closed', 'the connection is closing'));
@@ -74,6 +82,12 @@ export interface KeepaliveOptions {
   timeout?: number;
 }
 
+/** @internal The rule of a `keepalive` option (`checkOptions`): `{ interval, timeout? }`, times from 1 ms. */
+export const KEEPALIVE_RULE = {
+  kind: 'nested',
+  rules: { options: { interval: msRule(1), timeout: msRule(1) }, required: ['interval'] }
+} as const satisfies Rule;
+
 /**
  * Pings every `interval` ms; when a Pong does not arrive within `timeout`, the socket is
  * destroyed and the pending read rejects with `IOError` (reason 'timeout'). Stops by itself
@@ -84,12 +98,13 @@ export interface KeepaliveOptions {
  * for await (const m of messages(ws)) handle(m);
  * ```
  * @returns a function that stops the keepalive
+ * @throws {RangeError} for an interval or timeout that is not a time from 1 ms (`TypeError` when not a number)
  * @group Connection
  */
 export function keepalive(ws: AsyncSocket, options: KeepaliveOptions): () => void {
+  checkOptions(options, KEEPALIVE_RULE.rules, 'keepalive() options');
   const { interval } = options;
   const timeout = options.timeout ?? interval;
-  if (!(interval > 0) || !(timeout > 0)) throw new RangeError('keepalive interval and timeout must be positive');
   let waiting = false;
   const timer = setInterval(() => {
     if (waiting || ws.closeQueued || ws.destroyed) return;

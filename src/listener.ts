@@ -18,7 +18,9 @@ import { HandshakeError, WebSocketError } from './core/errors';
 import { close, whenClosed } from './closing';
 import { EventHandlers, handleEvents } from './events';
 import { sendClose, sendText, sendBinary } from './send';
-import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from './server';
+import { describeValue } from './core/checks';
+import { BOOLEAN, FUNCTION, OBJECT, STRING, type Rules, bytesRule, countRule, mergeRules, msRule } from './core/options';
+import { UPGRADE_RULES, UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from './server';
 
 /**
  * What the options of {@link listen} have in common with and without `http2`: all but the request's type.
@@ -133,6 +135,34 @@ export interface Http2ListenOptions extends ListenCommonOptions {
    */
   maxConcurrentStreams?: number;
 }
+
+// The handshake options that listen() and acceptWebSocket() add to upgrade()'s.
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const ADMISSION_RULES: Rules = {
+  options: {
+    path: STRING,
+    verify: FUNCTION,
+    maxHeaderSize: countRule(1, MAX_SAFE, 'bytes'),
+    maxHeadersCount: countRule(0, MAX_SAFE, '0: no limit'),
+    handshakeTimeout: msRule(1)
+  }
+};
+const ACCEPT_RULES = mergeRules(UPGRADE_RULES, ADMISSION_RULES);
+// SETTINGS_MAX_CONCURRENT_STREAMS is a 32-bit field (RFC 9113 §6.5.2).
+const LISTEN_RULES = mergeRules(ACCEPT_RULES, {
+  options: {
+    host: STRING,
+    port: countRule(0, 65535),
+    tls: OBJECT,
+    http2: BOOLEAN,
+    onError: FUNCTION,
+    onRequest: FUNCTION,
+    maxBackpressure: bytesRule(0),
+    backpressurePolicy: { kind: 'enum', values: ['close', 'skip'] },
+    broadcastWait: msRule(0),
+    maxConcurrentStreams: countRule(1, 2 ** 32 - 1)
+  }
+});
 
 /**
  * What runs each connection: an async function that owns the socket, or event handlers.
@@ -472,6 +502,9 @@ function headerListSize(req: WsRequest): number {
  * // later
  * await server.close();
  * ```
+ * @throws {TypeError} (rejection) for an option of the wrong type (a limit given as the string
+ * `'1MB'`, say), and `RangeError` for a number out of its range (README "Options and
+ * defaults"), before anything listens
  * @group Server
  */
 export function listen(
@@ -483,7 +516,10 @@ export async function listen(
   options: ListenOptions | Http2ListenOptions,
   handler: ConnectionHandler | ConnectionHandler<WsRequest>
 ): Promise<WsServer<http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server>> {
-  checkUpgradeOptions(options);
+  checkUpgradeOptions(options, 'listen() options', LISTEN_RULES);
+  if (typeof handler !== 'function' && (typeof handler !== 'object' || handler === null)) {
+    throw new TypeError(`listen() needs a handler: an async function or an object of event handlers, not ${describeValue(handler)}`);
+  }
   // The request the handler gets is of the kind the options say (the overloads above).
   const run =
     typeof handler === 'function'
@@ -510,11 +546,8 @@ export async function listen(
     res.end(`More than ${maxHeadersCount} header fields.\n`);
   };
   const maxBackpressure = options.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE;
-  if (!(maxBackpressure >= 0)) throw new RangeError(`maxBackpressure must be 0 or more, not ${maxBackpressure}`);
   const policy = options.backpressurePolicy ?? 'close';
   const broadcastWait = options.broadcastWait ?? 100;
-  if (!(broadcastWait >= 0)) throw new RangeError(`broadcastWait must be 0 or more, not ${broadcastWait}`);
-  if (policy !== 'close' && policy !== 'skip') throw new TypeError(`backpressurePolicy must be 'close' or 'skip', not ${String(policy)}`);
   const broadcaster = new Broadcaster(clients, maxBackpressure, policy, broadcastWait);
   const timeouts = {
     headersTimeout: handshakeTimeout,
@@ -534,9 +567,6 @@ export async function listen(
       : http.createServer({ maxHeaderSize, ...timeouts }, onRequest);
   } else {
     const maxConcurrentStreams = options.maxConcurrentStreams ?? 100;
-    if (!(Number.isInteger(maxConcurrentStreams) && maxConcurrentStreams >= 1)) {
-      throw new RangeError(`maxConcurrentStreams must be a positive integer, not ${maxConcurrentStreams}`);
-    }
     const h2Options: http2.ServerOptions = {
       settings: { enableConnectProtocol: true, maxConcurrentStreams, maxHeaderListSize: maxHeaderSize, initialWindowSize: HTTP2_WINDOWS.stream },
       // One header past the count must get through to be refused with 431; pseudo-headers count.
@@ -755,10 +785,12 @@ export interface AcceptOptions
  * ```
  * @throws {HandshakeError} (rejection) with the status that was answered, once the refusal
  * went out (or the client went away)
+ * @throws {TypeError} synchronously for an option of the wrong type, and `RangeError` for one
+ * out of its range, before the socket is read
  * @group Server
  */
 export function acceptWebSocket(socket: Duplex, options: AcceptOptions = {}): Promise<AsyncSocket> {
-  checkUpgradeOptions(options);
+  checkUpgradeOptions(options, 'acceptWebSocket() options', ACCEPT_RULES);
   const rules = admitRules(options, () => false);
   const { maxHeaderSize, handshakeTimeout } = rules;
   guardHandshake(socket);

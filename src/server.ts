@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { AsyncSocket, AsyncSocketOptions } from './async-socket';
 import { HandshakeError, redactHeaders } from './core/errors';
 import { handshakeRejectedChannel } from './diagnostics';
-import { KeepaliveOptions, keepalive } from './keepalive';
+import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from './keepalive';
 import {
   buildRejectResponse,
   buildServerResponse,
@@ -22,7 +22,9 @@ import {
   lowerCaseNames
 } from './core/handshake';
 import { DeflateAcceptance, acceptDeflate } from './core/extensions';
-import { DeflateOptions, checkDeflateOptions } from './deflate';
+import { DEFLATE_RULE, DeflateOptions } from './deflate';
+import { LIMIT_RULES } from './core/limits';
+import { BOOLEAN, FUNCTION, HEADERS, LIST, type Rules, checkOptions, mergeRules } from './core/options';
 
 /**
  * Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}.
@@ -100,20 +102,30 @@ export function rejectUpgrade(
   setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
 }
 
+/** @internal The rules of {@link UpgradeOptions} (`checkOptions`). */
+export const UPGRADE_RULES: Rules = mergeRules(LIMIT_RULES, {
+  options: {
+    perMessageDeflate: DEFLATE_RULE,
+    protocols: LIST,
+    requireProtocol: BOOLEAN,
+    keepalive: KEEPALIVE_RULE,
+    selectProtocol: FUNCTION,
+    headers: HEADERS
+  }
+});
+
 /**
  * @internal Checks the options of {@link upgrade} that do not depend on the request, so a
  * mistake is found before a 101 goes out (and once, by `listen`, before it serves anyone).
- * @throws {RangeError} for deflate limits or keepalive times out of range
+ * @param where how errors name the options, e.g. `listen() options`
+ * @param rules the entry point's rules (those of `upgrade` and more)
+ * @throws {TypeError} or RangeError for an option of the wrong type or out of range
  * @throws {SyntaxError} for an invalid subprotocol name
  */
-export function checkUpgradeOptions(options: Omit<UpgradeOptions, 'selectProtocol'>): void {
-  if (typeof options.perMessageDeflate === 'object') checkDeflateOptions(options.perMessageDeflate);
+export function checkUpgradeOptions(options: Omit<UpgradeOptions, 'selectProtocol'>, where = 'upgrade() options', rules = UPGRADE_RULES): void {
+  checkOptions(options, rules, where);
   for (const p of options.protocols ?? []) {
     if (!isToken(p)) throw new SyntaxError(`invalid subprotocol name ${JSON.stringify(p)}`);
-  }
-  if (options.keepalive) {
-    const { interval, timeout = interval } = options.keepalive;
-    if (!(interval > 0) || !(timeout > 0)) throw new RangeError('keepalive interval and timeout must be positive');
   }
 }
 
@@ -134,7 +146,7 @@ class Refused {
 }
 
 // Picks the subprotocol and accepts permessage-deflate, the same over HTTP/1.1 and HTTP/2:
-// 500 when the options or selectProtocol fail (ours), 400 for an offer we cannot accept.
+// 500 when selectProtocol fails (ours), 400 for an offer we cannot accept.
 function negotiate(
   offered: { protocols: string[]; extensions: string | undefined },
   options: Omit<UpgradeOptions, 'selectProtocol'>,
@@ -143,7 +155,6 @@ function negotiate(
   let protocol: string | undefined;
   const deflate = options.perMessageDeflate === true ? {} : options.perMessageDeflate || null;
   try {
-    checkUpgradeOptions(options);
     if (select !== undefined) {
       protocol = select(offered.protocols);
       if (protocol !== undefined && !offered.protocols.includes(protocol)) {
@@ -200,6 +211,8 @@ function refuse500(answer500: () => void, headers: IncomingHttpHeaders, what: st
  * ```
  * @returns an {@link AsyncSocket} in server role
  * @throws {HandshakeError} (rejection) with the status that was answered
+ * @throws {TypeError} (rejection) for an option of the wrong type, and `RangeError` for one
+ * out of its range (README "Options and defaults"); the request is answered 500
  * @group Handshakes
  */
 export function upgrade(
@@ -210,6 +223,12 @@ export function upgrade(
 ): Promise<AsyncSocket> {
   // The socket is ours from here on: a reset must never become an unhandled 'error'.
   guardHandshake(socket);
+  try {
+    checkUpgradeOptions(options);
+  } catch (err) {
+    rejectUpgrade(socket, 500); // our mistake: the client is told at once
+    return Promise.reject(err);
+  }
   const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
   if (isRefusal(checked)) {
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
@@ -306,6 +325,7 @@ export function rejectHttp2(
  * ```
  * @returns an {@link AsyncSocket} in server role on the stream
  * @throws {HandshakeError} (rejection) with the status that was answered
+ * @throws {TypeError} (rejection) or `RangeError` for options as {@link upgrade}'s; answered 500
  * @group Handshakes
  */
 export function upgradeHttp2(
@@ -314,6 +334,12 @@ export function upgradeHttp2(
   options: Http2UpgradeOptions = {}
 ): Promise<AsyncSocket> {
   guardHandshake(stream);
+  try {
+    checkUpgradeOptions(options, 'upgradeHttp2() options');
+  } catch (err) {
+    rejectHttp2(stream, 500);
+    return Promise.reject(err);
+  }
   const refuse = (status: number, message: string, extra: Record<string, string> = {}, cause?: unknown): Promise<never> => {
     rejectHttp2(stream, status, extra, message);
     return Promise.reject(new HandshakeError(message, status, headers, { cause }));

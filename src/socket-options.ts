@@ -4,6 +4,8 @@
  * @module
  */
 import type { DeflateSettings } from './deflate';
+import { LIMIT_RULES } from './core/limits';
+import { BYTES, OBJECT, STRING, type Rules, mergeRules } from './core/options';
 
 /**
  * Which end of the connection this is: clients mask what they send, servers must not.
@@ -59,3 +61,9 @@ export interface AsyncSocketOptions {
    */
   deflate?: DeflateSettings;
 }
+
+/** @internal The rules of {@link AsyncSocketOptions} (`checkOptions`). */
+export const SOCKET_RULES: Rules = mergeRules(LIMIT_RULES, {
+  options: { role: { kind: 'enum', values: ['client', 'server'] }, protocol: STRING, head: BYTES, deflate: OBJECT },
+  required: ['role']
+});

@@ -11,7 +11,8 @@
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { ConnectOptions, connect } from './client';
+import { CONNECT_RULES, ConnectOptions, connect } from './client';
+import { LIST, checkOptions, mergeRules } from './core/options';
 import { close as closeSocket, unreadInput, whenClosed } from './closing';
 import { CloseCode, MAX_CLOSE_REASON, Opcode } from './core/constants';
 import { describeDeflate } from './core/extensions';
@@ -70,6 +71,9 @@ function checkCloseInfo(code: number | null, reason: string): void {
 
 // Set while the library makes an error with a code from the wire (1006, 1011, …).
 let unchecked = false;
+
+// connect()'s options, with protocols as a list (as the WebSocket API takes them).
+const STREAM_RULES = mergeRules(CONNECT_RULES, { options: { protocols: LIST } });
 
 /**
  * The standard's `WebSocketError` (a `DOMException` named 'WebSocketError' with `closeCode` and
@@ -206,7 +210,7 @@ export class WebSocketStream {
   #end!: () => void;
 
   constructor(url: string | URL, options: WebSocketStreamOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError('the options must be an object');
+    checkOptions(options, STREAM_RULES, 'new WebSocketStream() options');
     const existing = adopting;
     adopting = null;
     this.#ended = new Promise((resolve) => (this.#end = resolve));
@@ -231,7 +235,6 @@ export class WebSocketStream {
     const parsed = webSocketUrl(url);
     this.url = parsed.href;
     const protocols = options.protocols ?? [];
-    if (!Array.isArray(protocols)) throw new TypeError('protocols must be a list of names');
     for (const [i, p] of protocols.entries()) {
       if (!isToken(p)) throw new DOMException(`invalid subprotocol name ${JSON.stringify(p)}`, 'SyntaxError');
       if (protocols.indexOf(p) !== i) throw new DOMException(`subprotocol ${JSON.stringify(p)} is offered twice`, 'SyntaxError');

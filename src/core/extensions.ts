@@ -4,6 +4,7 @@
  * @module
  */
 import { isToken } from './handshake';
+import { BOOLEAN, type Rules, checkOptions, countRule } from './options';
 
 /**
  * One extension of a `Sec-WebSocket-Extensions` list, with its parameters in order.
@@ -121,23 +122,16 @@ export interface DeflateNegotiation {
   clientMaxWindowBits?: number;
 }
 
-function checkBits(name: string, bits: number | undefined): number {
-  if (bits === undefined) return 15;
-  if (!Number.isInteger(bits) || bits < 8 || bits > 15) {
-    throw new RangeError(`${name} must be an integer from 8 to 15, not ${bits}`);
-  }
-  return bits;
-}
 
-/**
- * Checks the caller's negotiation options up front, so a typo fails at the call, not at
- * the first connection.
- * @throws {RangeError} for a window size outside 8–15
- */
-export function checkNegotiation(options: DeflateNegotiation): void {
-  checkBits('serverMaxWindowBits', options.serverMaxWindowBits);
-  checkBits('clientMaxWindowBits', options.clientMaxWindowBits);
-}
+/** @internal The rules of {@link DeflateNegotiation} (`checkOptions`). */
+export const NEGOTIATION_RULES: Rules = {
+  options: {
+    serverNoContextTakeover: BOOLEAN,
+    clientNoContextTakeover: BOOLEAN,
+    serverMaxWindowBits: countRule(8, 15),
+    clientMaxWindowBits: countRule(8, 15)
+  }
+};
 
 // A window size as written in a header: 8–15 in decimal, no leading zero (§7.1.2).
 function parseBits(value: string | true): number | null {
@@ -203,7 +197,7 @@ function parseDeflateParams(params: Array<[string, string | true]>, response: bo
  * @group Compression
  */
 export function deflateOffer(options: DeflateNegotiation): string {
-  checkNegotiation(options);
+  checkOptions(options, NEGOTIATION_RULES, 'deflateOffer() options');
   let offer = PERMESSAGE_DEFLATE;
   if (options.serverNoContextTakeover) offer += '; server_no_context_takeover';
   if (options.clientNoContextTakeover) offer += '; client_no_context_takeover';
@@ -238,8 +232,9 @@ export interface DeflateAcceptance {
  */
 export function acceptDeflate(header: string | undefined, options: DeflateNegotiation): DeflateAcceptance | null {
   if (header === undefined) return null;
-  const wantServerBits = checkBits('serverMaxWindowBits', options.serverMaxWindowBits);
-  const wantClientBits = checkBits('clientMaxWindowBits', options.clientMaxWindowBits);
+  checkOptions(options, NEGOTIATION_RULES, 'acceptDeflate() options');
+  const wantServerBits = options.serverMaxWindowBits ?? 15;
+  const wantClientBits = options.clientMaxWindowBits ?? 15;
   for (const offer of parseExtensions(header)) {
     if (offer.name !== PERMESSAGE_DEFLATE) continue;
     const p = parseDeflateParams(offer.params, false);

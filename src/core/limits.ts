@@ -3,6 +3,7 @@
  * frozen object of them that connections made with the same values share.
  * @module
  */
+import { type Rules, bytesRule, countRule, msRule } from './options';
 
 /**
  * The default limits, documented in README.
@@ -37,6 +38,20 @@ export const HTTP2_WINDOWS = {
   stream: DEFAULTS.readBufferSize,
   session: 1024 * 1024
 } as const;
+
+/** @internal The rules of the limits (`checkOptions`): what each may be, as README's table says. */
+export const LIMIT_RULES: Rules = {
+  options: {
+    maxFrameSize: bytesRule(0),
+    maxMessageSize: bytesRule(0),
+    maxFragments: { kind: 'number', min: 1, max: Number.MAX_SAFE_INTEGER, integer: true, infinite: true },
+    maxInflateRatio: { kind: 'number', min: 0, max: Number.MAX_SAFE_INTEGER, infinite: true, note: '0: off' },
+    closeTimeout: msRule(0),
+    idleTimeout: msRule(0, 'ms; 0: never'),
+    sendTimeout: msRule(0, 'ms; 0: never'),
+    readBufferSize: countRule(1, Number.MAX_SAFE_INTEGER, 'bytes')
+  }
+};
 
 /** The limits a connection checks all its life. */
 export interface Limits {
