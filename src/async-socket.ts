@@ -263,9 +263,23 @@ export class AsyncSocket {
     return this.limits.closeTimeout;
   }
 
-  /** Bytes received and not yet read. */
-  get bufferedAmount(): number {
+  /**
+   * Bytes received and not yet read: what `readBufferSize` bounds before the socket is paused.
+   * (The browser's and `ws`'s `bufferedAmount` is the other direction: see below.)
+   */
+  get unreadBytes(): number {
     return this.queue.length;
+  }
+
+  /**
+   * Bytes queued to send that the kernel has not taken yet, as a browser's and `ws`'s
+   * `WebSocket.bufferedAmount`: everything sent on this connection and not yet written to the
+   * kernel, this turn's batch included. It grows while the peer does not read; a slow-client
+   * check should use {@link unsentBytes}, which leaves out what is only waiting for the end of
+   * this turn.
+   */
+  get bufferedAmount(): number {
+    return this.socket.writableLength + (this.backlog?.len ?? 0);
   }
 
   /** True when the socket can no longer be read or written. */
@@ -541,8 +555,10 @@ export class AsyncSocket {
   }
 
   /**
-   * @internal Bytes given to the socket that the kernel has not taken, leaving out the
-   * frames only held until the end of this turn (they are not a sign of a slow peer).
+   * Bytes sent that the kernel has not taken, leaving out the small frames only held until
+   * the end of this turn (they are not a sign of a slow peer): the measure of a client that
+   * does not keep up, which `broadcast` compares with `maxBackpressure`. 0 while the peer keeps
+   * up; a loop that sends to many clients can skip or drop the ones past a bound of its own.
    */
   get unsentBytes(): number {
     return Math.max(0, this.socket.writableLength - this.heldBytes()) + (this.backlog?.len ?? 0);

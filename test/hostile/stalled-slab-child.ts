@@ -103,7 +103,7 @@ async function pingFlood(pings: number): Promise<Record<string, number>> {
   const unsentBefore = ws.unsentBytes;
   client.write(Buffer.concat(Array.from({ length: pings }, () => ping)));
   const ours = ws.socket as import('node:net').Socket;
-  await until(() => ours.bytesRead >= pings * ping.length && ws.bufferedAmount === 0, 'the pings to be read', 30_000);
+  await until(() => ours.bytesRead >= pings * ping.length && ws.unreadBytes === 0, 'the pings to be read', 30_000);
   gc();
   gc();
   const after = process.memoryUsage();

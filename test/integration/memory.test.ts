@@ -48,7 +48,7 @@ test('messages handed out earlier are not overwritten by bytes coalesced later',
   feed(100, 200);
   // Read everything: the queue runs empty, and the next bytes start coalescing afresh.
   for (let i = 50; i < 200; i++) got.push((await readData(ws)).data);
-  t.is(ws.bufferedAmount, 0);
+  t.is(ws.unreadBytes, 0);
   feed(200, 300);
   for (let i = 200; i < 300; i++) got.push((await readData(ws)).data);
   t.deepEqual(

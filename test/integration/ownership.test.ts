@@ -25,7 +25,7 @@ test('readExact pending: readData, readFragment and recvFrame reject Concurrency
   const exact = server.readExact(100);
   // A whole frame is buffered while the exact read still waits for its 100 bytes.
   await sendText(client, 'hi');
-  await until(() => server.bufferedAmount === 8, 'the frame to arrive');
+  await until(() => server.unreadBytes === 8, 'the frame to arrive');
   await t.throwsAsync(readData(server), { instanceOf: ConcurrencyError });
   await t.throwsAsync(readFragment(server), { instanceOf: ConcurrencyError });
   await t.throwsAsync(recvFrame(server), { instanceOf: ConcurrencyError });
@@ -56,7 +56,7 @@ test('a read waiting for inflation holds the guard too: readExact rejects meanwh
   await Promise.all([sendBinary(client, big), sendText(client, 'after')]);
   // Both are buffered before the read starts, so it goes straight to inflating.
   const { clientSocket } = p;
-  await until(() => server.bufferedAmount === clientSocket.bytesWritten, 'both messages to arrive');
+  await until(() => server.unreadBytes === clientSocket.bytesWritten, 'both messages to arrive');
   const first = readData(server);
   await t.throwsAsync(server.readExact(1), { instanceOf: ConcurrencyError });
   const m = await within(first, 'the inflated message');

@@ -40,7 +40,7 @@ test('a Ping flood from a peer that does not read keeps our write buffer bounded
     await delay(5);
     most = Math.max(most, ws.socket.writableLength);
   }
-  await until(() => ws.bufferedAmount === 0, 'the pings to be read');
+  await until(() => ws.unreadBytes === 0, 'the pings to be read');
   most = Math.max(most, ws.socket.writableLength);
   t.true(most < 1 << 20, `write buffer reached ${most} bytes`);
   raw.resume();
@@ -76,7 +76,7 @@ test('a flood with nobody reading pauses the socket (readBufferSize) and is read
   for (let i = 0; i < count; i++) sends.push(sendBinary(p.client, Buffer.alloc(8 * 1024, i & 0xff)));
   // Nobody reads yet: the server stops pulling from the kernel once 16 KiB is buffered.
   await until(() => p.serverSocket.isPaused(), 'the server socket to pause');
-  t.true(p.server.bufferedAmount <= 16 * 1024 + 8 * 1024 + 64 * 1024, `buffered ${p.server.bufferedAmount}`);
+  t.true(p.server.unreadBytes <= 16 * 1024 + 8 * 1024 + 64 * 1024, `buffered ${p.server.unreadBytes}`);
   for (let i = 0; i < count; i++) {
     const m = await within(readData(p.server), `message ${i}`);
     t.is(m.data.length, 8 * 1024);
@@ -105,7 +105,7 @@ test('the latest Ping is answered once the peer reads again, after what was sent
   await until(() => ws.unsentBytes > 0, 'our writes to wait');
   for (const token of ['first', 'second', 'last']) raw.write(makeFrame(Opcode.Ping, Buffer.from(token), true));
   const ours = ws.socket as import('node:net').Socket;
-  await until(() => ours.bytesRead >= 3 * 11 && ws.bufferedAmount === 0, 'the pings to be read');
+  await until(() => ours.bytesRead >= 3 * 11 && ws.unreadBytes === 0, 'the pings to be read');
   const got: Buffer[] = [];
   raw.on('data', (c: Buffer) => got.push(c));
   raw.resume();

@@ -57,7 +57,7 @@ export interface ConnStats {
   /** The socket's unflushed write buffer (push). */
   writableLength: number;
   /** Bytes received and not yet read by the frame layer. */
-  bufferedAmount: number;
+  unreadBytes: number;
   /** Bytes in the stream's own readable buffer (not yet handed to the AsyncSocket). */
   readableLength: number;
   /** 'data' events seen and their bytes (with `count=1`). */
@@ -100,7 +100,7 @@ function track(id: string, ws: AsyncSocket): ConnStats & { ws: AsyncSocket } {
     messages: 0,
     bytes: 0,
     writableLength: 0,
-    bufferedAmount: 0,
+    unreadBytes: 0,
     readableLength: 0,
     chunks: 0,
     chunkBytes: 0,
@@ -161,7 +161,7 @@ function refresh(s: ConnStats & { ws: AsyncSocket }): ConnStats {
   return {
     ...rest,
     writableLength: ws.socket.writableLength,
-    bufferedAmount: ws.bufferedAmount,
+    unreadBytes: ws.unreadBytes,
     readableLength: ws.socket.readableLength
   };
 }

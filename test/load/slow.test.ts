@@ -196,7 +196,7 @@ test.serial('a client that floods a server that does not read: buffered input st
     samples.push({
       ms: Date.now() - start,
       sent: progress.reduce((a, b) => a + b, 0),
-      buffered: Math.max(...stats.map((s) => s.bufferedAmount)),
+      buffered: Math.max(...stats.map((s) => s.unreadBytes)),
       readable: Math.max(...stats.map((s) => s.readableLength)),
       rss: m.rss
     });
