@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `wsframe` command: `echo-server`, `echo-client` and `connect` (interactive, like wscat).
+ * The `wsframe` command: `echo-server`, `echo-client`, and `connect` and `listen` (interactive,
+ * like wscat, whose -c, -l, -x, -w and -P it takes).
  * @module
  */
 import { readFileSync } from 'node:fs';
@@ -26,7 +27,12 @@ const USAGE = `Usage:
   wsframe echo-client URL [--protocol a,b] [--max-message-size BYTES] [--deflate] [--ca FILE] [--http2]
                       [-H 'Name: value' …]
   wsframe connect URL [--protocol a,b] [--deflate] [--raw] [--ca FILE] [--http2] [-H 'Name: value' …]
+                      [-x MESSAGE … [-w SECONDS]] [-P]
+  wsframe listen [--host 127.0.0.1] [--port 9001] [--protocol a,b] [--deflate] [--raw] [-P]
   wsframe --version
+
+  As with wscat: -c URL is connect URL, -l PORT is listen --port PORT, and a URL without
+  a scheme (127.0.0.1:9001/chat) is taken as ws://.
 
   echo-server  echoes every text and binary message with its type, answers pings, and
                echoes the close code and reason. Prints the URL it listens on (--port 0
@@ -39,6 +45,9 @@ const USAGE = `Usage:
                nothing happens (talk to echo-server with connect).
   connect      sends each line of standard input as a text message and prints what
                arrives as "< text"; the end of input closes the connection.
+  listen       a server for conversations, like wscat -l: prints what its clients send
+               as "< text" and sends each line of standard input to every client
+               connected; the end of input closes them (1000) and exits.
 
   --max-message-size  larger messages (or frames) fail the connection with 1009 (for
                       compressed messages: their size once inflated).
@@ -47,8 +56,15 @@ const USAGE = `Usage:
                       messages of 1024 bytes or more are sent compressed. The agreed
                       parameters go to stderr: echo-server one line per connection,
                       echo-client and connect one line after connecting.
-  --raw               (connect) prints text messages exactly as they arrive: only for a
-                      server you trust, or output piped to another program.
+  --raw               (connect, listen) prints text messages exactly as they arrive: only
+                      for a peer you trust, or output piped to another program.
+  -x, --execute       (connect) sends this text message once connected instead of reading
+                      standard input (repeat it for more), then closes.
+  -w, --wait          (connect, with -x) seconds to keep printing what arrives before
+                      closing. Default 0: close right after the messages went out (what
+                      arrives before the server's Close is still printed).
+  -P, --show-ping-pong  (connect, listen) prints "< ping: payload" and "< pong: payload"
+                      for each Ping and Pong received (Pings are answered either way).
   --cert, --key       (echo-server) PEM files: serve wss: (TLS) instead of ws:.
   -H, --header        (clients) an extra request header, 'Name: value' (repeat it for
                       more), e.g. -H 'Authorization: Bearer <token>'.
@@ -93,11 +109,30 @@ function parse(args: string[]) {
         header: { type: 'string', short: 'H', multiple: true },
         version: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
-        help: { type: 'boolean', short: 'h' }
+        help: { type: 'boolean', short: 'h' },
+        connect: { type: 'string', short: 'c' },
+        listen: { type: 'string', short: 'l' },
+        execute: { type: 'string', short: 'x', multiple: true },
+        wait: { type: 'string', short: 'w' },
+        'show-ping-pong': { type: 'boolean', short: 'P' }
       }
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(parseArgsProblem(err as Error & { code?: string }));
+  }
+}
+
+// parseArgs's own messages are long, quote unevenly and give advice about '--' that does not
+// apply here: say the problem in one line, naming the option as it was typed.
+function parseArgsProblem(err: Error & { code?: string }): string {
+  const option = /'(-{1,2}[^'\s,]+)/.exec(err.message)?.[1] ?? 'an option';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /argument missing/.test(err.message) ? `${option} needs a value` : `${option} takes no value`;
+    default:
+      return err.message.split('\n')[0]!;
   }
 }
 
@@ -107,7 +142,8 @@ type Values = ReturnType<typeof parse>['values'];
 const OPTIONS: Record<string, readonly string[]> = {
   'echo-server': ['host', 'port', 'max-message-size', 'protocol', 'deflate', 'cert', 'key', 'http2', 'quiet'],
   'echo-client': ['protocol', 'max-message-size', 'deflate', 'ca', 'http2', 'header'],
-  connect: ['protocol', 'deflate', 'raw', 'ca', 'http2', 'header']
+  connect: ['protocol', 'deflate', 'raw', 'ca', 'http2', 'header', 'execute', 'wait', 'show-ping-pong', 'connect'],
+  listen: ['host', 'port', 'protocol', 'deflate', 'raw', 'show-ping-pong', 'listen']
 };
 
 function byteCount(name: string, value: string | undefined): number | undefined {
@@ -128,6 +164,8 @@ function protocolList(value: string | undefined): string[] | undefined {
 }
 
 function wsUrl(command: string, url: string): string {
+  // wscat's habit: host:port (and a path) without a scheme means ws://.
+  if (!url.includes('://')) url = `ws://${url}`;
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -198,13 +236,27 @@ function pemFile(name: string, path: string): Buffer {
   }
 }
 
+function portNumber(option: string, text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) {
+    throw new UsageError(`${option} takes a port number (0-65535; 0 picks a free one), not ${JSON.stringify(text)}`);
+  }
+  return port;
+}
+
+// --wait SECONDS, as wscat takes it (a timer holds at most 2^31-1 ms).
+function waitMs(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const seconds = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || seconds * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(`--wait takes a number of seconds (0 to 2147483), not ${JSON.stringify(text)}`);
+  }
+  return Math.round(seconds * 1000);
+}
+
 async function echoServer(values: Values): Promise<void> {
   const host = values.host ?? '127.0.0.1';
-  const portText = values.port ?? '9001';
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port > 65535) {
-    throw new UsageError(`--port takes a port number (0-65535; 0 picks a free one), not ${JSON.stringify(portText)}`);
-  }
+  const port = portNumber('--port', values.port ?? '9001');
   if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
   const maxSize = byteCount('max-message-size', values['max-message-size']);
   const protocols = protocolList(values.protocol);
@@ -316,30 +368,54 @@ function describeClose({ code, reason }: { code: number; reason: string }): stri
   return `${code}${reason ? ` ${printable(reason)}` : ''}`;
 }
 
+// Prints a message, or a Ping or Pong with -P, as connect and listen show them.
+function printFrame(opcode: number, data: Buffer, show: (text: string) => string, pingPong: boolean): void {
+  if (opcode === Opcode.Text) console.log(`< ${show(data.toString('utf8'))}`);
+  else if (opcode === Opcode.Binary) console.log(`< binary, ${data.length} bytes: ${data.subarray(0, 32).toString('hex')}${data.length > 32 ? '…' : ''}`);
+  else if (pingPong && opcode === Opcode.Ping) console.log(`< ping: ${show(data.toString('utf8'))}`);
+  else if (pingPong && opcode === Opcode.Pong) console.log(`< pong: ${show(data.toString('utf8'))}`);
+}
+
+const textShown = (values: Values): ((text: string) => string) => (values.raw === true ? (text: string) => text : printable);
+
 async function interactive(url: string, values: Values): Promise<void> {
-  const show = values.raw === true ? (text: string) => text : printable;
+  const show = textShown(values);
+  const execute = values.execute;
+  if (values.wait !== undefined && execute === undefined) throw new UsageError('--wait goes with -x (--execute)');
+  const wait = waitMs(values.wait);
   const ws = await connect(url, clientOptions(values));
   const over = values.http2 === true ? ' over HTTP/2' : '';
-  console.error(`connected to ${url}${over}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; type lines to send, end with Ctrl-D`);
+  const then = execute === undefined ? 'type lines to send, end with Ctrl-D' : `sending ${execute.length} message${execute.length === 1 ? '' : 's'}`;
+  console.error(`connected to ${url}${over}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}; ${then}`);
   if (values.deflate === true) console.error(clientExtensionLine(ws));
-  const lines = createInterface({ input: process.stdin });
-  // The end of input sends our Close; the loop below keeps reading (and printing) until the
-  // server's Close answers it. Only this loop reads the socket.
+  // The end of input (or of -x and --wait) sends our Close; the loop below keeps reading (and
+  // printing) until the server's Close answers it. Only this loop reads the socket.
   let closing = false;
   let failure: ClosedWith | null = null;
-  lines.on('line', (line) => void sendText(ws, line).catch(() => lines.close()));
-  lines.on('close', () => {
+  const closeOurs = (): void => {
     if (closing) return;
     closing = true;
     if (!ws.closeQueued) sendClose(ws, CloseCode.Normal).catch(() => undefined);
     ws.destroyAfter(ws.closeTimeout);
-  });
+  };
+  let lines: ReturnType<typeof createInterface> | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  if (execute === undefined) {
+    const input = createInterface({ input: process.stdin });
+    lines = input;
+    input.on('line', (line) => void sendText(ws, line).catch(() => input.close()));
+    input.on('close', closeOurs);
+  } else {
+    const sendAll = async (): Promise<void> => {
+      for (const message of execute) await sendText(ws, message);
+    };
+    sendAll().then(() => (timer = setTimeout(closeOurs, wait)), closeOurs);
+  }
   try {
     for (;;) {
       const { opcode, data } = await readData(ws);
-      if (opcode === Opcode.Text) console.log(`< ${show(data.toString('utf8'))}`);
-      else if (opcode === Opcode.Binary) console.log(`< binary, ${data.length} bytes: ${data.subarray(0, 32).toString('hex')}${data.length > 32 ? '…' : ''}`);
-      else if (opcode === Opcode.Close) {
+      printFrame(opcode, data, show, values['show-ping-pong'] === true);
+      if (opcode === Opcode.Close) {
         const closed = decodeClosePayload(data);
         console.error(`${closing ? 'closed' : 'closed by the server'}: ${describeClose(closed)}`);
         if (!closing && !NORMAL_CLOSE.has(closed.code)) failure = new ClosedWith(closed);
@@ -350,17 +426,61 @@ async function interactive(url: string, values: Values): Promise<void> {
     lingerAfterFailure(ws);
     throw err;
   } finally {
-    lines.close();
+    clearTimeout(timer);
+    lines?.close();
     await whenClosed(ws);
   }
   if (failure !== null) throw failure;
+}
+
+// wscat -l: a server that prints what its clients send and sends them each line of input.
+async function listenCommand(values: Values, portText: string): Promise<void> {
+  const host = values.host ?? '127.0.0.1';
+  const port = portNumber(values.listen !== undefined ? '-l' : '--port', portText);
+  const show = textShown(values);
+  const pingPong = values['show-ping-pong'] === true;
+  const options = { host, port, protocols: protocolList(values.protocol), ...(values.deflate === true ? { perMessageDeflate: true } : {}) };
+  const server = await listen(options, async (ws, req) => {
+    const from = peerName(req);
+    console.error(`client connected: ${from}${ws.protocol ? ` (protocol ${ws.protocol})` : ''}`);
+    try {
+      for (;;) {
+        const { opcode, data } = await readData(ws);
+        printFrame(opcode, data, show, pingPong);
+        if (opcode === Opcode.Close) {
+          console.error(`client ${from} closed: ${describeClose(decodeClosePayload(data))}`);
+          break;
+        }
+      }
+      await whenClosed(ws);
+    } catch (err) {
+      console.error(`client ${from}: ${printable(err instanceof Error ? `${err.name}: ${err.message}` : String(err))}`);
+    }
+  });
+  const shown = host.includes(':') ? `[${host}]` : host;
+  console.error(`listening on ws://${shown}:${server.port}; type lines to send to the clients, end with Ctrl-D`);
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    if (server.clients.size === 0) console.error('no client is connected: nothing sent');
+    for (const ws of server.clients) sendText(ws, line).catch(() => undefined);
+  });
+  await new Promise<void>((resolve) => lines.once('close', resolve));
+  await server.close(CloseCode.Normal);
 }
 
 /** Runs the CLI with these arguments; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parse(argv);
-    const [command, url, ...rest] = positionals;
+    let [command, url, ...rest] = positionals;
+    // wscat's -c URL and -l PORT stand for the command.
+    for (const [flag, name, value] of [['-c', 'connect', values.connect], ['-l', 'listen', values.listen]] as const) {
+      if (value === undefined) continue;
+      if (command !== undefined) throw new UsageError(`${flag} stands for the ${name} command: give no other (${command} was given)`);
+      command = name;
+      if (name === 'connect') [url, rest] = [value, []];
+    }
+    if (values.listen !== undefined && values.port !== undefined) throw new UsageError('-l PORT and --port do not go together');
     if (values.help) {
       process.stdout.write(USAGE);
       return 0;
@@ -379,13 +499,18 @@ export async function main(argv: string[]): Promise<number> {
       await echoServer(values);
       return -1; // keeps running
     }
+    if (command === 'listen') {
+      if (url !== undefined) throw new UsageError('listen takes no URL');
+      await listenCommand(values, values.listen ?? values.port ?? '9001');
+      return 0;
+    }
     if (url === undefined || rest.length > 0) throw new UsageError(`${command} takes one URL`);
     if (command === 'echo-client') await echoClient(wsUrl(command, url), values);
     else await interactive(wsUrl(command, url), values);
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`wsframe: ${err.message}\n\n${USAGE}`);
+      process.stderr.write(`wsframe: ${err.message}\nRun 'wsframe --help' for the usage.\n`);
       return 2;
     }
     const detail = err instanceof ProtocolError ? ` (close code ${err.closeCode})` : '';

@@ -703,21 +703,104 @@ for (const [what, args, message] of [
   ['an unknown option', ['echo-server', '--bogus'], /bogus/],
   ['an option without its value', ['echo-server', '--port'], /--port/],
   ['a URL that is not ws: or wss:', ['echo-client', 'http://127.0.0.1:1/'], /ws: or wss:/],
-  ['something that is not a URL', ['connect', 'localhost:80'], /ws: or wss:|not a URL/],
+  ['something that is not a URL', ['connect', 'ws://[bad'], /not a URL/],
   ['a bad --protocol', ['echo-server', '--protocol', 'a b'], /--protocol/],
   ['an option of another command', ['connect', 'ws://127.0.0.1:1/', '--port', '1'], /connect takes no --port/],
   ['a URL for echo-server', ['echo-server', 'ws://127.0.0.1:1/'], /echo-server takes no URL/],
   ['an inherited property name as command', ['constructor'], /unknown command constructor/],
-  ['a value for --deflate', ['echo-server', '--deflate=yes'], /--deflate/]
+  ['a value for --deflate', ['echo-server', '--deflate=yes'], /--deflate takes no value/],
+  ['wscat -c without its URL', ['-c'], /^wsframe: -c needs a value\n/],
+  ['wscat -c beside a command', ['connect', '-c', 'ws://127.0.0.1:1/'], /-c stands for the connect command/],
+  ['an unknown short option', ['-z'], /^wsframe: unknown option -z\n/],
+  ['-l with a bad port', ['-l', 'abc'], /-l takes a port number/],
+  ['-l with --port', ['-l', '1', '--port', '2'], /-l PORT and --port do not go together/],
+  ['--wait without -x', ['connect', 'ws://127.0.0.1:1/', '-w', '1'], /--wait goes with -x/],
+  ['a bad --wait', ['connect', 'ws://127.0.0.1:1/', '-x', 'hi', '-w', 'soon'], /--wait takes a number of seconds/],
+  ['-x for echo-client', ['echo-client', 'ws://127.0.0.1:1/', '-x', 'hi'], /echo-client takes no --execute/]
 ] as const) {
-  test(`usage: ${what} exits 2 with the usage text on stderr`, async (t) => {
+  test(`usage: ${what} exits 2 with one line and a pointer to --help on stderr`, async (t) => {
     const cli = run([...args]);
     t.deepEqual(await exitOf(cli), { code: 2, signal: null });
-    t.regex(cli.stderr(), /Usage:\n {2}wsframe echo-server/);
+    t.regex(cli.stderr(), /^wsframe: [^\n]+\nRun 'wsframe --help' for the usage\.\n$/);
     if (message) t.regex(cli.stderr(), message);
     t.is(cli.stdout(), '');
   });
 }
+
+// ---------------------------------------------------------------- wscat habits
+
+test('connect takes host:port without a scheme as ws:// (as wscat does)', async (t) => {
+  const { url } = await wsServer((ws) => ws.on('message', (data: Buffer) => ws.send(`got ${data.toString()}`)));
+  const bare = url.replace('ws://', '');
+  const cli = run(['connect', bare]);
+  cli.child.stdin!.end('one\n');
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(cli.stdout(), '< got one\n');
+  t.regex(cli.stderr(), new RegExp(`^connected to ws://${bare.replace(/[?.]/g, '\\$&')}`));
+});
+
+test('-c URL -x MESSAGE -x MESSAGE -w SECONDS: sends the messages, prints what arrives for the wait, closes 1000 and exits 0', async (t) => {
+  let resolveClose: (c: number) => void = () => undefined;
+  const closed = new Promise<number>((resolve) => (resolveClose = resolve));
+  const got: string[] = [];
+  const { url } = await wsServer((ws) => {
+    ws.on('message', (data: Buffer) => {
+      got.push(data.toString());
+      // An answer that comes later than the messages, within the wait.
+      setTimeout(() => ws.send(`late ${data.toString()}`), 100);
+    });
+    ws.on('close', (code) => resolveClose(code));
+  });
+  const cli = run(['-c', url.replace('ws://', ''), '-x', 'one', '-x', 'two', '-w', '1']);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.deepEqual(got, ['one', 'two']);
+  t.is(cli.stdout(), '< late one\n< late two\n');
+  t.is(await within(closed, 'the close at the server'), 1000);
+  t.regex(cli.stderr(), /sending 2 messages\n(?:.*\n)*closed: 1000\n$/);
+});
+
+test('-P shows the Pings and Pongs that arrive (and Pings are answered either way)', async (t) => {
+  const pongs: string[] = [];
+  const { url } = await wsServer((ws) => {
+    ws.on('pong', (data: Buffer) => {
+      pongs.push(data.toString());
+      ws.pong('unasked');
+      ws.send('done');
+    });
+    ws.ping('hi there');
+  });
+  const cli = run(['connect', url, '-P']);
+  await waitFor(cli, /< done\n/);
+  cli.child.stdin!.end();
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(cli.stdout(), '< ping: hi there\n< pong: unasked\n< done\n');
+  t.deepEqual(pongs, ['hi there']);
+  // Without -P the same conversation shows only the message.
+  const quiet = run(['connect', url]);
+  await waitFor(quiet, /< done\n/);
+  quiet.child.stdin!.end();
+  t.deepEqual(await exitOf(quiet), { code: 0, signal: null }, quiet.stderr());
+  t.is(quiet.stdout(), '< done\n');
+});
+
+test('-l PORT listens: prints what a client sends, sends it each line of input, and closes it with 1000 at the end of input', async (t) => {
+  const cli = run(['-l', '0', '-P']);
+  const [, port] = await waitFor(cli, /listening on ws:\/\/127\.0\.0\.1:(\d+);/, 'stderr');
+  const ws = await open(`ws://127.0.0.1:${port}/`);
+  const closed = closeEvent(ws);
+  await waitFor(cli, /client connected: 127\.0\.0\.1:\d+/, 'stderr');
+  ws.send('hello from a client');
+  ws.ping('knock');
+  await waitFor(cli, /< ping: knock\n/);
+  const message = nextMessage(ws);
+  cli.child.stdin!.write('hello from the terminal\n');
+  t.is((await message).data.toString(), 'hello from the terminal');
+  cli.child.stdin!.end();
+  t.is((await closed).code, 1000);
+  t.deepEqual(await exitOf(cli), { code: 0, signal: null }, cli.stderr());
+  t.is(cli.stdout(), '< hello from a client\n< ping: knock\n');
+  t.regex(cli.stderr(), /client 127\.0\.0\.1:\d+ closed: 1000/);
+});
 
 // ---------------------------------------------------------------- over HTTP/2
 
