@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   AsyncSocket,
+  IOError,
   Opcode,
   close,
   messages,
@@ -53,8 +54,8 @@ async function chat(ws: AsyncSocket, room: Set<AsyncSocket>): Promise<void> {
       // Nobody waits for the slowest member: a peer that does not read misses messages once
       // MAX_BACKLOG of ours is unsent to it, instead of holding up the room.
       for (const peer of room) {
-        if (peer.closeQueued || peer.socket.writableLength > MAX_BACKLOG) continue;
-        sendText(peer, text).catch(() => undefined);
+        if (peer.closeQueued || peer.unsentBytes > MAX_BACKLOG) continue;
+        void sendText(peer, text); // a member who left: its failure is its own loop's to see
       }
     }
   } finally {
@@ -97,7 +98,12 @@ export async function startDemo(port: number, host = '127.0.0.1', options: DemoO
     options.onWebSocket?.(path, version);
     return handlerFor(path)!(ws);
   };
-  const failed = (path: string) => (err: Error) => console.error(`demo: ${path}: ${err.name}: ${err.message}`);
+  // A client that goes away without a Close (a tab closed: its TCP connection or, over HTTP/2,
+  // its stream is gone) is no error of the demo's; anything else is.
+  const failed = (path: string) => (err: Error) => {
+    if (err instanceof IOError && (err.reason === 'eof' || err.reason === 'reset')) return;
+    console.error(`demo: ${path}: ${err.name}: ${err.message}`);
+  };
   // The page, over HTTP/1.1 and (with --http2) HTTP/2 alike.
   const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {

@@ -7,6 +7,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { connect } from '../../src/client';
 import { close } from '../../src/closing';
@@ -55,5 +56,18 @@ test('npm start -- --http2: the demo serves its page and /echo over HTTP/2 with 
   await sendText(ws, 'hello demo');
   t.is((await within(readData(ws), 'the echo')).data.toString(), 'hello demo');
   await printed(/WebSocket \/echo over HTTP\/2\n/);
+  // A tab closed mid-conversation resets its stream: the client went away, which the demo
+  // does not log as an error (over HTTP/1.1 a vanished client logs nothing either).
+  const options = { http2: true, tls: { ca: readFileSync(certPath!) }, protocols: ['chat.v1'] } as const;
+  const gone = await within(connect(`wss://localhost:${port}/echo`, options), 'a second connect');
+  await sendText(gone, 'about to go');
+  await within(readData(gone), 'its echo');
+  (gone.socket as http2.ClientHttp2Stream).close(http2.constants.NGHTTP2_CANCEL);
+  // Round trips on the same HTTP/2 connection after the reset: the demo has seen it by then.
+  for (let i = 0; i < 3; i++) {
+    await sendText(ws, `after ${i}`);
+    t.is((await within(readData(ws), 'an echo after the reset')).data.toString(), `after ${i}`);
+  }
   t.is((await close(ws, 4000, 'bye')).code, 4000);
+  t.notRegex(err, /demo: \/echo/, `stderr: ${err}`);
 });
