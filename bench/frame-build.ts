@@ -13,8 +13,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { allocFrame } from '../src/core/buffers';
-import { Opcode } from '../src/core/constants';
-import { encodeHeader, encodedHeaderSize, makeFrame } from '../src/core/frame';
+import { makeFrame, Opcode } from '../src';
+import { encodeHeader, encodedHeaderSize } from '../src/core/frame';
 import type { Impl, Row } from './harness';
 import { formatSize } from './harness';
 import { wsFrame, type WsFrameOptions } from './ws-lib';

@@ -16,9 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import { AsyncSocket, DEFAULTS, type Role } from '../src/async-socket';
-import { Opcode } from '../src/core/constants';
-import { readData } from '../src/recv';
+import { AsyncSocket, DEFAULTS, Opcode, readData, type Role } from '../src';
 import type { Impl, PassResult, Row } from './harness';
 import { formatSize } from './harness';
 import { WsReceiverClass, wsFrame } from './ws-lib';

@@ -18,8 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import WebSocket from 'ws';
-import { AsyncSocket } from '../src/async-socket';
-import { sendBinary } from '../src/send';
+import { AsyncSocket, sendBinary } from '../src';
 import type { Impl, Row } from './harness';
 import { formatSize } from './harness';
 

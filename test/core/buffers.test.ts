@@ -1,7 +1,6 @@
 import test from 'ava';
 import { FRAME_SLAB_MAX, FRAME_SLAB_SIZE, allocFrame } from '../../src/core/buffers';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
+import { makeFrame, Opcode } from '../../src';
 import { applyMaskReference } from '../../src/core/mask';
 
 test('small frames are 8-byte aligned views of a shared slab that never overlap', (t) => {

@@ -1,10 +1,7 @@
 import test from 'ava';
-import { CloseCode } from '../../src/core/constants';
-import { InvalidUtf8Error, ProtocolError } from '../../src/core/errors';
-import { decodeClosePayload, encodeClosePayload, isValidCloseCode } from '../../src/core/close';
+import { CloseCode, decodeClosePayload, encodeClosePayload, InvalidUtf8Error, isValidCloseCode, ProtocolError } from '../../src';
 import { throwsProtocol } from '../helpers/assert-protocol';
 import { hex } from '../helpers/bytes';
-
 
 const VALID = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999];
 const INVALID = [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 0xffff];

@@ -1,15 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import {
-  CloseCode,
-  GUID,
-  MAX_CLOSE_REASON,
-  MAX_CONTROL_PAYLOAD,
-  MAX_HEADER_SIZE,
-  Opcode,
-  isControlOpcode,
-  isKnownOpcode
-} from '../../src/core/constants';
+import { CloseCode, GUID, MAX_CONTROL_PAYLOAD, MAX_HEADER_SIZE, Opcode } from '../../src';
+import { MAX_CLOSE_REASON, isControlOpcode, isKnownOpcode } from '../../src/core/constants';
 
 test('Opcode has Nim\'s members with the RFC 6455 §5.2 values', (t) => {
   t.deepEqual({ ...Opcode }, { Cont: 0, Text: 1, Binary: 2, Close: 8, Ping: 9, Pong: 10 });

@@ -1,13 +1,5 @@
 import test from 'ava';
-import {
-  ConcurrencyError,
-  HandshakeError,
-  IOError,
-  InvalidUtf8Error,
-  PayloadTooBigError,
-  ProtocolError,
-  WebSocketError
-} from '../../src/core/errors';
+import { ConcurrencyError, HandshakeError, InvalidUtf8Error, IOError, PayloadTooBigError, ProtocolError, WebSocketError } from '../../src';
 
 test('the error tree: every class derives from WebSocketError and is named after itself', (t) => {
   const errors = [

@@ -3,14 +3,7 @@
  * negotiation matrix of RFC 7692 §7.1, pure: header strings in, agreed parameters out.
  */
 import test from 'ava';
-import {
-  DeflateNegotiation,
-  DeflateParams,
-  acceptDeflate,
-  checkDeflateResponse,
-  deflateOffer,
-  parseExtensions
-} from '../../src/core/extensions';
+import { acceptDeflate, checkDeflateResponse, DeflateNegotiation, deflateOffer, DeflateParams, parseExtensions } from '../../src';
 
 const DEFAULTS: DeflateParams = {
   serverNoContextTakeover: false,

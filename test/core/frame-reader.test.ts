@@ -1,9 +1,7 @@
 // The frame reader on its own (src/core/frame-reader.ts): a parse step over a receive queue,
 // with no socket, no promise and no timer: what it returns for each kind of input.
 import test from 'ava';
-import { Opcode } from '../../src/core/constants';
-import { InvalidUtf8Error, ProtocolError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
+import { InvalidUtf8Error, makeFrame, Opcode, ProtocolError } from '../../src';
 import { FrameReader, NEED_MORE, ReadMode } from '../../src/core/frame-reader';
 import { ReceiveQueue } from '../../src/core/receive-queue';
 

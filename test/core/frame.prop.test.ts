@@ -4,19 +4,9 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { MAX_SAFE_LENGTH, Opcode, isControlOpcode } from '../../src/core/constants';
-import { ProtocolError } from '../../src/core/errors';
-import {
-  Frame,
-  HeaderRules,
-  decodeHeader,
-  encodeHeader,
-  firstByte,
-  makeFrame,
-  newFrameHeader,
-  validateHeader
-} from '../../src/core/frame';
-import { MessageAssembler } from '../../src/core/message';
+import { decodeHeader, Frame, HeaderRules, makeFrame, MessageAssembler, Opcode, ProtocolError, validateHeader } from '../../src';
+import { MAX_SAFE_LENGTH, isControlOpcode } from '../../src/core/constants';
+import { encodeHeader, firstByte, newFrameHeader } from '../../src/core/frame';
 import { noise } from '../helpers/bytes';
 import { IncrementalDecoder, chunked, decodeChunks } from '../helpers/chunked';
 

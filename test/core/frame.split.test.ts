@@ -3,9 +3,7 @@
  * stream (pure: decodeHeader on an accumulating buffer, see test/helpers/chunked.ts).
  */
 import test, { ExecutionContext } from 'ava';
-import { Opcode } from '../../src/core/constants';
-import { ProtocolError } from '../../src/core/errors';
-import { Frame, HeaderRules, makeFrame } from '../../src/core/frame';
+import { Frame, HeaderRules, makeFrame, Opcode, ProtocolError } from '../../src';
 import { DecodedFrame, IncrementalDecoder, chunked, decodeChunks, splitAt } from '../helpers/chunked';
 import { hex, noise } from '../helpers/bytes';
 

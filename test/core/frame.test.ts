@@ -1,24 +1,9 @@
 import test, { ExecutionContext } from 'ava';
-import { MAX_SAFE_LENGTH, Opcode } from '../../src/core/constants';
-import { PayloadTooBigError, ProtocolError } from '../../src/core/errors';
-import {
-  Frame,
-  FrameHeader,
-  HeaderRules,
-  decodeHeader,
-  encodeFrame,
-  encodeHeader,
-  encodedHeaderSize,
-  firstByte,
-  headerSizeOf,
-  makeFrame,
-  newFrameHeader,
-  validateHeader
-} from '../../src/core/frame';
-import { applyMask } from '../../src/core/mask';
+import { applyMask, decodeHeader, Frame, FrameHeader, HeaderRules, makeFrame, Opcode, PayloadTooBigError, ProtocolError, validateHeader } from '../../src';
+import { MAX_SAFE_LENGTH } from '../../src/core/constants';
+import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, headerSizeOf, newFrameHeader } from '../../src/core/frame';
 import { throwsProtocol } from '../helpers/assert-protocol';
 import { hex, pattern } from '../helpers/bytes';
-
 
 const KEY = hex('37fa213d');
 const CLIENT: HeaderRules = { expectMasked: true, maxFrameSize: 2 ** 53 };

@@ -1,6 +1,7 @@
 // The limits of a connection (src/core/limits.ts): defaults, and one shared object per set of values.
 import test from 'ava';
-import { DEFAULTS, limitsOf } from '../../src/core/limits';
+import { DEFAULTS } from '../../src';
+import { limitsOf } from '../../src/core/limits';
 
 test('unset limits take their defaults', (t) => {
   t.deepEqual(limitsOf({}), {

@@ -4,14 +4,8 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import {
-  applyMask,
-  applyMaskReference,
-  getNativeMask,
-  nativeMaskFrom,
-  setNativeMask,
-  type NativeMask
-} from '../../src/core/mask';
+import { applyMask } from '../../src';
+import { applyMaskReference, getNativeMask, nativeMaskFrom, setNativeMask, type NativeMask } from '../../src/core/mask';
 import { pattern } from '../helpers/bytes';
 
 // bufferutil is a devDependency here and ships no types.

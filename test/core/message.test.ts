@@ -1,7 +1,5 @@
 import test from 'ava';
-import { Opcode } from '../../src/core/constants';
-import { InvalidUtf8Error, PayloadTooBigError, ProtocolError } from '../../src/core/errors';
-import { MessageAssembler, MessageLimits } from '../../src/core/message';
+import { InvalidUtf8Error, MessageAssembler, MessageLimits, Opcode, PayloadTooBigError, ProtocolError } from '../../src';
 import { throwsProtocol } from '../helpers/assert-protocol';
 import { hex } from '../helpers/bytes';
 

@@ -2,7 +2,7 @@
 // out, unmasking, coalescing, visiting, waiting and the one-reader guard, without a socket.
 import test from 'ava';
 import { COALESCE_AFTER, ReceiveQueue, TAIL_SIZE } from '../../src/core/receive-queue';
-import { ConcurrencyError, IOError } from '../../src/core/errors';
+import { ConcurrencyError, IOError } from '../../src';
 import { applyMaskReference } from '../../src/core/mask';
 
 const bytes = (...b: number[]): Buffer => Buffer.from(b);

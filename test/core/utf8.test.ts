@@ -1,8 +1,8 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { Utf8Validator, isValidUtf8, isValidUtf8Reference } from '../../src/core/utf8';
+import { isValidUtf8, Utf8Validator } from '../../src';
+import { isValidUtf8Reference } from '../../src/core/utf8';
 import { hex } from '../helpers/bytes';
-
 
 /** The oracle: WHATWG's fatal UTF-8 decoder. */
 function oracle(bytes: Uint8Array): boolean {

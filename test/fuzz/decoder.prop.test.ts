@@ -13,11 +13,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { AsyncSocket, Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { Frame, makeFrame } from '../../src/core/frame';
-import { DeflateSettings } from '../../src/deflate';
-import { readData, readFragment, recvFrame } from '../../src/recv';
+import { AsyncSocket, DeflateSettings, Frame, makeFrame, Opcode, readData, readFragment, recvFrame, Role } from '../../src';
 import { DeflateCodec } from '../conformance/compression';
 import { memorySocket } from '../helpers/memory-socket';
 import { within } from '../helpers/wait';

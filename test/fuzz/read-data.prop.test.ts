@@ -10,14 +10,9 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { AsyncSocket, Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { IOError, ProtocolError } from '../../src/core/errors';
-import { decodeHeader, makeFrame, newFrameHeader } from '../../src/core/frame';
-import { applyMask } from '../../src/core/mask';
-import { DeflateSettings } from '../../src/deflate';
+import { applyMask, AsyncSocket, decodeHeader, DeflateSettings, IOError, makeFrame, Opcode, ProtocolError, readData, readFragment, recvFrame, Role } from '../../src';
+import { newFrameHeader } from '../../src/core/frame';
 import { deflateLoad } from '../../src/zlib-jobs';
-import { readData, readFragment, recvFrame } from '../../src/recv';
 import { compressMessage } from '../conformance/compression';
 import { memorySocket } from '../helpers/memory-socket';
 import { within } from '../helpers/wait';

@@ -6,13 +6,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
-import { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { close } from '../../src/closing';
-import { HandshakeError } from '../../src/core/errors';
-import { AcceptOptions, acceptWebSocket } from '../../src/listener';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { AcceptOptions, acceptWebSocket, AsyncSocket, close, connect, HandshakeError, readData, sendText } from '../../src';
 import { within } from '../helpers/wait';
 
 type Outcome = { ws: AsyncSocket; err?: undefined } | { ws?: undefined; err: unknown };

@@ -5,8 +5,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
-import { ConnectOptions, connect } from '../../src/client';
-import { HandshakeError } from '../../src/core/errors';
+import { connect, ConnectOptions, HandshakeError } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { HttpHead } from '../helpers/upgrade';
 import { Queue, rawServer, target, write101 } from './support';

@@ -17,7 +17,7 @@ import { inspect } from 'node:util';
 import { transpileTree, ROOT } from '../helpers/transpile';
 import { within } from '../helpers/socket-pair';
 import { listeningWsServer } from '../helpers/ws-server';
-import { connect } from '../../src/client';
+import { connect } from '../../src';
 
 const WAIT_MS = 30_000; // bound on a child's whole run (a busy 2-core machine starts node slowly)
 // The child must be gone this soon after connect settled. The handshake timeout it would

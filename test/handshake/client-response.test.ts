@@ -5,13 +5,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
-import { connect } from '../../src/client';
-import { Opcode } from '../../src/core/constants';
-import { HandshakeError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { acceptKey } from '../../src/core/handshake';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { acceptKey, connect, HandshakeError, makeFrame, Opcode, readData, sendText } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { HttpHead } from '../helpers/upgrade';
 import { Queue, closedByPeer, rawServer, write101 } from './support';

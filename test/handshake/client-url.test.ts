@@ -6,9 +6,7 @@
 import test, { ExecutionContext } from 'ava';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { connect } from '../../src/client';
-import { HandshakeError } from '../../src/core/errors';
-import { isValidKey } from '../../src/core/handshake';
+import { connect, HandshakeError, isValidKey } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { HttpHead, readHttpHead } from '../helpers/upgrade';
 import { Queue, listenOn, target, track, write101 } from './support';

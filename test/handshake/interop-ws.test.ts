@@ -7,13 +7,7 @@
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
 import { RawData, WebSocket } from 'ws';
-import { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { close, whenClosed } from '../../src/closing';
-import { Opcode } from '../../src/core/constants';
-import { listen } from '../../src/listener';
-import { readData } from '../../src/recv';
-import { sendBinary, sendFragmented, sendPing, sendText } from '../../src/send';
+import { AsyncSocket, close, connect, listen, Opcode, readData, sendBinary, sendFragmented, sendPing, sendText, whenClosed } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { Queue, echo, upgradeServer } from './support';
 import { listeningWsServer } from '../helpers/ws-server';

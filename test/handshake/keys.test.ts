@@ -1,17 +1,8 @@
 /** Pure: the key, the accept value (RFC 6455 §1.3, §4.1) and the token helpers. */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { GUID } from '../../src/core/constants';
-import {
-  acceptKey,
-  generateKey,
-  hasToken,
-  headerValue,
-  isToken,
-  isValidKey,
-  normalizeProtocols,
-  tokenList
-} from '../../src/core/handshake';
+import { acceptKey, generateKey, GUID, isValidKey } from '../../src';
+import { hasToken, headerValue, isToken, normalizeProtocols, tokenList } from '../../src/core/handshake';
 import { ACCEPT, KEY } from './support';
 
 test('acceptKey matches the example of RFC 6455 §1.3', (t) => {

@@ -5,13 +5,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import http from 'node:http';
-import { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { close, whenClosed } from '../../src/closing';
-import { CloseCode, Opcode } from '../../src/core/constants';
-import { HandshakeError } from '../../src/core/errors';
-import { ListenOptions, WsServer, listen } from '../../src/listener';
-import { readData } from '../../src/recv';
+import { AsyncSocket, close, CloseCode, connect, HandshakeError, listen, ListenOptions, Opcode, readData, whenClosed, WsServer } from '../../src';
 import { until, within } from '../helpers/socket-pair';
 import { echo } from './support';
 

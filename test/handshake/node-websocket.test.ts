@@ -8,9 +8,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { AsyncSocket } from '../../src/async-socket';
-import { listen } from '../../src/listener';
-import { whenClosed } from '../../src/closing';
+import { AsyncSocket, listen, whenClosed } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { Queue, echo } from './support';
 

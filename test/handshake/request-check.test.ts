@@ -1,6 +1,6 @@
 /** Pure: checkUpgradeRequest gives the right refusal for every malformed request (RFC 6455 §4.2.1). */
 import test from 'ava';
-import { Headers, UpgradeRefusal, UpgradeRequest, checkUpgradeRequest, isRefusal } from '../../src/core/handshake';
+import { checkUpgradeRequest, Headers, isRefusal, UpgradeRefusal, UpgradeRequest } from '../../src';
 import { KEY } from './support';
 
 const good = (): Headers => ({

@@ -1,7 +1,6 @@
 /** Pure: checkServerResponse refuses every wrong field of the 101 response (RFC 6455 §4.1). */
 import test, { ExecutionContext } from 'ava';
-import { HandshakeError } from '../../src/core/errors';
-import { Headers, checkServerResponse } from '../../src/core/handshake';
+import { checkServerResponse, HandshakeError, Headers } from '../../src';
 import { ACCEPT, KEY } from './support';
 
 const good = (): Headers => ({ upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': ACCEPT });

@@ -1,6 +1,6 @@
 /** Pure: the raw responses a server writes (101 and refusals), and header-injection refusal. */
 import test from 'ava';
-import { buildRejectResponse, buildServerResponse } from '../../src/core/handshake';
+import { buildRejectResponse, buildServerResponse } from '../../src';
 import { ACCEPT, KEY, parseResponse } from './support';
 
 test('buildServerResponse: the 101 of RFC 6455 §1.3, byte for byte', (t) => {

@@ -5,9 +5,7 @@
 import test from 'ava';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { connect } from '../../src/client';
-import { HandshakeError } from '../../src/core/errors';
-import { rejectUpgrade, upgrade } from '../../src/server';
+import { connect, HandshakeError, rejectUpgrade, upgrade } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { GOOD, Queue, RawClient, exchange, listenOn, request, track, upgradeServer } from './support';
 

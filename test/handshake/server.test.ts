@@ -5,12 +5,8 @@
  * those refusals are covered by request-check.test.ts.)
  */
 import test, { ExecutionContext } from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { HandshakeError, IOError, redactHeaders } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { AsyncSocket, HandshakeError, IOError, makeFrame, Opcode, readData, sendText } from '../../src';
+import { redactHeaders } from '../../src/core/errors';
 import { parseFrames, within } from '../helpers/socket-pair';
 import { ACCEPT, GOOD, RawClient, exchange, request, upgradeServer } from './support';
 

@@ -9,12 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { acceptKey } from '../../src/core/handshake';
-import { readData } from '../../src/recv';
-import { sendBinary, sendText } from '../../src/send';
-import { UpgradeOptions, upgrade } from '../../src/server';
+import { acceptKey, AsyncSocket, Opcode, readData, sendBinary, sendText, upgrade, UpgradeOptions } from '../../src';
 import { HttpHead, readHttpHead } from '../helpers/upgrade';
 import { WAIT_MS, within } from '../helpers/socket-pair';
 

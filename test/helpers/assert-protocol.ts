@@ -1,6 +1,6 @@
 /** Assertions for the error tree, shared by the core tests. */
 import type { ExecutionContext } from 'ava';
-import { ProtocolError, ProtocolErrorCode } from '../../src/core/errors';
+import { ProtocolError, ProtocolErrorCode } from '../../src';
 
 /**
  * Asserts that `fn` throws an instance of exactly `cls` (not a subclass) with this stable

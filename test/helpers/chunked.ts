@@ -3,8 +3,8 @@
  * decode frames incrementally from chunks with `decodeHeader` on an accumulating buffer, the
  * way a socket reader would, with no socket.
  */
-import { HeaderRules, decodeHeader, newFrameHeader, validateHeader } from '../../src/core/frame';
-import { applyMask } from '../../src/core/mask';
+import { applyMask, decodeHeader, HeaderRules, validateHeader } from '../../src';
+import { newFrameHeader } from '../../src/core/frame';
 
 /**
  * Cuts `bytes` into consecutive chunks of the given sizes; whatever is left after the last

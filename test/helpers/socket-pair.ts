@@ -6,11 +6,8 @@
  * frames it got, and read our end until it closes (`drain`).
  */
 import net from 'node:net';
-import { AsyncSocket, AsyncSocketOptions, Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { decodeHeader, makeFrame, newFrameHeader } from '../../src/core/frame';
-import { applyMask } from '../../src/core/mask';
-import { readData } from '../../src/recv';
+import { applyMask, AsyncSocket, AsyncSocketOptions, decodeHeader, makeFrame, Opcode, readData, Role } from '../../src';
+import { newFrameHeader } from '../../src/core/frame';
 import { until, within } from './wait';
 
 // The bounded waits live in wait.ts (no src/ import there); re-exported for the tests here.

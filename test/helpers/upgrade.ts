@@ -5,8 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { AsyncSocket, AsyncSocketOptions, Role } from '../../src/async-socket';
-import { GUID } from '../../src/core/constants';
+import { AsyncSocket, AsyncSocketOptions, GUID, Role } from '../../src';
 import { within } from './socket-pair';
 
 /** The Sec-WebSocket-Accept value for a key (RFC 6455 §4.2.2). */

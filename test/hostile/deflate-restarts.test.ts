@@ -8,8 +8,7 @@
  */
 import test from 'ava';
 import { constants, createDeflateRaw, deflateRawSync } from 'node:zlib';
-import { ProtocolError } from '../../src/core/errors';
-import { PerMessageDeflate } from '../../src/deflate';
+import { PerMessageDeflate, ProtocolError } from '../../src';
 
 const DEFLATE = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
 const EMPTY_STREAM = Buffer.from([0x03, 0x00]); // one empty fixed-Huffman block, BFINAL set

@@ -6,10 +6,7 @@
 import test from 'ava';
 import type { AddressInfo } from 'node:net';
 import { startDemo } from '../../demo/server';
-import { connect } from '../../src/client';
-import { Opcode } from '../../src/core/constants';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { connect, Opcode, readData, sendText } from '../../src';
 import { within } from '../helpers/wait';
 import { rawStatus, upgradeRequest } from './harness';
 

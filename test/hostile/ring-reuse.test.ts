@@ -7,10 +7,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { Duplex } from 'node:stream';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { readData } from '../../src/recv';
-import { sendBinary } from '../../src/send';
+import { AsyncSocket, Opcode, readData, sendBinary } from '../../src';
 
 // Two ends of an in-memory connection: what one end writes is pushed, without a copy, to the
 // other end's readable side, and the write completes at once.

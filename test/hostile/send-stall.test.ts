@@ -5,11 +5,7 @@
  * when our unsent bytes see no progress for that long; a slow but steady reader is kept.
  */
 import test from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { DEFAULTS } from '../../src/core/limits';
-import { IOError } from '../../src/core/errors';
-import { readData } from '../../src/recv';
-import { sendBinary } from '../../src/send';
+import { AsyncSocket, DEFAULTS, IOError, readData, sendBinary } from '../../src';
 import { socketPair } from '../helpers/socket-pair';
 import { within } from '../helpers/wait';
 

@@ -9,11 +9,7 @@
  * our promise), and how many of the chunks waiting in the socket are small views into a
  * larger buffer; for the Pings, the heap and buffers the Pongs owed cost, and their bytes.
  */
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
-import { sendBinary, sendPing } from '../../src/send';
+import { AsyncSocket, makeFrame, Opcode, readData, sendBinary, sendPing } from '../../src';
 import { socketPair, until } from '../helpers/socket-pair';
 
 const gc = (globalThis as { gc?: () => void }).gc!;

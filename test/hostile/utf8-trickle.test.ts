@@ -5,10 +5,7 @@
  * 0.22/0.45/0.85 s for binary, because each wake walked the queue from its first chunk).
  */
 import test from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
+import { AsyncSocket, makeFrame, Opcode, readData } from '../../src';
 import { memorySocket } from '../helpers/memory-socket';
 
 const CHUNK = 1024;

@@ -7,12 +7,7 @@
  * `sendClose`, `sendPing` and `sendPong`.
  */
 import test, { ExecutionContext } from 'ava';
-import { AsyncSocket, Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { IOError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
-import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
+import { AsyncSocket, IOError, makeFrame, Opcode, readData, Role, sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src';
 import { delay, pair, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 function closePayload(code: number, reason = ''): Buffer {

@@ -4,14 +4,9 @@
  * the frames of different messages never interleave.
  */
 import test from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { ConcurrencyError } from '../../src/core/errors';
-import { Message, readData, readFragment, recvFrame } from '../../src/recv';
-import { sendBinary, sendChain, sendClose, sendFragmented, sendPing, sendText } from '../../src/send';
+import { AsyncSocket, ConcurrencyError, Message, Opcode, readData, readFragment, recvFrame, sendBinary, sendChain, sendClose, sendFragmented, sendPing, sendText } from '../../src';
 import { pair, until, within } from '../helpers/socket-pair';
 import { sha } from '../helpers/bytes';
-
 
 test('two readData calls at once: the second rejects ConcurrencyError, the first still works', async (t) => {
   const { client, server } = await pair(t);

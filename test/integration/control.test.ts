@@ -4,10 +4,7 @@
  * on with the message, which comes out intact.
  */
 import test, { ExecutionContext } from 'ava';
-import { Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
+import { makeFrame, Opcode, readData, Role } from '../../src';
 import { RawFrame, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 /** Checks a Pong exactly as the given role must send it. */

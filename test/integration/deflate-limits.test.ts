@@ -7,11 +7,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
-import { AsyncSocketOptions } from '../../src/async-socket';
-import { DEFLATE_CONCURRENCY, DeflateSettings, PerMessageDeflate } from '../../src/deflate';
-import { ProtocolError } from '../../src/core/errors';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { AsyncSocketOptions, DEFLATE_CONCURRENCY, DeflateSettings, PerMessageDeflate, ProtocolError, readData, sendText } from '../../src';
 import { pair, within } from '../helpers/socket-pair';
 
 const DEFLATE: DeflateSettings = {

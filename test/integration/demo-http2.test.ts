@@ -9,10 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { join } from 'node:path';
-import { connect } from '../../src/client';
-import { close } from '../../src/closing';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { close, connect, readData, sendText } from '../../src';
 import { within } from '../helpers/wait';
 
 const ROOT = join(__dirname, '..', '..');

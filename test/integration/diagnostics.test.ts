@@ -4,13 +4,7 @@
  */
 import test from 'ava';
 import diagnosticsChannel from 'node:diagnostics_channel';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { ProtocolError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { CHANNELS } from '../../src/diagnostics';
-import { readData } from '../../src/recv';
-import { sendClose } from '../../src/send';
+import { AsyncSocket, CHANNELS, makeFrame, Opcode, ProtocolError, readData, sendClose } from '../../src';
 import { pair, rawPair, until, within } from '../helpers/socket-pair';
 
 interface Event {

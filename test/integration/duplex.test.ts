@@ -11,15 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { close } from '../../src/closing';
-import { CloseCode, Opcode } from '../../src/core/constants';
-import { toDuplex } from '../../src/duplex';
-import { listen } from '../../src/listener';
-import { readData } from '../../src/recv';
-import { sendBinary, sendPing, sendText } from '../../src/send';
-import { WebSocketStreamError } from '../../src/websocket-stream';
+import { AsyncSocket, close, CloseCode, connect, listen, Opcode, readData, sendBinary, sendPing, sendText, toDuplex, WebSocketStreamError } from '../../src';
 import { parseFrames } from '../helpers/socket-pair';
 import { within } from '../helpers/wait';
 

@@ -4,11 +4,7 @@
  * every read after.
  */
 import test from 'ava';
-import { Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { IOError } from '../../src/core/errors';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { IOError, Opcode, readData, Role, sendText } from '../../src';
 import { rawPair, until, within } from '../helpers/socket-pair';
 
 for (const role of ['server', 'client'] as Role[]) {

@@ -4,11 +4,7 @@
  * roles, in readData and readFragment; and valid text split anywhere still arrives intact.
  */
 import test from 'ava';
-import { Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { InvalidUtf8Error, IOError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { readData, readFragment } from '../../src/recv';
+import { InvalidUtf8Error, IOError, makeFrame, Opcode, readData, readFragment, Role } from '../../src';
 import { PEER_KEY, rawPair, within } from '../helpers/socket-pair';
 
 for (const role of ['server', 'client'] as Role[]) {

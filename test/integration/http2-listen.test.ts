@@ -9,14 +9,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { close, whenClosed } from '../../src/closing';
-import { Opcode } from '../../src/core/constants';
-import { HandshakeError, IOError } from '../../src/core/errors';
-import { Http2ListenOptions, WsRequest, WsServer, listen } from '../../src/listener';
-import { readData } from '../../src/recv';
-import { sendBinary, sendText } from '../../src/send';
+import { AsyncSocket, close, connect, HandshakeError, Http2ListenOptions, IOError, listen, Opcode, readData, sendBinary, sendText, whenClosed, WsRequest, WsServer } from '../../src';
 import { selfSignedCert } from '../helpers/tls-cert';
 import { within } from '../helpers/wait';
 

@@ -6,14 +6,7 @@
 import test, { ExecutionContext } from 'ava';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { close, whenClosed } from '../../src/closing';
-import { Opcode } from '../../src/core/constants';
-import { HandshakeError, IOError } from '../../src/core/errors';
-import { readData } from '../../src/recv';
-import { sendBinary, sendFrame, sendPing, sendText } from '../../src/send';
-import { Http2UpgradeOptions, upgrade, upgradeHttp2 } from '../../src/server';
+import { AsyncSocket, close, connect, HandshakeError, Http2UpgradeOptions, IOError, Opcode, readData, sendBinary, sendFrame, sendPing, sendText, upgrade, upgradeHttp2, whenClosed } from '../../src';
 import { handshakeRejectedChannel } from '../../src/diagnostics';
 import { selfSignedCert } from '../helpers/tls-cert';
 import { until, within } from '../helpers/wait';

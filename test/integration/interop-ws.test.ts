@@ -8,15 +8,11 @@ import test, { ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { WebSocket, WebSocketServer, RawData } from 'ws';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { Message, readData } from '../../src/recv';
-import { sendBinary, sendClose, sendFragmented, sendPing, sendText } from '../../src/send';
+import { AsyncSocket, Message, Opcode, readData, sendBinary, sendClose, sendFragmented, sendPing, sendText } from '../../src';
 import { within } from '../helpers/socket-pair';
 import { clientUpgrade, serverAccept, wrap } from '../helpers/upgrade';
 import { listeningWsServer } from '../helpers/ws-server';
 import { sha } from '../helpers/bytes';
-
 
 function toBuffer(data: RawData): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);

@@ -5,12 +5,7 @@
  */
 import test from 'ava';
 import net from 'node:net';
-import { connect } from '../../src/client';
-import { close } from '../../src/closing';
-import { Opcode } from '../../src/core/constants';
-import { listen } from '../../src/listener';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { close, connect, listen, Opcode, readData, sendText } from '../../src';
 import { delay, within } from '../helpers/socket-pair';
 
 async function echoServer(t: { teardown(fn: () => Promise<void>): void }, options: Parameters<typeof listen>[0]) {

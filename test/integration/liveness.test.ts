@@ -3,14 +3,7 @@
  * result, and the event-style handleEvents() loop.
  */
 import test from 'ava';
-import { close } from '../../src/closing';
-import { CloseCode, Opcode } from '../../src/core/constants';
-import { IOError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { handleEvents } from '../../src/events';
-import { keepalive, ping } from '../../src/keepalive';
-import { readData } from '../../src/recv';
-import { sendClose, sendPing, sendText } from '../../src/send';
+import { close, CloseCode, handleEvents, IOError, keepalive, makeFrame, Opcode, ping, readData, sendClose, sendPing, sendText } from '../../src';
 import { delay, drain, pair, rawPair, until, within } from '../helpers/socket-pair';
 
 test('ping() resolves with the round-trip time once the matching Pong is read', async (t) => {

@@ -5,9 +5,7 @@
  */
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { Opcode } from '../../src/core/constants';
-import { readData } from '../../src/recv';
-import { sendBinary } from '../../src/send';
+import { Opcode, readData, sendBinary } from '../../src';
 import { delay, pair, within } from '../helpers/socket-pair';
 
 const hash = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');

@@ -4,10 +4,7 @@
  * while later small chunks are coalesced.
  */
 import test from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
+import { AsyncSocket, makeFrame, Opcode, readData } from '../../src';
 import { pattern, sha } from '../helpers/bytes';
 import { memorySocket } from '../helpers/memory-socket';
 

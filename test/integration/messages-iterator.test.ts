@@ -4,10 +4,7 @@
 import test from 'ava';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Opcode } from '../../src/core/constants';
-import { ProtocolError } from '../../src/core/errors';
-import { messages, readData } from '../../src/recv';
-import { sendBinary, sendClose, sendPing, sendText } from '../../src/send';
+import { messages, Opcode, ProtocolError, readData, sendBinary, sendClose, sendPing, sendText } from '../../src';
 import { pair, within } from '../helpers/socket-pair';
 
 test('pings are answered and skipped, messages come in order, and the iteration ends after the Close', async (t) => {

@@ -4,14 +4,7 @@
  * that reads, as a server does to shut down or to kick a user.
  */
 import test, { ExecutionContext } from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { close } from '../../src/closing';
-import { Opcode } from '../../src/core/constants';
-import { ConcurrencyError, IOError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { handleEvents } from '../../src/events';
-import { messages, readData, readFragment, recvFrame } from '../../src/recv';
-import { sendBinary, sendClose, sendText } from '../../src/send';
+import { AsyncSocket, close, ConcurrencyError, handleEvents, IOError, makeFrame, messages, Opcode, readData, readFragment, recvFrame, sendBinary, sendClose, sendText } from '../../src';
 import { AsyncPair, asyncPair, socketPair, until, within } from '../helpers/socket-pair';
 
 async function pair(t: ExecutionContext, opts = {}): Promise<AsyncPair> {

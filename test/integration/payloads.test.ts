@@ -5,9 +5,7 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { Opcode } from '../../src/core/constants';
-import { readData } from '../../src/recv';
-import { sendBinary, sendFragmented, sendText } from '../../src/send';
+import { Opcode, readData, sendBinary, sendFragmented, sendText } from '../../src';
 import { pair, within } from '../helpers/socket-pair';
 import { sha } from '../helpers/bytes';
 

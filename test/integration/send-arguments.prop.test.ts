@@ -8,10 +8,7 @@
  */
 import test from 'ava';
 import fc from 'fast-check';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
-import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
+import { AsyncSocket, makeFrame, Opcode, sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src';
 import { memorySocket } from '../helpers/memory-socket';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);

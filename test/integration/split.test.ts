@@ -6,10 +6,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import net from 'node:net';
-import { AsyncSocket, Role } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { makeFrame } from '../../src/core/frame';
-import { Message, readData } from '../../src/recv';
+import { AsyncSocket, makeFrame, Message, Opcode, readData, Role } from '../../src';
 import { Collector, PEER_KEY, rawPair, socketPair, until, within } from '../helpers/socket-pair';
 
 const KEYS = [

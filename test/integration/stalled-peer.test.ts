@@ -7,13 +7,7 @@
  */
 import test from 'ava';
 import { Duplex } from 'node:stream';
-import { AsyncSocket } from '../../src/async-socket';
-import { Opcode } from '../../src/core/constants';
-import { IOError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { keepalive } from '../../src/keepalive';
-import { readData } from '../../src/recv';
-import { sendBinary, sendClose } from '../../src/send';
+import { AsyncSocket, IOError, keepalive, makeFrame, Opcode, readData, sendBinary, sendClose } from '../../src';
 import { PEER_KEY, delay, drain, pair, parseFrames, rawPair, until, within } from '../helpers/socket-pair';
 
 test('keepalive against a peer that stops reading fails the connection without an unhandled rejection', async (t) => {

@@ -6,10 +6,7 @@
  */
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { CloseCode, Opcode } from '../../src/core/constants';
-import { IOError, PayloadTooBigError } from '../../src/core/errors';
-import { Fragment, Message, messages, readData, readFragment } from '../../src/recv';
-import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendText } from '../../src/send';
+import { CloseCode, Fragment, IOError, Message, messages, Opcode, PayloadTooBigError, readData, readFragment, sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendText } from '../../src';
 import { pair, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 test('messages(ws) yields text and binary messages, skips pings, and ends after the close', async (t) => {

@@ -6,10 +6,7 @@
  * still seen by the connection's reader.
  */
 import test from 'ava';
-import { IOError } from '../../src/core/errors';
-import { Opcode } from '../../src/core/constants';
-import { readData } from '../../src/recv';
-import { sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src/send';
+import { IOError, Opcode, readData, sendBinary, sendChain, sendClose, sendFragmented, sendFrame, sendPing, sendPong, sendText } from '../../src';
 import { pair, within } from '../helpers/socket-pair';
 
 test.serial('sends nobody awaits, of every kind, to a peer that went away: no unhandled rejection; awaited ones reject with IOError', async (t) => {

@@ -6,19 +6,7 @@
  * a server) and then the end of the stream; later reads and sends reject with `IOError`.
  */
 import test, { ExecutionContext } from 'ava';
-import { AsyncSocketOptions, Role } from '../../src/async-socket';
-import { encodeClosePayload } from '../../src/core/close';
-import { Opcode } from '../../src/core/constants';
-import {
-  IOError,
-  InvalidUtf8Error,
-  PayloadTooBigError,
-  ProtocolError,
-  ProtocolErrorCode
-} from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { readData } from '../../src/recv';
-import { sendText } from '../../src/send';
+import { AsyncSocketOptions, encodeClosePayload, InvalidUtf8Error, IOError, makeFrame, Opcode, PayloadTooBigError, ProtocolError, ProtocolErrorCode, readData, Role, sendText } from '../../src';
 import { PEER_KEY, parseFrames, rawPair, within } from '../helpers/socket-pair';
 
 /** Builds frames as the raw peer sends them: masked when the peer is the client. */

@@ -11,13 +11,7 @@ import test, { ExecutionContext } from 'ava';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import type { AsyncSocket } from '../../src/async-socket';
-import { connect } from '../../src/client';
-import { Opcode } from '../../src/core/constants';
-import { WsServer, listen } from '../../src/listener';
-import { readData, recvFrame } from '../../src/recv';
-import { sendBinary, sendClose, sendPing, sendText } from '../../src/send';
-import { WebSocketStream, WebSocketStreamError, toWebSocketStream } from '../../src/websocket-stream';
+import { type AsyncSocket, connect, listen, Opcode, readData, recvFrame, sendBinary, sendClose, sendPing, sendText, toWebSocketStream, WebSocketStream, WebSocketStreamError, WsServer } from '../../src';
 import { within } from '../helpers/wait';
 
 const MiB = 1024 * 1024;

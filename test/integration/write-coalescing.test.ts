@@ -3,14 +3,7 @@
  * the end of the turn, or as soon as 64 KiB wait): what that changes and what it must not.
  */
 import test from 'ava';
-import { AsyncSocket } from '../../src/async-socket';
-import { IOError } from '../../src/core/errors';
-import { Opcode } from '../../src/core/constants';
-import { close } from '../../src/closing';
-import { connect } from '../../src/client';
-import { listen } from '../../src/listener';
-import { messages, readData } from '../../src/recv';
-import { sendBinary, sendPing, sendText } from '../../src/send';
+import { AsyncSocket, close, connect, IOError, listen, messages, Opcode, readData, sendBinary, sendPing, sendText } from '../../src';
 import { parseFrames, socketPair } from '../helpers/socket-pair';
 import { within } from '../helpers/wait';
 

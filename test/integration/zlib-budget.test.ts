@@ -10,16 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import zlib from 'node:zlib';
-import { Opcode } from '../../src/core/constants';
-import { DeflateParams } from '../../src/core/extensions';
-import { ProtocolError } from '../../src/core/errors';
-import { makeFrame } from '../../src/core/frame';
-import { PerMessageDeflate } from '../../src/deflate';
+import { DeflateParams, handleEvents, makeFrame, messages, Opcode, PerMessageDeflate, ProtocolError, readData, sendBinary, setZlibLimits } from '../../src';
 import { deflateLoad } from '../../src/zlib-jobs';
-import { handleEvents } from '../../src/events';
-import { messages, readData } from '../../src/recv';
-import { sendBinary } from '../../src/send';
-import { setZlibLimits } from '../../src/zlib-jobs';
 import { PEER_KEY, pair, rawPair, until, within } from '../helpers/socket-pair';
 
 const KiB = 1024;
