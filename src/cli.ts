@@ -8,18 +8,18 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { AsyncSocket } from './async-socket';
-import { connect } from './client';
-import { whenClosed } from './closing';
+import { AsyncSocket } from './connection/async-socket';
+import { connect } from './handshake/client';
+import { whenClosed } from './connection/closing';
 import { decodeClosePayload } from './core/close';
 import { CloseCode, Opcode } from './core/constants';
 import { ProtocolError, WebSocketError } from './core/errors';
 import { PERMESSAGE_DEFLATE, describeDeflate, parseExtensions } from './core/extensions';
 import { isToken } from './core/handshake';
 import { maskBackend } from './core/mask';
-import { WsRequest, listen } from './listener';
-import { readData } from './recv';
-import { sendBinary, sendClose, sendText } from './send';
+import { WsRequest, listen } from './server/listener';
+import { readData } from './connection/recv';
+import { sendBinary, sendClose, sendText } from './connection/send';
 
 const USAGE = `Usage:
   wsframe echo-server [--host 127.0.0.1] [--port 9001] [--max-message-size BYTES] [--protocol a,b] [--deflate]

@@ -1,34 +1,14 @@
-// DESIGN.md §4: the pure core never touches I/O, and a file imports only its own layer or lower.
+// ARCHITECTURE.md (and ../shared/DESIGN.md §4): the pure core never touches I/O, and a file
+// imports only its own layer or lower; the layers are the folders of src/.
 import test from 'ava';
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 
 const SRC = join(__dirname, '..', 'src');
 
-// Layer of each top-level module; core files are layer 0.
-const LAYER: Record<string, number> = {
-  'async-socket': 1,
-  diagnostics: 1,
-  'zlib-jobs': 1,
-  'send-watchdog': 1,
-  'socket-options': 1,
-  deflate: 1,
-  connection: 2,
-  recv: 3,
-  send: 3,
-  closing: 4,
-  keepalive: 4,
-  events: 4,
-  client: 5,
-  'client-http2': 5,
-  'client-common': 5,
-  'websocket-stream': 5,
-  duplex: 5,
-  server: 5,
-  listener: 6,
-  cli: 7,
-  index: 9
-};
+// The layers, in import order (ARCHITECTURE.md): each is a folder of src/, and a file imports
+// only its own folder or a lower one. index.ts and cli.ts sit on top.
+const LAYERS = ['core', 'compression', 'transport', 'connection', 'handshake', 'adapters', 'server', ''] as const;
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
@@ -54,22 +34,32 @@ test('core files import only node:crypto, node:buffer and other core files', (t)
   }
 });
 
-test('top-level files import only their own layer or lower', (t) => {
-  const files = readdirSync(SRC).filter((f) => f.endsWith('.ts'));
-  for (const f of files) {
-    const name = f.replace(/\.ts$/, '');
-    const own = LAYER[name];
-    t.not(own, undefined, `src/${f} has no layer in test/layering.test.ts`);
-    for (const spec of importsOf(join(SRC, f))) {
-      if (spec.startsWith('node:')) continue;
-      t.true(spec.startsWith('./'), `src/${f} imports the package ${spec}: no runtime dependencies`);
-      const target = spec.slice(2);
-      if (target.startsWith('core/')) continue;
-      const layer = LAYER[target];
-      t.not(layer, undefined, `src/${f} imports unknown module ${spec}`);
-      t.true(layer! <= own!, `src/${f} (layer ${own}) imports ${spec} (layer ${layer})`);
+test('every file of src/ is in a layer folder and imports only its own layer or lower', (t) => {
+  const seen = new Set<string>();
+  for (const folder of readdirSync(SRC, { withFileTypes: true })) {
+    if (folder.isDirectory()) t.true((LAYERS as readonly string[]).includes(folder.name), `src/${folder.name}/ is no layer of ARCHITECTURE.md`);
+  }
+  for (const [rank, folder] of LAYERS.entries()) {
+    const dir = join(SRC, folder);
+    const files = readdirSync(dir, { withFileTypes: true }).filter((f) => f.isFile() && f.name.endsWith('.ts'));
+    if (folder === '') t.deepEqual(files.map((f) => f.name).sort(), ['cli.ts', 'index.ts'], 'only index.ts and cli.ts sit on top');
+    for (const f of files) {
+      const where = join(folder, f.name);
+      seen.add(where);
+      for (const spec of importsOf(join(dir, f.name))) {
+        if (spec.startsWith('node:') || (spec === 'bufferutil' && where === join('core', 'mask.ts'))) continue;
+        t.true(spec.startsWith('.'), `src/${where} imports the package ${spec}: no runtime dependencies`);
+        const target = relative(SRC, join(dir, spec)).split(sep);
+        const targetFolder = target.length > 1 ? target[0]! : '';
+        const targetRank = (LAYERS as readonly string[]).indexOf(targetFolder);
+        t.not(targetRank, -1, `src/${where} imports ${spec}, outside the layers`);
+        t.true(targetRank <= rank, `src/${where} (layer ${folder || 'top'}) imports ${spec} (layer ${targetFolder || 'top'})`);
+      }
     }
   }
+  const all = (readdirSync(SRC, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+  t.deepEqual([...seen].sort(), all.sort(), 'every .ts file of src/ is in a layer folder (none deeper)');
+  t.log(`${seen.size} files in ${LAYERS.length - 1} folders and the top`);
 });
 
 test('package.json has no runtime dependencies', (t) => {
@@ -96,7 +86,7 @@ test('no import circles among the files of src/', (t) => {
     }
   };
   visit(SRC, '');
-  t.true(edges.has('core/state') && edges.has('core/receive-queue') && edges.has('connection'));
+  t.true(edges.has('core/state') && edges.has('core/receive-queue') && edges.has('connection/async-socket'));
   const done = new Set<string>();
   const onPath: string[] = [];
   const walk = (file: string): void => {

@@ -3,7 +3,7 @@
  * {@link ReceiveQueue} synchronously, checks it against the rules and the message in
  * progress, and returns a frame, a whole message, a piece of one, a control frame, a
  * compressed payload to inflate, or "need more bytes". It never waits and never writes:
- * `src/recv.ts` waits for bytes, inflates, and answers control frames.
+ * `src/connection/recv.ts` waits for bytes, inflates, and answers control frames.
  *
  * Its fields are the state of the read in progress, so a read that waits keeps it here and
  * not in module variables or closures.

@@ -3,7 +3,7 @@
  * and received, who started the closing handshake, and what may still be sent and read.
  * The frame layer asks it before every send and read and tells it what happened; the
  * socket work that follows a transition (writing the echo, ending TCP, the close timer)
- * lives in `src/connection.ts`.
+ * lives in `src/connection/control.ts`.
  *
  * ```text
  *            sendClose / fail                     peer's Close read

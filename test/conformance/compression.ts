@@ -1,7 +1,7 @@
 /**
  * The suite's own permessage-deflate (RFC 7692): the `Sec-WebSocket-Extensions` values it
  * writes and checks, and the compression of one connection. It uses `node:zlib` directly,
- * never wsframe's src/deflate.ts or core/extensions.ts, so the bytes the suite sends and its
+ * never wsframe's src/compression/deflate.ts or core/extensions.ts, so the bytes the suite sends and its
  * reading of the peer's messages do not depend on the code under test.
  *
  * Each message is compressed and inflated in one synchronous zlib call. Context takeover is

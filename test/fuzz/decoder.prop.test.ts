@@ -5,7 +5,7 @@
  * to an `AsyncSocket` with `ws.feed(chunk)` while it reads. Read with `readData`,
  * `readFragment` or `recvFrame`, in both roles, they must come out exactly as they went in.
  * Compressed messages are made by the conformance suite's own permessage-deflate
- * (node:zlib, context takeover across messages), not by src/deflate.ts.
+ * (node:zlib, context takeover across messages), not by src/compression/deflate.ts.
  *
  * Random and corrupted bytes (which must only ever give ProtocolError or IOError) are fed in
  * read-data.prop.test.ts, with permessage-deflate on as well.

@@ -12,7 +12,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import { applyMask, AsyncSocket, decodeHeader, DeflateSettings, IOError, makeFrame, Opcode, ProtocolError, readData, readFragment, recvFrame, Role } from '../../src';
 import { newFrameHeader } from '../../src/core/frame';
-import { deflateLoad } from '../../src/zlib-jobs';
+import { deflateLoad } from '../../src/compression/zlib-jobs';
 import { compressMessage } from '../conformance/compression';
 import { memorySocket } from '../helpers/memory-socket';
 import { within } from '../helpers/wait';
@@ -148,7 +148,7 @@ for (const [role, mode, deflate, name] of [
   test(`fuzz: ${name} only ever rejects with ProtocolError or IOError`, async (t) => {
     t.timeout(Math.max(60_000, RUNS * 20)); // see decoder.prop.test.ts
     await fc.assert(fc.asyncProperty(input(deflate, role), cuts, (bytes, sizes) => drive(bytes, sizes, role, mode, deflate)), { numRuns: RUNS, verbose: 1, includeErrorInReport: true, ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED) } : {}) });
-    // Wake-ups of a thread pool that left a zlib job asleep (src/zlib-jobs.ts): without them
+    // Wake-ups of a thread pool that left a zlib job asleep (src/compression/zlib-jobs.ts): without them
     // this run hung now and then under load, a read never settling.
     if (deflate) t.log(`thread-pool wake-ups so far: ${deflateLoad().kicks}`);
     t.pass();

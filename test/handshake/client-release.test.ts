@@ -29,10 +29,9 @@ let CHILD = '';
 
 // The child: connect(url, options) with an AbortSignal, then one JSON line on how it went.
 // Options come as JSON; `tlsGarbage` stands for TLS options that do not parse.
-const CHILD_SOURCE = (clientJs: string): string => `
+const CHILD_SOURCE = (indexJs: string): string => `
 const { getEventListeners } = require('node:events');
-const { connect } = require(${JSON.stringify(clientJs)});
-const { HandshakeError } = require(${JSON.stringify(clientJs.replace(/client\.js$/, 'core/errors.js'))});
+const { connect, HandshakeError } = require(${JSON.stringify(indexJs)});
 const [url, json] = process.argv.slice(2);
 const options = JSON.parse(json);
 const controller = new AbortController();
@@ -57,7 +56,7 @@ connect(url, { ...options, signal: controller.signal }).then(
 test.before(() => {
   const js = transpileTree(OUT);
   CHILD = join(OUT, 'connect-child.js');
-  writeFileSync(CHILD, CHILD_SOURCE(js(join(ROOT, 'src', 'client.ts'))));
+  writeFileSync(CHILD, CHILD_SOURCE(js(join(ROOT, 'src', 'index.ts'))));
 });
 
 test.after.always(() => rmSync(OUT, { recursive: true, force: true }));

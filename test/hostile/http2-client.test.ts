@@ -18,7 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AsyncSocket, HandshakeError, connect, sendText, upgradeHttp2 } from '../../src/index';
-import { CLOSE_LINGER_MS } from '../../src/client-http2';
+import { CLOSE_LINGER_MS } from '../../src/handshake/client-http2';
 import { within } from '../helpers/socket-pair';
 import { ROOT, transpileTree } from '../helpers/transpile';
 

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
-import { deflateLoad } from '../../src/zlib-jobs';
+import { deflateLoad } from '../../src/compression/zlib-jobs';
 import { Writable, pipeline } from 'node:stream';
 import { AsyncSocket, ListenOptions, Opcode, ZlibLimits, handleEvents, listen, messages, sendBinary, sendText, setZlibLimits, toDuplex } from '../../src/index';
 

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import { AsyncSocket, close, connect, DEFLATE_CONCURRENCY, DeflateOptions, DeflateParams, DeflateSettings, encodeClosePayload, Fragment, HandshakeError, InvalidUtf8Error, IOError, makeFrame, Opcode, PerMessageDeflate, ProtocolError, ProtocolErrorCode, readData, readFragment, recvFrame, sendBinary, sendClose, sendFragmented, sendText, whenClosed } from '../../src';
-import { deflateLoad } from '../../src/zlib-jobs';
+import { deflateLoad } from '../../src/compression/zlib-jobs';
 import { Collector, RawFrame, delay, pair, rawPair, until, within } from '../helpers/socket-pair';
 import { readHttpHead } from '../helpers/upgrade';
 import { GOOD, rawServer, request, upgradeServer, write101 } from '../handshake/support';

@@ -7,7 +7,7 @@ import test, { ExecutionContext } from 'ava';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { AsyncSocket, close, connect, HandshakeError, Http2UpgradeOptions, IOError, Opcode, readData, sendBinary, sendFrame, sendPing, sendText, upgrade, upgradeHttp2, whenClosed } from '../../src';
-import { handshakeRejectedChannel } from '../../src/diagnostics';
+import { handshakeRejectedChannel } from '../../src/connection/diagnostics';
 import { selfSignedCert } from '../helpers/tls-cert';
 import { until, within } from '../helpers/wait';
 

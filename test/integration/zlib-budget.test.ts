@@ -11,7 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import zlib from 'node:zlib';
 import { DeflateParams, handleEvents, makeFrame, messages, Opcode, PerMessageDeflate, ProtocolError, readData, sendBinary, setZlibLimits } from '../../src';
-import { deflateLoad } from '../../src/zlib-jobs';
+import { deflateLoad } from '../../src/compression/zlib-jobs';
 import { PEER_KEY, pair, rawPair, until, within } from '../helpers/socket-pair';
 
 const KiB = 1024;

@@ -88,9 +88,9 @@ interface Report {
 // Runs in the child (plain JS through ts-node, so it can require src/*.ts).
 const CHILD = `
 const fs = require('node:fs');
-const { listen } = require(${JSON.stringify(path.join(ROOT, 'src/listener'))});
-const { readData, readFragment } = require(${JSON.stringify(path.join(ROOT, 'src/recv'))});
-const { PerMessageDeflate } = require(${JSON.stringify(path.join(ROOT, 'src/deflate'))});
+const { listen } = require(${JSON.stringify(path.join(ROOT, 'src'))});
+const { readData, readFragment } = require(${JSON.stringify(path.join(ROOT, 'src'))});
+const { PerMessageDeflate } = require(${JSON.stringify(path.join(ROOT, 'src/compression/deflate'))});
 const LIMIT = Number(process.env.BOMB_LIMIT);
 
 // Every inflate stream, by the PerMessageDeflate that made it.

@@ -1,5 +1,5 @@
 /**
- * Layer 4, liveness: `ping(ws)` resolves with the round-trip time when the matching Pong
+ * Liveness: `ping(ws)` resolves with the round-trip time when the matching Pong
  * arrives, and `keepalive(ws, { interval, timeout })` pings on a timer and fails the
  * connection when a Pong does not come back in time (a dead peer, a silent NAT drop).
  *
@@ -9,11 +9,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AsyncSocket } from './async-socket';
-import { MAX_CONTROL_PAYLOAD } from './core/constants';
-import { IOError } from './core/errors';
-import { pongsOf } from './connection';
+import { MAX_CONTROL_PAYLOAD } from '../core/constants';
+import { IOError } from '../core/errors';
+import { pongsOf } from './control';
 import { sendPing } from './send';
-import { type Rule, type Rules, checkOptions, msRule } from './core/options';
+import { type Rule, type Rules, checkOptions, msRule } from '../core/options';
 
 /**
  * Options of {@link ping}.

@@ -1,5 +1,5 @@
 /**
- * Layer 1, the send timeout: a peer that stops reading must not hold what we send (and what
+ * The send timeout: a peer that stops reading must not hold what we send (and what
  * our sends hold: messages, compressed buffers) for ever. While bytes wait to be written, the
  * watchdog looks four times per `ms` for progress (the kernel took some of them, or a write
  * completed) and calls `stalled` once there was none for `ms` (so between `ms` and 1.25 ×

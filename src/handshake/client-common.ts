@@ -1,16 +1,16 @@
 /**
- * Layer 5, what the client handshakes over HTTP/1.1 (`client.ts`) and HTTP/2
+ * What the client handshakes over HTTP/1.1 (`client.ts`) and HTTP/2
  * (`client-http2.ts`) share: the one exit of a handshake (the timeout, the abort signal and
  * what was armed are released on every path, and a refusal is published on the diagnostics
  * channel), the TLS server name, and the check of the server's permessage-deflate answer.
  * @module
  */
 import type { Readable } from 'node:stream';
-import { HandshakeError, REFUSAL_BODY_MAX } from './core/errors';
-import { DeflateParams, checkDeflateResponse } from './core/extensions';
-import { Headers, headerValue } from './core/handshake';
-import type { DeflateOptions } from './deflate';
-import { handshakeRejectedChannel } from './diagnostics';
+import { HandshakeError, REFUSAL_BODY_MAX } from '../core/errors';
+import { DeflateParams, checkDeflateResponse } from '../core/extensions';
+import { Headers, headerValue } from '../core/handshake';
+import type { DeflateOptions } from '../compression/deflate';
+import { handshakeRejectedChannel } from '../connection/diagnostics';
 
 /** The name to send as TLS SNI for `host`: none for an IP address (RFC 6066 §3). */
 export function serverName(host: string): string | undefined {

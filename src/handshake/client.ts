@@ -1,5 +1,5 @@
 /**
- * Layer 3, the client handshake: `connect(url, options)` sends the upgrade request through
+ * The client handshake: `connect(url, options)` sends the upgrade request through
  * `http.request`/`https.request` (Node parses the HTTP) and checks the 101 response strictly.
  * @module
  */
@@ -7,15 +7,15 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { AsyncSocket, AsyncSocketOptions } from './async-socket';
-import { HandshakeError } from './core/errors';
+import { AsyncSocket, AsyncSocketOptions } from '../connection/async-socket';
+import { HandshakeError } from '../core/errors';
 import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
-import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from './keepalive';
-import { checkServerResponse, generateKey, normalizeProtocols } from './core/handshake';
-import { deflateOffer } from './core/extensions';
-import { DEFLATE_RULE, DeflateOptions } from './deflate';
-import { LIMIT_RULES } from './core/limits';
-import { BOOLEAN, HEADERS, OBJECT, SIGNAL, STRING, STRINGS, type Rules, checkOptions, countRule, mergeRules, msRule } from './core/options';
+import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from '../connection/keepalive';
+import { checkServerResponse, generateKey, normalizeProtocols } from '../core/handshake';
+import { deflateOffer } from '../core/extensions';
+import { DEFLATE_RULE, DeflateOptions } from '../compression/deflate';
+import { LIMIT_RULES } from '../core/limits';
+import { BOOLEAN, HEADERS, OBJECT, SIGNAL, STRING, STRINGS, type Rules, checkOptions, countRule, mergeRules, msRule } from '../core/options';
 import type { ClientHttp2Session } from 'node:http2';
 import { connectHttp2, kNoExtendedConnect } from './client-http2';
 

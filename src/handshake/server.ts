@@ -1,5 +1,5 @@
 /**
- * Layer 3, the server handshake for `node:http` and `node:https` `'upgrade'` events:
+ * The server handshake for `node:http` and `node:https` `'upgrade'` events:
  * `upgrade(req, socket, head, options)` and `rejectUpgrade(socket, status, …)`; and for
  * WebSockets over HTTP/2 (RFC 8441), `node:http2` `'stream'` events: `upgradeHttp2(stream,
  * headers, options)` and `rejectHttp2(stream, status, …)`.
@@ -8,10 +8,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { AsyncSocket, AsyncSocketOptions } from './async-socket';
-import { HandshakeError, redactHeaders } from './core/errors';
-import { handshakeRejectedChannel } from './diagnostics';
-import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from './keepalive';
+import { AsyncSocket, AsyncSocketOptions } from '../connection/async-socket';
+import { HandshakeError, redactHeaders } from '../core/errors';
+import { handshakeRejectedChannel } from '../connection/diagnostics';
+import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from '../connection/keepalive';
 import {
   buildRejectResponse,
   buildServerResponse,
@@ -20,11 +20,11 @@ import {
   isRefusal,
   isToken,
   lowerCaseNames
-} from './core/handshake';
-import { DeflateAcceptance, acceptDeflate } from './core/extensions';
-import { DEFLATE_RULE, DeflateOptions } from './deflate';
-import { LIMIT_RULES } from './core/limits';
-import { BOOLEAN, FUNCTION, HEADERS, LIST, type Rules, checkOptions, mergeRules } from './core/options';
+} from '../core/handshake';
+import { DeflateAcceptance, acceptDeflate } from '../core/extensions';
+import { DEFLATE_RULE, DeflateOptions } from '../compression/deflate';
+import { LIMIT_RULES } from '../core/limits';
+import { BOOLEAN, FUNCTION, HEADERS, LIST, type Rules, checkOptions, mergeRules } from '../core/options';
 
 /**
  * Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}.
@@ -129,6 +129,18 @@ export function checkUpgradeOptions(options: Omit<UpgradeOptions, 'selectProtoco
   }
 }
 
+// The options, checked before the request is looked at: a mistake is ours, so the client is
+// answered 500 at once and the caller gets the option's TypeError or RangeError.
+function wrongOptions(options: Omit<UpgradeOptions, 'selectProtocol'>, where: string, answer500: () => void): Promise<never> | null {
+  try {
+    checkUpgradeOptions(options, where);
+    return null;
+  } catch (err) {
+    answer500();
+    return Promise.reject(err);
+  }
+}
+
 /** What the server agrees to: the subprotocol and permessage-deflate, if any. */
 interface Negotiated {
   protocol: string | undefined;
@@ -223,12 +235,8 @@ export function upgrade(
 ): Promise<AsyncSocket> {
   // The socket is ours from here on: a reset must never become an unhandled 'error'.
   guardHandshake(socket);
-  try {
-    checkUpgradeOptions(options);
-  } catch (err) {
-    rejectUpgrade(socket, 500); // our mistake: the client is told at once
-    return Promise.reject(err);
-  }
+  const wrong = wrongOptions(options, 'upgrade() options', () => rejectUpgrade(socket, 500));
+  if (wrong !== null) return wrong;
   const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
   if (isRefusal(checked)) {
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
@@ -334,12 +342,8 @@ export function upgradeHttp2(
   options: Http2UpgradeOptions = {}
 ): Promise<AsyncSocket> {
   guardHandshake(stream);
-  try {
-    checkUpgradeOptions(options, 'upgradeHttp2() options');
-  } catch (err) {
-    rejectHttp2(stream, 500);
-    return Promise.reject(err);
-  }
+  const wrong = wrongOptions(options, 'upgradeHttp2() options', () => rejectHttp2(stream, 500));
+  if (wrong !== null) return wrong;
   const refuse = (status: number, message: string, extra: Record<string, string> = {}, cause?: unknown): Promise<never> => {
     rejectHttp2(stream, status, extra, message);
     return Promise.reject(new HandshakeError(message, status, headers, { cause }));

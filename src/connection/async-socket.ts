@@ -1,45 +1,31 @@
 /**
- * Layer 1: `AsyncSocket`, the transport. It wraps a `net.Socket`, a `tls.TLSSocket` or the
+ * `AsyncSocket`, the handle of one connection. It wraps a `net.Socket`, a `tls.TLSSocket` or the
  * `stream.Duplex` of a `node:http` upgrade, feeds what arrives into a {@link ReceiveQueue},
  * pauses the socket while too much is buffered ahead of the reader, serves exact reads,
  * writes with backpressure, maps socket errors to `IOError`, and ends or destroys the socket.
  *
  * As the handle of one WebSocket connection it also holds the parts other files own: the
- * close state (`core/state.ts`, applied by `connection.ts`), the frame reader
+ * close state (`core/state.ts`, applied by `control.ts`), the frame reader
  * (`core/frame-reader.ts`, driven by `recv.ts`), the send queue (`send.ts`), the pong
  * bookkeeping and the permessage-deflate streams. It decides nothing about frames or closing.
  * @module
  */
 import type { Duplex } from 'node:stream';
-import { IOError, markHandled, toIOError } from './core/errors';
-import type { CloseInfo } from './core/close';
-import { FrameReader } from './core/frame-reader';
-import type { Pongs } from './core/pongs';
-import { ReceiveQueue, type FailFn, type ReadyFn } from './core/receive-queue';
-import { DEFAULTS, type Limits, limitsOf } from './core/limits';
-import { ConnectionState, type ConnectionPhase } from './core/state';
+import { IOError, toIOError } from '../core/errors';
+import type { CloseInfo } from '../core/close';
+import { FrameReader } from '../core/frame-reader';
+import type { Pongs } from '../core/pongs';
+import { ReceiveQueue, type FailFn, type ReadyFn } from '../core/receive-queue';
+import { DEFAULTS, type Limits, limitsOf } from '../core/limits';
+import { ConnectionState, type ConnectionPhase } from '../core/state';
 import { closeChannel, openChannel } from './diagnostics';
-import { PerMessageDeflate } from './deflate';
-import { SendWatchdog } from './send-watchdog';
+import { PerMessageDeflate } from '../compression/deflate';
+import { Writer } from '../transport/writer';
 import { type AsyncSocketOptions, type Role, SOCKET_RULES } from './socket-options';
-import { checkOptions } from './core/options';
+import { checkOptions } from '../core/options';
 
 export type { AsyncSocketOptions, Role } from './socket-options';
 export { DEFAULTS };
-
-const RESOLVED: Promise<void> = Promise.resolve();
-const EMPTY = Buffer.alloc(0);
-// Errors of fast-path writes are reported by the socket's 'error' event and the next call.
-const ignoreWriteResult = (): void => {};
-
-// Writes made in one turn of the event loop go to the kernel together: the first corks the
-// socket and the end of the turn (process.nextTick, which runs once the promise jobs of the
-// turn are done) uncorks it, so a loop answering many small messages makes one writev
-// instead of one write each. At most COALESCE_MAX bytes wait so: past it, they go at once.
-const COALESCE_MAX = 64 * 1024;
-function uncorkTurn(ws: AsyncSocket): void {
-  ws.flushTurn();
-}
 
 // The socket's listeners are shared functions; each finds its AsyncSocket here.
 const kOwner = Symbol('wsframe.AsyncSocket');
@@ -68,88 +54,6 @@ function destroyReset(ws: AsyncSocket): void {
   ws.destroy(new IOError('reset', 'the HTTP/2 stream was reset'));
 }
 
-// Chunks up to this size may be cut from a shared slab (Buffer.allocUnsafe's pool is 8 KiB and
-// serves up to 4 KiB; the frame slab serves frames up to FRAME_SLAB_MAX); frames up to it go
-// into the backlog (larger ones are written as they are, after it).
-const OWN_COPY_MAX = 4096;
-
-// `x`, or a copy of it in a buffer of its own when it is small and a view into a buffer more
-// than twice its size.
-function ownCopy(x: Uint8Array): Uint8Array {
-  if (x.byteLength > OWN_COPY_MAX || x.buffer.byteLength <= 2 * x.byteLength) return x;
-  const own = Buffer.allocUnsafeSlow(x.byteLength);
-  own.set(x);
-  return own;
-}
-
-// Small frames (any single chunk up to OWN_COPY_MAX: messages, Pings, the Pongs we owe)
-// written while the kernel is not taking our bytes (a slow or stalled peer) are copied into
-// one buffer per socket, which is handed to the socket once what was written before has gone
-// to the kernel: one chunk, one write-queue entry and one promise for many frames, where each
-// would otherwise hold its own (about 1 KiB of heap for an 18-byte frame). It starts small
-// and doubles; at BACKLOG_MAX it is handed over as it is and a new one begins.
-const BACKLOG_START = 256;
-const BACKLOG_MAX = 64 * 1024;
-
-class Backlog {
-  buf: Buffer;
-  len = 0;
-  // The promise the sends in it share, made when the first send asks for it (a backlog of
-  // Pongs only, which nobody awaits, makes none).
-  private settled: { done: Promise<void>; resolve: () => void; reject: (err: Error) => void } | null = null;
-
-  constructor(first: number) {
-    this.buf = Buffer.allocUnsafeSlow(Math.max(BACKLOG_START, first));
-  }
-
-  get done(): Promise<void> {
-    if (this.settled === null) {
-      let resolve!: () => void;
-      let reject!: (err: Error) => void;
-      // Handled once here: the sends that share it may go unawaited (see markHandled).
-      const done = markHandled(
-        new Promise<void>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        })
-      );
-      this.settled = { done, resolve, reject };
-    }
-    return this.settled.done;
-  }
-
-  resolve(): void {
-    this.settled?.resolve();
-  }
-
-  reject(err: Error): void {
-    this.settled?.reject(err);
-  }
-
-  append(x: Uint8Array): void {
-    const need = this.len + x.length;
-    if (need > this.buf.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(need, Math.min(2 * this.buf.length, BACKLOG_MAX)));
-      this.buf.copy(grown, 0, 0, this.len);
-      this.buf = grown;
-    }
-    this.buf.set(x, this.len);
-    this.len = need;
-  }
-}
-
-// One or two chunks in one corked write; `done` is called for the last one.
-function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (err?: Error | null) => void): void {
-  if (b === undefined) {
-    s.write(a, done);
-    return;
-  }
-  s.cork();
-  s.write(a);
-  s.write(b, done);
-  s.uncork();
-}
-
 /**
  * A socket with exact reads and writes that resolve once the data is handed to the kernel,
  * and the handle of one WebSocket connection.
@@ -174,7 +78,7 @@ export class AsyncSocket {
 
   /** @internal The bytes received and not read yet, with the one-reader guard. */
   readonly queue: ReceiveQueue<AsyncSocket> = new ReceiveQueue();
-  /** @internal The close state, applied on the socket by `src/connection.ts`. */
+  /** @internal The close state, applied on the socket by `src/connection/control.ts`. */
   readonly state: ConnectionState = new ConnectionState();
   /** @internal The frame reader: the message in progress and the read under way. */
   readonly reader: FrameReader;
@@ -194,12 +98,8 @@ export class AsyncSocket {
   // The one close timer: it destroys the socket at `closeDeadline` unless it closes first.
   private closeTimer: NodeJS.Timeout | null = null;
   private closeDeadline = 0;
-  // Watches sends that did not complete at once (made on the first such send).
-  private watchdog: SendWatchdog | null = null;
-  // Bytes written in this turn and held corked until its end (see uncorkTurn); -1: not corked.
-  private turnBytes = -1;
-  // Small frames waiting for the socket to take what was written before (see Backlog).
-  private backlog: Backlog | null = null;
+  /** @internal Bytes out: the per-turn batch, the backlog, the send timeout. */
+  readonly writer: Writer;
 
   /**
    * @throws {TypeError} for an option of the wrong type (or no `role`), and `RangeError` for a
@@ -214,6 +114,7 @@ export class AsyncSocket {
     this.limits = limitsOf(options);
     this.deflate = options.deflate ? new PerMessageDeflate(options.deflate, this.isClient) : null;
     this.reader = new FrameReader(this.limits);
+    this.writer = new Writer(socket, this.limits.sendTimeout, this);
     if (options.head && options.head.length > 0) this.feed(Buffer.from(options.head));
 
     // Shared listener functions find this object through a symbol on the socket, so an idle
@@ -279,7 +180,22 @@ export class AsyncSocket {
    * this turn.
    */
   get bufferedAmount(): number {
-    return this.socket.writableLength + (this.backlog?.len ?? 0);
+    return this.writer.bufferedAmount;
+  }
+
+  /**
+   * Bytes sent that the kernel has not taken, leaving out the small frames only held until
+   * the end of this turn (they are not a sign of a slow peer): the measure of a client that
+   * does not keep up, which `broadcast` compares with `maxBackpressure`. 0 while the peer keeps
+   * up; a loop that sends to many clients can skip or drop the ones past a bound of its own.
+   */
+  get unsentBytes(): number {
+    return this.writer.unsentBytes;
+  }
+
+  /** @internal Why the socket ended or broke, once it did. */
+  get endedBy(): IOError | null {
+    return this.queue.endedBy;
   }
 
   /** True when the socket can no longer be read or written. */
@@ -367,178 +283,38 @@ export class AsyncSocket {
    * @throws {IOError} when the socket is closed or breaks
    */
   write(a: Uint8Array, b?: Uint8Array): Promise<void> {
-    // The caller may reuse its buffers once this resolves: they go to the kernel now, after
-    // the frames this turn holds.
-    this.flushTurn();
-    return this.writeChunks(a, b, false);
+    return this.writer.write(a, b);
   }
 
   /**
-   * @internal Writes a frame whose buffer is ours alone (built by the send functions and
-   * never touched again): frames written in one turn of the event loop are held corked and
-   * go to the kernel together at its end (one writev), or as soon as 64 KiB wait. Resolves
-   * at once when it was held so and the socket had nothing else waiting (the bytes are
-   * then sure to be handed over this turn); otherwise, as {@link write}, once flushed.
+   * Resolves once everything sent on this connection so far has been handed to the kernel,
+   * the small frames held for the end of this turn included: for a program that exits right
+   * after its last send (`await sendText(ws, bye); await ws.flush(); process.exit()`). A send
+   * itself may resolve earlier (README "The API").
+   * @throws {IOError} (rejection) when the socket breaks or is destroyed first
    */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /** @internal See {@link Writer.writeOwned}: a frame that may wait for the end of the turn. */
   writeOwned(frame: Uint8Array): Promise<void> {
-    return this.writeChunks(frame, undefined, true);
+    return this.writer.writeOwned(frame);
   }
 
-  // The one write path: `coalesce` for frames that may be held to the end of the turn.
-  private writeChunks(a: Uint8Array, b: Uint8Array | undefined, coalesce: boolean): Promise<void> {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) {
-      return markHandled(Promise.reject(new IOError('closed', 'socket is closed for writing')));
-    }
-    if (this.joinsBacklog(a, b)) return this.toBacklog(a).done;
-    if (this.backlog !== null) this.writeBacklog(); // what was sent before goes first
-    if (this.kernelBehind()) {
-      // The kernel is not taking what we write: this chunk will wait in memory, and a small
-      // one cut from a shared slab (Node's 8 KiB pool, the frame slab) would keep the whole
-      // slab alive for as long: it waits in a copy of its own size instead.
-      a = ownCopy(a);
-      if (b !== undefined) b = ownCopy(b);
-    }
-    // Fast path: with nothing queued before it, a write the socket completes synchronously
-    // leaves nothing buffered, so the bytes are with the kernel already: resolve at once,
-    // without a promise and a callback of its own. (A later failure shows on the next
-    // read or write, as it would after any completed write.)
-    if (coalesce && (this.turnBytes >= 0 || (s.writableLength === 0 && !s.writableCorked))) {
-      if (this.turnBytes < 0) {
-        this.turnBytes = 0;
-        s.cork();
-        process.nextTick(uncorkTurn, this);
-      }
-      writeParts(s, a, b, ignoreWriteResult);
-      this.turnBytes += a.length + (b === undefined ? 0 : b.length);
-      if (this.turnBytes >= COALESCE_MAX) this.flushTurn();
-      if (this.turnBytes >= 0 || (s.writableLength === 0 && !s.destroyed)) return RESOLVED;
-      return this.flushed();
-    }
-    if (s.writableLength === 0 && !s.writableCorked) {
-      writeParts(s, a, b, ignoreWriteResult);
-      if (s.writableLength === 0 && !s.destroyed) return RESOLVED;
-      return this.flushed();
-    }
-    this.watchSends();
-    return markHandled(new Promise<void>((resolve, reject) => writeParts(s, a, b, this.writeSettler(resolve, reject))));
-  }
-
-  // The callback of a write that settles a send: resolve once written, else reject with the
-  // reason. Node calls back without an error when the stream was destroyed before flushing.
-  private writeSettler(resolve: () => void, reject: (err: Error) => void): (err?: Error | null) => void {
-    return (err) => {
-      this.watchdog?.progress();
-      if (err) reject(this.writeError(err));
-      else if (this.socket.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
-      else resolve();
-    };
-  }
-
-  // True when a write should wait in the backlog: one small chunk (a payload written by
-  // reference behind its header stays shared, not copied) while the kernel is behind, or
-  // while a backlog waits already (order must hold).
-  private joinsBacklog(a: Uint8Array, b: Uint8Array | undefined): boolean {
-    return b === undefined && a.length <= OWN_COPY_MAX && (this.backlog !== null || this.kernelBehind());
-  }
-
-  /**
-   * @internal Writes a frame nobody awaits (a Pong): as {@link write}, but while the kernel
-   * is behind a small one joins the backlog without a promise of its own. A failure shows on
-   * the next read, as after any write.
-   */
+  /** @internal See {@link Writer.writeUnawaited}: a frame nobody awaits (a Pong). */
   writeUnawaited(frame: Uint8Array): void {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) return;
-    this.flushTurn();
-    if (this.joinsBacklog(frame, undefined)) this.toBacklog(frame);
-    else this.writeChunks(frame, undefined, false).catch(ignoreWriteResult);
+    this.writer.writeUnawaited(frame);
   }
 
-  /**
-   * @internal Calls `fn` once everything given to the socket so far has gone to the kernel (a
-   * zero-length write's callback says when); not at all if the socket closes first. Frames
-   * still waiting in the backlog are not waited for (they go after).
-   */
+  /** @internal See {@link Writer.afterWritten}. */
   afterWritten(fn: () => void): void {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) return;
-    s.write(EMPTY, (err?: Error | null) => {
-      if (!err && !s.destroyed) fn();
-    });
-    this.watchSends();
+    this.writer.afterWritten(fn);
   }
 
-  // A small frame while the kernel is behind: copied into the backlog, which is handed to the
-  // socket once what is ahead of it has been written (a zero-length write's callback says
-  // when). Its sends settle together, with the backlog's write.
-  private toBacklog(frame: Uint8Array): Backlog {
-    const size = frame.length;
-    let bl = this.backlog;
-    if (bl !== null && bl.len + size > BACKLOG_MAX) {
-      this.writeBacklog();
-      bl = null;
-    }
-    if (bl === null) {
-      const mine = (bl = this.backlog = new Backlog(size));
-      this.socket.write(EMPTY, (err?: Error | null) => {
-        if (this.backlog !== mine) return; // already handed over
-        if (err || this.socket.destroyed) {
-          this.backlog = null;
-          mine.reject(err ? this.writeError(err) : new IOError('closed', 'the socket was destroyed before the data was flushed'));
-        } else {
-          this.writeBacklog();
-        }
-      });
-      this.watchSends();
-    }
-    bl.append(frame);
-    return bl;
-  }
-
-  // Hands the backlog to the socket now; its frames' sends settle once it is written.
-  private writeBacklog(): void {
-    const bl = this.backlog!;
-    this.backlog = null;
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) {
-      // Why the socket went, when we know it (the peer's FIN, a reset, a timeout).
-      bl.reject((s.destroyed ? this.queue.endedBy : null) ?? new IOError('closed', 'socket is closed for writing'));
-      return;
-    }
-    // A backlog handed over early may fill little of its buffer: the chunk that waits in the
-    // socket is then a copy of its own size.
-    const chunk = ownCopy(bl.buf.subarray(0, bl.len));
-    bl.buf = EMPTY; // the callback below keeps `bl`, not its buffer
-    s.write(chunk, this.writeSettler(() => bl.resolve(), (err) => bl.reject(err)));
-    if (s.writableLength > 0) this.watchSends();
-  }
-
-  // Resolves once everything written so far has gone to the kernel: a zero-length write's
-  // callback runs once every earlier write has completed. (Not once the buffer is empty:
-  // what is written after this may keep it from ever being so, and a stream that never
-  // asked for 'drain' does not emit it.)
-  private flushed(): Promise<void> {
-    this.watchSends();
-    return markHandled(new Promise<void>((resolve, reject) => this.socket.write(EMPTY, this.writeSettler(resolve, reject))));
-  }
-
-  // A write that failed because the socket was destroyed fails with the reason it was
-  // destroyed for (a send timeout, say), not with Node's "write after destroy".
-  private writeError(err: Error): IOError {
-    const code = (err as { code?: string }).code;
-    return (code === 'ERR_STREAM_DESTROYED' ? this.queue.endedBy : null) ?? toIOError(err);
-  }
-
-  // Bytes wait to be written: the send timeout watches them.
-  private watchSends(): void {
-    const ms = this.limits.sendTimeout;
-    if (ms <= 0) return;
-    // The message counts what the backlog holds too (the watchdog sees only the socket).
-    this.watchdog ??= new SendWatchdog(this.socket, ms, () =>
-      this.destroy(new IOError('timeout', `the peer took none of ${this.unsentBytes} unsent bytes for ${ms} ms`))
-    );
-    this.watchdog.arm();
+  /** @internal Hands what this turn's writes left corked to the kernel. */
+  flushTurn(): void {
+    this.writer.flushTurn();
   }
 
   /**
@@ -549,43 +325,9 @@ export class AsyncSocket {
    */
   end(): void {
     this.closeReads(new IOError('closed', 'the WebSocket connection is closed'));
-    if (this.backlog !== null) this.writeBacklog();
+    this.writer.flushBacklog();
     if (!this.socket.writableEnded) this.socket.end();
     this.destroyAfter(this.closeTimeout);
-  }
-
-  /**
-   * Bytes sent that the kernel has not taken, leaving out the small frames only held until
-   * the end of this turn (they are not a sign of a slow peer): the measure of a client that
-   * does not keep up, which `broadcast` compares with `maxBackpressure`. 0 while the peer keeps
-   * up; a loop that sends to many clients can skip or drop the ones past a bound of its own.
-   */
-  get unsentBytes(): number {
-    return Math.max(0, this.socket.writableLength - this.heldBytes()) + (this.backlog?.len ?? 0);
-  }
-
-  // Bytes of this turn's frames held corked until its end.
-  private heldBytes(): number {
-    return this.turnBytes > 0 ? this.turnBytes : 0;
-  }
-
-  // True when the socket holds more than this turn's corked frames: the kernel is not taking
-  // what was written before.
-  private kernelBehind(): boolean {
-    return this.socket.writableLength > this.heldBytes();
-  }
-
-  /**
-   * @internal Hands what this turn's writes left corked to the kernel (one writev).
-   */
-  flushTurn(): void {
-    if (this.turnBytes < 0) return;
-    this.turnBytes = -1;
-    const s = this.socket;
-    s.uncork();
-    // What the kernel did not take now waits in the socket: the send timeout watches it, as
-    // it watches any write that did not complete at once.
-    if (s.writableLength > 0 && !s.destroyed) this.watchSends();
   }
 
   /** Destroys the socket at once; pending and later reads and writes reject with `IOError`. */
@@ -634,7 +376,7 @@ export class AsyncSocket {
     // The peer will send nothing more. Once our side is done too, let the socket go.
     // A socket without half-open ends its writable side itself after this: what waits in
     // the backlog goes to it first.
-    if (this.backlog !== null) this.writeBacklog();
+    this.writer.flushBacklog();
     if (this.queue.closed !== null) this.socket.end();
   }
 
@@ -664,7 +406,7 @@ export class AsyncSocket {
     }
     this.pongs?.failAll(err);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
-    this.watchdog?.stop();
+    this.writer.stop();
     if (closeChannel.hasSubscribers) {
       const peer = this.state.peerClose;
       closeChannel.publish({ ws: this, code: peer?.code ?? 1006, reason: peer?.reason ?? '', clean: this.state.clean });

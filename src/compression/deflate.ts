@@ -7,17 +7,17 @@
  * Memory stays bounded: inflated output is counted as it comes out of zlib and inflation
  * stops once a message passes its limit (a small message that would inflate to gigabytes
  * costs at most the limit plus one zlib chunk); what inflates past ten bytes per byte
- * received draws on an allowance for the whole process (`src/zlib-jobs.ts`); and at most
+ * received draws on an allowance for the whole process (`src/compression/zlib-jobs.ts`); and at most
  * {@link DEFLATE_CONCURRENCY} zlib jobs run at once in the process (zlib works on the libuv
  * thread pool, and a flood of jobs from many connections would otherwise queue without
  * bound there).
  * @module
  */
 import * as zlib from 'node:zlib';
-import { DeflateNegotiation, DeflateParams, NEGOTIATION_RULES } from './core/extensions';
-import { type Rule, bytesRule, countRule, mergeRules } from './core/options';
-import { CloseCode } from './core/constants';
-import { IOError, PayloadTooBigError, ProtocolError } from './core/errors';
+import { DeflateNegotiation, DeflateParams, NEGOTIATION_RULES } from '../core/extensions';
+import { type Rule, bytesRule, countRule, mergeRules } from '../core/options';
+import { CloseCode } from '../core/constants';
+import { IOError, PayloadTooBigError, ProtocolError } from '../core/errors';
 import { InflateAccount, compressJob, inflateJob } from './zlib-jobs';
 
 export { AMPLIFICATION_RATIO, AMPLIFIED_BUDGET, DEFLATE_CONCURRENCY, INFLATE_BUDGET } from './zlib-jobs';

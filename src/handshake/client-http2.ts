@@ -1,5 +1,5 @@
 /**
- * Layer 5, the client of WebSockets over HTTP/2 (RFC 8441), for `connect(url, { http2 })`:
+ * The client of WebSockets over HTTP/2 (RFC 8441), for `connect(url, { http2 })`:
  * an HTTP/2 session per origin (and TLS options) shared by the WebSockets on it, the
  * server's SETTINGS_ENABLE_CONNECT_PROTOCOL awaited, an extended CONNECT with
  * `:protocol: websocket`, and the answer checked as strictly as a 101. The session is
@@ -14,13 +14,13 @@ import * as http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { AsyncSocket } from './async-socket';
-import { HandshakeError } from './core/errors';
-import { HTTP2_WINDOWS } from './core/limits';
-import { checkConnectResponse, lowerCaseNames } from './core/handshake';
-import type { DeflateOptions } from './deflate';
-import { KeepaliveOptions, keepalive } from './keepalive';
-import type { AsyncSocketOptions } from './socket-options';
+import { AsyncSocket } from '../connection/async-socket';
+import { HandshakeError } from '../core/errors';
+import { HTTP2_WINDOWS } from '../core/limits';
+import { checkConnectResponse, lowerCaseNames } from '../core/handshake';
+import type { DeflateOptions } from '../compression/deflate';
+import { KeepaliveOptions, keepalive } from '../connection/keepalive';
+import type { AsyncSocketOptions } from '../connection/socket-options';
 import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
 
 /** The options of `connect` that the HTTP/2 path uses (ConnectOptions has them all). */

@@ -1,23 +1,23 @@
 /**
- * Layer 3, receiving: `recvFrame` (one frame), `readData` (one whole message, Nim style),
+ * Receiving: `recvFrame` (one frame), `readData` (one whole message, Nim style),
  * `readFragment` (a message piece by piece) and `messages` (an async iterator).
  *
  * Every read goes through one path: the one-reader guard of the socket's receive queue, a
  * synchronous parse of what is buffered by the connection's frame reader
  * (`src/core/frame-reader.ts`), and, only when bytes are missing or a payload must be
  * inflated, one promise settled from the socket's 'data' event or zlib through shared
- * functions. Control frames are answered by `src/connection.ts` before they are returned.
+ * functions. Control frames are answered by `src/connection/control.ts` before they are returned.
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { CloseCode, Opcode } from './core/constants';
-import { IOError, ProtocolError } from './core/errors';
-import type { Frame } from './core/frame';
-import { Compressed, Fragment, Message, NEED_MORE, Parsed, ReadMode } from './core/frame-reader';
-import { concurrentRead } from './core/receive-queue';
-import { answerControl, readFailed } from './connection';
+import { CloseCode, Opcode } from '../core/constants';
+import { IOError, ProtocolError } from '../core/errors';
+import type { Frame } from '../core/frame';
+import { Compressed, Fragment, Message, NEED_MORE, Parsed, ReadMode } from '../core/frame-reader';
+import { concurrentRead } from '../core/receive-queue';
+import { answerControl, readFailed } from './control';
 
-export type { Message, Fragment } from './core/frame-reader';
+export type { Message, Fragment } from '../core/frame-reader';
 
 type Result = Frame | Message | Fragment | IteratorResult<Message, void>;
 

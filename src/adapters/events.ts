@@ -1,14 +1,14 @@
 /**
- * Layer 4, an event-style loop for those coming from V's `on_message`/`on_close` or
+ * An event-style loop for those coming from V's `on_message`/`on_close` or
  * Barracuda's callbacks: `handleEvents(ws, { onOpen, onMessage, onClose, onError })` runs the
  * read loop and calls the handlers, built on the same `readData` as everything else.
  * @module
  */
-import { AsyncSocket } from './async-socket';
-import { whenClosed, CloseResult } from './closing';
-import { CloseCode, Opcode } from './core/constants';
-import { failConnection } from './connection';
-import { Message, closedByDrain, readData } from './recv';
+import { AsyncSocket } from '../connection/async-socket';
+import { whenClosed, CloseResult } from '../connection/closing';
+import { CloseCode, Opcode } from '../core/constants';
+import { failConnection } from '../connection/control';
+import { Message, closedByDrain, readData } from '../connection/recv';
 
 /**
  * Handlers for {@link handleEvents}; each may be async, and is awaited before the next read.

@@ -1,10 +1,10 @@
 /**
- * Layer 4, closing with a result: `close(ws, code, reason)` runs the whole close handshake
+ * Closing with a result: `close(ws, code, reason)` runs the whole close handshake
  * (send Close, read until the peer's Close, wait for TCP to close) and says how it ended.
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { CloseCode } from './core/constants';
+import { CloseCode } from '../core/constants';
 import { drainUntilClose } from './recv';
 import { sendClose } from './send';
 

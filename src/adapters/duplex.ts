@@ -1,18 +1,18 @@
 /**
- * Layer 5, `node:stream`: `toDuplex(ws)` makes a connection a `Duplex`, for `pipeline()` and
+ * `node:stream`: `toDuplex(ws)` makes a connection a `Duplex`, for `pipeline()` and
  * everything else that takes Node streams. Each write is one message; each message read is
  * one chunk.
  * @module
  */
 import { Duplex } from 'node:stream';
-import { AsyncSocket } from './async-socket';
-import { close as closeSocket, halfClose, unreadInput, whenClosed } from './closing';
-import { CloseCode, Opcode } from './core/constants';
-import { IOError } from './core/errors';
-import { isValidCloseCode } from './core/close';
-import { readData } from './recv';
-import { BOOLEAN, type Rules, checkOptions, countRule } from './core/options';
-import { sendBinary, sendText } from './send';
+import { AsyncSocket } from '../connection/async-socket';
+import { close as closeSocket, halfClose, unreadInput, whenClosed } from '../connection/closing';
+import { CloseCode, Opcode } from '../core/constants';
+import { IOError } from '../core/errors';
+import { isValidCloseCode } from '../core/close';
+import { readData } from '../connection/recv';
+import { BOOLEAN, type Rules, checkOptions, countRule } from '../core/options';
+import { sendBinary, sendText } from '../connection/send';
 import { WebSocketStreamError, closeError } from './websocket-stream';
 
 /**

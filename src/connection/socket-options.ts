@@ -1,11 +1,11 @@
 /**
- * Layer 1, the options of an `AsyncSocket`: its role, what the handshake agreed, and the
+ * The options of an `AsyncSocket`: its role, what the handshake agreed, and the
  * limits it keeps all its life (their defaults are in `core/limits.ts` and README).
  * @module
  */
-import type { DeflateSettings } from './deflate';
-import { LIMIT_RULES } from './core/limits';
-import { BYTES, OBJECT, STRING, type Rules, mergeRules } from './core/options';
+import type { DeflateSettings } from '../compression/deflate';
+import { LIMIT_RULES } from '../core/limits';
+import { BYTES, OBJECT, STRING, type Rules, mergeRules } from '../core/options';
 
 /**
  * Which end of the connection this is: clients mask what they send, servers must not.

@@ -1,5 +1,5 @@
 /**
- * Layer 4, a standalone server: `listen(options, handler)` runs a `node:http` (or
+ * A standalone server: `listen(options, handler)` runs a `node:http` (or
  * `node:https`) server that upgrades every WebSocket request, keeps the set of open
  * connections (for broadcast) and closes them all with 1001 on `close()`. With `http2: true`
  * it runs a `node:http2` server instead, that takes WebSockets over HTTP/2 (RFC 8441) and,
@@ -11,16 +11,16 @@ import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AsyncSocket } from './async-socket';
-import { CloseCode } from './core/constants';
-import { HTTP2_WINDOWS } from './core/limits';
-import { HandshakeError, WebSocketError } from './core/errors';
-import { close, whenClosed } from './closing';
-import { EventHandlers, handleEvents } from './events';
-import { sendClose, sendText, sendBinary } from './send';
-import { describeValue } from './core/checks';
-import { BOOLEAN, FUNCTION, OBJECT, STRING, type Rules, bytesRule, countRule, mergeRules, msRule } from './core/options';
-import { UPGRADE_RULES, UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from './server';
+import { AsyncSocket } from '../connection/async-socket';
+import { CloseCode } from '../core/constants';
+import { HTTP2_WINDOWS } from '../core/limits';
+import { HandshakeError, WebSocketError } from '../core/errors';
+import { close, whenClosed } from '../connection/closing';
+import { EventHandlers, handleEvents } from '../adapters/events';
+import { sendClose, sendText, sendBinary } from '../connection/send';
+import { describeValue } from '../core/checks';
+import { BOOLEAN, FUNCTION, OBJECT, STRING, type Rules, bytesRule, countRule, mergeRules, msRule } from '../core/options';
+import { UPGRADE_RULES, UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from '../handshake/server';
 
 /**
  * What the options of {@link listen} have in common with and without `http2`: all but the request's type.

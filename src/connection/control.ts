@@ -1,5 +1,5 @@
 /**
- * Layer 2, the connection's lifecycle on a socket: the one file that applies the state
+ * The connection's lifecycle on a socket: the one file that applies the state
  * machine's transitions (`src/core/state.ts`) to an {@link AsyncSocket}. Answering a Ping
  * or a Close, failing the connection with its code, writing our own Close, stopping reads,
  * ending TCP in the order RFC 6455 §7.1.1 asks, and the one close timer all live here; the
@@ -7,12 +7,12 @@
  * @module
  */
 import { AsyncSocket } from './async-socket';
-import { decodeClosePayload, encodeClosePayload } from './core/close';
-import { CloseCode, Opcode } from './core/constants';
-import { IOError, ProtocolError, markHandled } from './core/errors';
-import { encodeFrame, firstByte } from './core/frame';
-import { Pongs } from './core/pongs';
-import { CloseAnswer } from './core/state';
+import { decodeClosePayload, encodeClosePayload } from '../core/close';
+import { CloseCode, Opcode } from '../core/constants';
+import { IOError, ProtocolError, markHandled } from '../core/errors';
+import { encodeFrame, firstByte } from '../core/frame';
+import { Pongs } from '../core/pongs';
+import { CloseAnswer } from '../core/state';
 import { protocolErrorChannel } from './diagnostics';
 
 /** The rejection of a send after our Close went out (or is queued, for a new message). */

@@ -1,5 +1,5 @@
 /**
- * Layer 5, web streams: the WHATWG `WebSocketStream` (whatwg/websockets#48), as a client
+ * Web streams: the WHATWG `WebSocketStream` (whatwg/websockets#48), as a client
  * (`new WebSocketStream(url, { protocols, signal })`) and around a connection you already have
  * on either end (`toWebSocketStream(ws)`), and its error, `WebSocketStreamError` (named
  * `WebSocketError` in the standard; here that name is the library's own base error).
@@ -10,15 +10,15 @@
  * for a peer that does not read. Pings are answered and never shown.
  * @module
  */
-import { AsyncSocket } from './async-socket';
-import { CONNECT_RULES, ConnectOptions, connect } from './client';
-import { LIST, checkOptions, mergeRules } from './core/options';
-import { close as closeSocket, unreadInput, whenClosed } from './closing';
-import { CloseCode, MAX_CLOSE_REASON, Opcode } from './core/constants';
-import { describeDeflate } from './core/extensions';
-import { isToken } from './core/handshake';
-import { readData } from './recv';
-import { sendBinary, sendClose, sendText } from './send';
+import { AsyncSocket } from '../connection/async-socket';
+import { CONNECT_RULES, ConnectOptions, connect } from '../handshake/client';
+import { LIST, checkOptions, mergeRules } from '../core/options';
+import { close as closeSocket, unreadInput, whenClosed } from '../connection/closing';
+import { CloseCode, MAX_CLOSE_REASON, Opcode } from '../core/constants';
+import { describeDeflate } from '../core/extensions';
+import { isToken } from '../core/handshake';
+import { readData } from '../connection/recv';
+import { sendBinary, sendClose, sendText } from '../connection/send';
 
 /**
  * A close code and reason, as `close()` takes them and `closed` resolves to them.

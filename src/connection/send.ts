@@ -1,5 +1,5 @@
 /**
- * Layer 3, sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
+ * Sending: `sendText`, `sendBinary`, `sendPing`, `sendPong`, `sendClose`, and
  * `sendChain`/`sendFragmented` for messages in several frames. Every send resolves once
  * its frame is queued on the socket: small data frames built in buffers of our own go to the
  * kernel together at the end of the event-loop turn (`AsyncSocket.writeOwned`); control
@@ -13,14 +13,14 @@
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { AsyncSocket } from './async-socket';
-import { allocFrame } from './core/buffers';
-import { checkBytes, checkBytesOrString, checkOptionalBoolean, checkString, describeValue } from './core/checks';
-import { encodeClosePayload } from './core/close';
-import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from './core/constants';
-import { IOError, markHandled } from './core/errors';
-import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from './core/frame';
-import { applyMask, maskedFrameInKernel } from './core/mask';
-import { closedForSending, failConnection, writeClose } from './connection';
+import { allocFrame } from '../core/buffers';
+import { checkBytes, checkBytesOrString, checkOptionalBoolean, checkString, describeValue } from '../core/checks';
+import { encodeClosePayload } from '../core/close';
+import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from '../core/constants';
+import { IOError, markHandled } from '../core/errors';
+import { encodeFrame, encodeHeader, encodedHeaderSize, firstByte, nextKey } from '../core/frame';
+import { applyMask, maskedFrameInKernel } from '../core/mask';
+import { closedForSending, failConnection, writeClose } from './control';
 
 /**
  * Options of {@link sendFrame}.
