@@ -17,7 +17,8 @@ import { ProtocolError, WebSocketError } from './core/errors';
 import { PERMESSAGE_DEFLATE, describeDeflate, parseExtensions } from './core/extensions';
 import { isToken } from './core/handshake';
 import { maskBackend } from './core/mask';
-import { WsRequest, listen } from './server/listener';
+import { listen } from './server/listen';
+import type { WsRequest } from './server/options';
 import { readData } from './connection/recv';
 import { sendBinary, sendClose, sendText } from './connection/send';
 

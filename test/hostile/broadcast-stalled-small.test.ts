@@ -9,7 +9,7 @@
  */
 import test from 'ava';
 import { AsyncSocket, connect } from '../../src/index';
-import { DEFAULT_MAX_BACKPRESSURE } from '../../src/server/listener';
+import { DEFAULT_MAX_BACKPRESSURE } from '../../src/server/options';
 import { startChild } from './harness';
 import type { ChildMemory } from './server-child';
 

@@ -60,7 +60,7 @@ test.serial('nothing is published without subscribers (hasSubscribers is false)'
 });
 
 test.serial('handshake rejections are published on both sides with their status', async (t) => {
-  const { listen } = await import('../../src/server/listener');
+  const { listen } = await import('../../src/server/listen');
   const { connect } = await import('../../src/handshake/client');
   const events = record(t);
   const server = await listen({ port: 0, verify: () => 401 }, () => undefined);
@@ -72,7 +72,7 @@ test.serial('handshake rejections are published on both sides with their status'
 });
 
 test.serial('the keepalive option of connect() and listen() pings on its interval', async (t) => {
-  const { listen } = await import('../../src/server/listener');
+  const { listen } = await import('../../src/server/listen');
   const { connect } = await import('../../src/handshake/client');
   let serverPings = 0;
   const server = await listen({ port: 0, keepalive: { interval: 40, timeout: 1000 } }, async (ws) => {

@@ -1,0 +1,245 @@
+/**
+ * A standalone server: `listen(options, handler)` runs a `node:http` (or
+ * `node:https`) server that upgrades every WebSocket request, keeps the set of open
+ * connections (for broadcast) and closes them all with 1001 on `close()`. With `http2: true`
+ * it runs a `node:http2` server instead, that takes WebSockets over HTTP/2 (RFC 8441) and,
+ * with TLS, HTTP/1.1 upgrades on the same port.
+ * @module
+ */
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { AsyncSocket } from '../connection/async-socket';
+import { CloseCode } from '../core/constants';
+import { HTTP2_WINDOWS } from '../core/limits';
+import { WebSocketError } from '../core/errors';
+import { close, whenClosed } from '../connection/closing';
+import { handleEvents } from '../adapters/events';
+import { sendClose } from '../connection/send';
+import { describeValue } from '../core/checks';
+import { UpgradeOptions, checkUpgradeOptions, guardHandshake, rejectHttp2, rejectUpgrade, upgrade, upgradeHttp2 } from '../handshake/server';
+import { LISTEN_RULES, DEFAULT_MAX_BACKPRESSURE, type ConnectionHandler, type Http2ListenOptions, type ListenOptions, type WsRequest, type WsServer } from './options';
+import { Broadcaster } from './broadcast';
+import { NOT_WEBSOCKET, admit, admitRules, answerNotWebSocket, nodeHeadersCount, tooManyHeaders, type Refuse } from './admission';
+import { watchSession } from './http2-sessions';
+
+function defaultOnError(err: unknown): void {
+  if (!(err instanceof WebSocketError)) console.error('wsframe: connection handler failed:', err);
+}
+
+/**
+ * Listens for WebSocket connections and runs `handler` for each one. When the handler
+ * returns or throws, the connection is closed (1000 after a normal return, else 1011).
+ * With `http2: true` (see {@link Http2ListenOptions}) WebSockets over HTTP/2 are served too.
+ * @example
+ * ```ts
+ * const server = await listen({ port: 9001 }, async (ws) => {
+ *   for await (const m of messages(ws)) await server.broadcast(m.data.toString());
+ * });
+ * // later
+ * await server.close();
+ * ```
+ * @throws {TypeError} (rejection) for an option of the wrong type (a limit given as the string
+ * `'1MB'`, say), and `RangeError` for a number out of its range (README "Options and
+ * defaults"), before anything listens
+ * @group Server
+ */
+export function listen(
+  options: Http2ListenOptions,
+  handler: ConnectionHandler<WsRequest>
+): Promise<WsServer<http2.Http2SecureServer | http2.Http2Server>>;
+export function listen(options: ListenOptions, handler: ConnectionHandler): Promise<WsServer>;
+export async function listen(
+  options: ListenOptions | Http2ListenOptions,
+  handler: ConnectionHandler | ConnectionHandler<WsRequest>
+): Promise<WsServer<http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server>> {
+  checkUpgradeOptions(options, 'listen() options', LISTEN_RULES);
+  if (typeof handler !== 'function' && (typeof handler !== 'object' || handler === null)) {
+    throw new TypeError(`listen() needs a handler: an async function or an object of event handlers, not ${describeValue(handler)}`);
+  }
+  // The request the handler gets is of the kind the options say (the overloads above).
+  const run =
+    typeof handler === 'function'
+      ? (handler as (ws: AsyncSocket, req: WsRequest) => void | Promise<void>)
+      : async (ws: AsyncSocket): Promise<void> => {
+          await handleEvents(ws, handler);
+        };
+  const clients = new Set<AsyncSocket>();
+  const onError = options.onError ?? defaultOnError;
+  let closing = false;
+  const rules = admitRules(options, () => closing);
+  const { maxHeadersCount, maxHeaderSize, handshakeTimeout } = rules;
+  const answer =
+    (options.onRequest as ((req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void) | undefined) ??
+    ((req, res) => {
+      if (req.httpVersionMajor === 1) return answerNotWebSocket(res as http.ServerResponse);
+      // No Upgrade over HTTP/2 (RFC 9113 §8.2.2): a WebSocket is a CONNECT there.
+      res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'CONNECT' });
+      res.end(`${NOT_WEBSOCKET}\n`);
+    });
+  const onRequest = (req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    if (!tooManyHeaders(req, maxHeadersCount)) return answer(req, res);
+    res.writeHead(431, { 'Content-Type': 'text/plain; charset=utf-8', ...(req.httpVersionMajor === 2 ? {} : { Connection: 'close' }) });
+    res.end(`More than ${maxHeadersCount} header fields.\n`);
+  };
+  const maxBackpressure = options.maxBackpressure ?? DEFAULT_MAX_BACKPRESSURE;
+  const policy = options.backpressurePolicy ?? 'close';
+  const broadcastWait = options.broadcastWait ?? 100;
+  const broadcaster = new Broadcaster(clients, maxBackpressure, policy, broadcastWait);
+  const timeouts = {
+    headersTimeout: handshakeTimeout,
+    requestTimeout: handshakeTimeout,
+    // How often Node checks those timeouts (its default, 30 s, would make them coarse).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, handshakeTimeout / 2))
+  };
+  // With http2: the open HTTP/2 sessions, and every connection (HTTP/1.1 ones too).
+  const http2Sessions = options.http2 === true ? new Map<http2.ServerHttp2Session, () => void>() : null;
+  const connections = options.http2 === true ? new Set<Duplex>() : null;
+  const sessionSockets = new WeakSet<Duplex>(); // those of HTTP/2 sessions
+  const answering = new Set<Duplex>(); // HTTP/1.1 connections with a request being answered
+  let httpServer: http.Server | https.Server | http2.Http2SecureServer | http2.Http2Server;
+  if (options.http2 !== true) {
+    httpServer = options.tls
+      ? https.createServer({ handshakeTimeout, ...options.tls, maxHeaderSize, ...timeouts }, onRequest)
+      : http.createServer({ maxHeaderSize, ...timeouts }, onRequest);
+  } else {
+    const maxConcurrentStreams = options.maxConcurrentStreams ?? 100;
+    const h2Options: http2.ServerOptions = {
+      settings: { enableConnectProtocol: true, maxConcurrentStreams, maxHeaderListSize: maxHeaderSize, initialWindowSize: HTTP2_WINDOWS.stream },
+      // One header past the count must get through to be refused with 431; pseudo-headers count.
+      maxHeaderListPairs: maxHeadersCount > 0 ? maxHeadersCount + 8 : 0xffff
+    };
+    httpServer = options.tls
+      ? http2.createSecureServer({ handshakeTimeout, ...options.tls, ...h2Options, allowHTTP1: true })
+      : http2.createServer(h2Options);
+    // HTTP/1.1 on the secure server goes through node:http, which reads these from the server.
+    Object.assign(httpServer, timeouts, { maxHeaderSize, keepAliveTimeout: 5000 });
+    httpServer.on('request', (req: WsRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+      if (req.httpVersionMajor === 1) {
+        const socket = req.socket;
+        answering.add(socket);
+        res.once('close', () => answering.delete(socket));
+      }
+      onRequest(req, res);
+    });
+    // Node makes the session of a connection right after this event: pair them, so that the
+    // socket of a session we close can be destroyed if its client never closes it.
+    let socket: Duplex | undefined;
+    httpServer.prependListener(options.tls ? 'secureConnection' : 'connection', (s: Duplex) => {
+      socket = s;
+      connections!.add(s);
+      s.once('close', () => connections!.delete(s));
+    });
+    httpServer.on('session', (session: http2.ServerHttp2Session) => {
+      session.setLocalWindowSize(HTTP2_WINDOWS.session);
+      if (socket !== undefined) sessionSockets.add(socket);
+      if (socket !== undefined) watchSession(session, socket, http2Sessions!, handshakeTimeout);
+      socket = undefined;
+    });
+  }
+  (httpServer as http.Server).maxHeadersCount = nodeHeadersCount(maxHeadersCount);
+  // Starts the handler of an accepted connection and leaves: nothing of the handshake (the
+  // request, its head bytes, the refusal and upgrade closures) is kept for the life of the
+  // connection; the handler gets `req` and keeps it only if it wants.
+  // What an idle connection holds here is one reaction on its handler's promise, with two
+  // closures over `ws` (an async function awaiting the handler cost about twice that).
+  function serve(ws: AsyncSocket, req: WsRequest): void {
+    clients.add(ws);
+    ws.onClosed = dropClient;
+    let handled: void | Promise<void>;
+    try {
+      handled = run(ws, req);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    Promise.resolve(handled).then(
+      () => handlerReturned(ws),
+      (err: unknown) => handlerFailed(ws, err)
+    );
+  }
+  function dropClient(ws: AsyncSocket): void {
+    clients.delete(ws);
+  }
+
+  // Closes the connection once its handler is done: 1000 after a normal return, else 1011.
+  function handlerReturned(ws: AsyncSocket): void {
+    if (!ws.destroyed) close(ws, CloseCode.Normal).catch((err: unknown) => onError(err, ws));
+  }
+  function handlerFailed(ws: AsyncSocket, err: unknown): void {
+    if (!ws.destroyed) void close(ws, CloseCode.InternalError);
+    onError(err, ws);
+  }
+
+  function start(req: WsRequest, conn: Duplex, refuse: Refuse, open: (o: UpgradeOptions) => Promise<AsyncSocket>): void {
+    // Node took its 'error' listener off this socket; ours must be on before any await.
+    guardHandshake(conn);
+    // These callbacks go once the handshake is over (a chain through the handler's promise
+    // would keep them, and the request they hold, as long as the connection lives).
+    admit(req, conn, refuse, open, rules).then(
+      (ws) => ws !== null && serve(ws, req),
+      (err: unknown) => {
+        refuse(500);
+        console.error('wsframe: upgrade failed:', err);
+      }
+    );
+  }
+
+  httpServer.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse: Refuse = (status, headers, body) => rejectUpgrade(socket, status, headers, body);
+    start(req, socket, refuse, (o) => upgrade(req, socket, head, o));
+  });
+  if (http2Sessions !== null) {
+    // node:http2's compatibility layer hands over an HTTP/2 CONNECT as (request, response), and
+    // an HTTP/1.1 one (on the secure server) as node:http does: (request, socket, head).
+    httpServer.on('connect', (req: WsRequest, conn: Duplex | http2.Http2ServerResponse) => {
+      if (!(req instanceof http2.Http2ServerRequest)) return rejectUpgrade(conn as Duplex, 405);
+      const stream = req.stream;
+      const refuse: Refuse = (status, headers, body) => rejectHttp2(stream, status, headers, body);
+      start(req, stream, refuse, (o) => upgradeHttp2(stream, req.headers, o as Omit<UpgradeOptions, 'selectProtocol'>));
+    });
+  }
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const address = httpServer.address() as AddressInfo;
+
+  return {
+    httpServer,
+    clients,
+    port: address.port,
+    address,
+    broadcast(data) {
+      return broadcaster.send(data);
+    },
+    async close(code = CloseCode.GoingAway, reason = '') {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      const all = [...clients];
+      for (const ws of all) {
+        // The connection's handler is reading: it receives the peer's Close and finishes.
+        if (!ws.closeQueued && !ws.destroyed) sendClose(ws, code, reason).catch(() => ws.destroy());
+        ws.destroyAfter(ws.closeTimeout);
+      }
+      // HTTP/2 connections outlive the server's close: GOAWAY lets their streams finish, and
+      // those still open handshakeTimeout after the WebSockets closed are destroyed.
+      for (const shut of http2Sessions?.values() ?? []) shut();
+      await Promise.all(all.map(whenClosed));
+      if (connections !== null && connections.size > 0) {
+        // HTTP/1.1 connections that wait for their next request go now (as node:http does).
+        for (const socket of connections) if (!sessionSockets.has(socket) && !answering.has(socket)) socket.destroy();
+        const timer = setTimeout(() => {
+          for (const socket of connections) socket.destroy();
+        }, handshakeTimeout);
+        await stopped;
+        clearTimeout(timer);
+      }
+      await stopped;
+    }
+  };
+}
