@@ -15,6 +15,7 @@ import { IOError, ProtocolError } from '../core/errors';
 import type { Frame } from '../core/frame';
 import { Compressed, Fragment, Message, NEED_MORE, Parsed, ReadMode } from '../core/frame-reader';
 import { concurrentRead } from '../core/receive-queue';
+import { checkOptionalBoolean } from '../core/checks';
 import { answerControl, readFailed } from './control';
 
 export type { Message, Fragment } from '../core/frame-reader';
@@ -267,18 +268,30 @@ export async function drainUntilClose(ws: AsyncSocket): Promise<void> {
 }
 
 /**
+ * Nim's `isClientSocket`, checked against the socket's role: it decides how our Pongs and
+ * Closes are masked and which end closes TCP first, so a value that contradicts the role
+ * (`readData(serverSocket, true)`) is refused instead of quietly changing the connection.
+ * @throws {TypeError} for a value that is not a boolean, or one that contradicts the role
+ */
+function clientSide(ws: AsyncSocket, isClientSocket: boolean | undefined, fn: string): boolean {
+  if (isClientSocket === undefined || isClientSocket === ws.isClient) return ws.isClient;
+  checkOptionalBoolean(isClientSocket, `${fn}() isClientSocket`);
+  throw new TypeError(`${fn}(ws, ${isClientSocket}) on a ${ws.role} socket: isClientSocket must match the socket's role, or be left out`);
+}
+
+/**
  * Reads one frame, as Nim's `recvFrame`: the header is validated (RSV bits, opcode, control
  * frame rules, masking direction, length limits) before the payload is read, and the payload
  * comes back unmasked. Nothing is answered and fragments are not joined: this is the raw
  * layer under `readData`. Do not mix it with `readData` in the middle of a message.
  * @param isClientSocket true when this end is the client (frames must arrive unmasked);
- * defaults from the socket's role
+ * defaults from the socket's role, and must match it (else a `TypeError`, synchronously)
  * @throws {ProtocolError} after failing the connection (a Close with its code was sent)
  * @throws {IOError} when the socket ends or breaks
  * @group Connection
  */
 export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Frame> {
-  return read(ws, ReadMode.FRAME, isClientSocket ?? ws.isClient) as Promise<Frame>;
+  return read(ws, ReadMode.FRAME, clientSide(ws, isClientSocket, 'recvFrame')) as Promise<Frame>;
 }
 
 /**
@@ -300,7 +313,8 @@ export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fr
  *   else if (opcode === Opcode.Close) break;
  * }
  * ```
- * @param isClientSocket true when this end is the client; defaults from the socket's role
+ * @param isClientSocket true when this end is the client; defaults from the socket's role,
+ * and must match it (else a `TypeError`, synchronously)
  * @throws {ProtocolError} after failing the connection: `closeCode` 1002 (protocol), 1007
  * (invalid UTF-8), 1008 (too many fragments) or 1009 (too big) was sent and the socket ended
  * @throws {IOError} when the socket ends, breaks or times out, or the connection is closed
@@ -308,7 +322,7 @@ export function recvFrame(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fr
  * @group Connection
  */
 export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Message> {
-  return read(ws, ReadMode.MESSAGE, isClientSocket ?? ws.isClient) as Promise<Message>;
+  return read(ws, ReadMode.MESSAGE, clientSide(ws, isClientSocket, 'readData')) as Promise<Message>;
 }
 
 /**
@@ -329,7 +343,7 @@ export function readData(ws: AsyncSocket, isClientSocket?: boolean): Promise<Mes
  * @group Connection
  */
 export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise<Fragment> {
-  return read(ws, ReadMode.FRAGMENT, isClientSocket ?? ws.isClient) as Promise<Fragment>;
+  return read(ws, ReadMode.FRAGMENT, clientSide(ws, isClientSocket, 'readFragment')) as Promise<Fragment>;
 }
 
 /**
@@ -343,7 +357,7 @@ export function readFragment(ws: AsyncSocket, isClientSocket?: boolean): Promise
  * @group Connection
  */
 export function messages(ws: AsyncSocket, isClientSocket?: boolean): AsyncGenerator<Message, void, undefined> {
-  return new MessageIterator(ws, isClientSocket);
+  return new MessageIterator(ws, clientSide(ws, isClientSocket, 'messages'));
 }
 
 const DONE: IteratorReturnResult<void> = Object.freeze({ done: true, value: undefined });
@@ -383,7 +397,7 @@ class MessageIterator implements AsyncGenerator<Message, void, undefined> {
 
   constructor(
     private readonly ws: AsyncSocket,
-    private readonly client: boolean | undefined
+    private readonly client: boolean
   ) {}
 
   next(): Promise<IteratorResult<Message, void>> {
@@ -423,6 +437,6 @@ class MessageIterator implements AsyncGenerator<Message, void, undefined> {
       this.answered();
       return Promise.resolve(DONE);
     }
-    return read(this.ws, ReadMode.MESSAGE, this.client ?? this.ws.isClient, this) as Promise<IteratorResult<Message, void>>;
+    return read(this.ws, ReadMode.MESSAGE, this.client, this) as Promise<IteratorResult<Message, void>>;
   }
 }
