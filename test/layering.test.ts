@@ -100,3 +100,13 @@ test('no import circles among the files of src/', (t) => {
   };
   for (const file of edges.keys()) walk(file);
 });
+
+test('ARCHITECTURE.md names every layer folder and every file of src/', (t) => {
+  const map = readFileSync(join(__dirname, '..', 'ARCHITECTURE.md'), 'utf8');
+  for (const folder of LAYERS) if (folder !== '') t.true(map.includes(`\`${folder}/\``), `ARCHITECTURE.md does not name ${folder}/`);
+  const files = (readdirSync(SRC, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'));
+  for (const file of files) {
+    const name = file.split(sep).pop()!;
+    t.true(map.includes(`\`${name}\``) || map.includes(`\`${file}\``), `ARCHITECTURE.md does not name src/${file}`);
+  }
+});
