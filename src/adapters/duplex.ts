@@ -117,8 +117,8 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
     },
     final(callback) {
       const done = (): void => {
-        const peer = ws.peerClose;
-        callback(ws.state.clean ? null : closeError('the WebSocket was not closed cleanly', peer?.code ?? CloseCode.Abnormal, peer?.reason ?? ''));
+        const { code, reason, clean } = ws.state.result();
+        callback(clean ? null : closeError('the WebSocket was not closed cleanly', code, reason));
       };
       // Nobody reads this stream's messages: read and drop them to the peer's Close, as
       // close() does. Else the readable side reads on to the peer's Close.
@@ -228,8 +228,10 @@ export function toDuplex(ws: AsyncSocket, options: DuplexOptions = {}): Duplex {
     if (peer !== null && ws.state.clean && (peer.code === CloseCode.Normal || peer.code === CloseCode.NoStatus)) {
       flush();
       duplex.push(null);
+    } else {
+      const { code, reason } = ws.state.result();
+      duplex.destroy(closeError('the WebSocket closed', code, reason));
     }
-    else duplex.destroy(closeError('the WebSocket closed', peer?.code ?? CloseCode.Abnormal, peer?.reason ?? ''));
   });
   return duplex;
 }

@@ -52,7 +52,7 @@ export async function handleEvents(ws: AsyncSocket, handlers: EventHandlers): Pr
         throw err;
       });
       if (message === null) {
-        result = { ...ws.peerClose!, clean: ws.state.clean };
+        result = ws.state.result();
         break;
       }
       if (message.opcode === Opcode.Text || message.opcode === Opcode.Binary) await handlers.onMessage?.(ws, message);

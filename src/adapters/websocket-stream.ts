@@ -436,8 +436,7 @@ export class WebSocketStream {
     if (this.#readOnTimer !== null) clearTimeout(this.#readOnTimer);
     this.#state = 'closed';
     const peer = ws.peerClose;
-    const code = peer?.code ?? CloseCode.Abnormal;
-    const reason = peer?.reason ?? '';
+    const { code, reason } = ws.state.result();
     if (peer !== null && ws.state.clean && this.#inFlight === 0 && !this.#lostWrite) {
       try {
         this.#readController!.close();

@@ -414,8 +414,7 @@ export class AsyncSocket {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
     this.out?.stop();
     if (closeChannel.hasSubscribers) {
-      const peer = this.state.peerClose;
-      closeChannel.publish({ ws: this, code: peer?.code ?? 1006, reason: peer?.reason ?? '', clean: this.state.clean });
+      closeChannel.publish({ ws: this, ...this.state.result() });
     }
     const closed = this.onClosed;
     if (closed !== null) {

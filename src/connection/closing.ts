@@ -7,19 +7,9 @@ import { AsyncSocket } from './async-socket';
 import { CloseCode } from '../core/constants';
 import { drainUntilClose } from './recv';
 import { sendClose } from './send';
+import type { CloseResult } from '../core/state';
 
-/**
- * How a connection ended.
- * @group Connection
- */
-export interface CloseResult {
-  /** The peer's close code: 1005 when its Close had none, 1006 when no Close came. */
-  code: number;
-  /** The peer's close reason. */
-  reason: string;
-  /** True when both Close frames were exchanged. */
-  clean: boolean;
-}
+export type { CloseResult } from '../core/state';
 
 /**
  * @internal True when input that arrived before the socket closed is still there to read
@@ -92,6 +82,5 @@ async function finish(ws: AsyncSocket, sent: Promise<void>): Promise<CloseResult
   }
   await drainUntilClose(ws);
   await whenClosed(ws);
-  const peer = ws.peerClose;
-  return { code: peer?.code ?? CloseCode.Abnormal, reason: peer?.reason ?? '', clean: ws.state.clean };
+  return ws.state.result();
 }

@@ -24,6 +24,20 @@
  * @module
  */
 import type { CloseInfo } from './close';
+import { CloseCode } from './constants';
+
+/**
+ * How a connection ended.
+ * @group Connection
+ */
+export interface CloseResult {
+  /** The peer's close code: 1005 when its Close had none, 1006 when no Close came. */
+  code: number;
+  /** The peer's close reason. */
+  reason: string;
+  /** True when both Close frames were exchanged. */
+  clean: boolean;
+}
 
 /**
  * The three phases of a connection, as RFC 6455 §4 and §7 name them.
@@ -102,6 +116,16 @@ export class ConnectionState {
   /** True when both Close frames were exchanged (the clean end of §7.1.4). */
   get clean(): boolean {
     return (this.bits & (CLOSE_SENT | CLOSE_RECEIVED)) === (CLOSE_SENT | CLOSE_RECEIVED);
+  }
+
+  /**
+   * How the connection ended, as far as it has: the peer's code and reason (1006 and '' when
+   * no Close came), and whether both Close frames were exchanged. The one place this is
+   * computed (close(), handleEvents, the streams and the `wsframe:close` channel use it).
+   */
+  result(): CloseResult {
+    const peer = this.peerClose;
+    return { code: peer?.code ?? CloseCode.Abnormal, reason: peer?.reason ?? '', clean: this.clean };
   }
 
   /** True while a new data message may be started. */

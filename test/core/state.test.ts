@@ -87,3 +87,16 @@ test('the transport closing ends everything; bytes buffered before may still be 
   t.false(s.fail(), 'nothing can be written on a closed transport');
   t.false(s.clean);
 });
+
+test("result(): 1006 and not clean before the peer's Close; its code and reason, clean once both Closes went", (t) => {
+  const s = new ConnectionState();
+  t.deepEqual(s.result(), { code: 1006, reason: '', clean: false });
+  s.queueClose();
+  s.sendClose();
+  t.deepEqual(s.result(), { code: 1006, reason: '', clean: false }, 'ours went, no answer yet');
+  s.receiveClose(info);
+  t.deepEqual(s.result(), { code: 1000, reason: 'bye', clean: true });
+  const echoed = new ConnectionState();
+  echoed.receiveClose({ code: 1005, reason: '' });
+  t.deepEqual(echoed.result(), { code: 1005, reason: '', clean: true }, 'the peer closed first and we echoed');
+});
