@@ -19,9 +19,10 @@ import { HandshakeError } from '../core/errors';
 import { HTTP2_WINDOWS } from '../core/limits';
 import { checkConnectResponse, lowerCaseNames } from '../core/handshake';
 import type { DeflateOptions } from '../compression/deflate';
-import { KeepaliveOptions, keepalive } from '../connection/keepalive';
+import { KeepaliveOptions } from '../connection/keepalive';
 import type { AsyncSocketOptions } from '../connection/socket-options';
 import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
+import { handOver } from './handover';
 
 /** The options of `connect` that the HTTP/2 path uses (ConnectOptions has them all). */
 export interface Http2ConnectOptions extends Omit<AsyncSocketOptions, 'role' | 'head' | 'protocol' | 'deflate'> {
@@ -273,9 +274,7 @@ export function connectHttp2(t: Http2Target, options: Http2ConnectOptions, timeo
           const agreed = checkExtensions(status, res, t.deflate);
           s.off('error', failed);
           s.off('close', closedEarly);
-          const settings = agreed === null ? undefined : { ...t.deflate, ...agreed };
-          ws = new AsyncSocket(s, { ...options, role: 'client', protocol, deflate: settings });
-          if (options.keepalive) keepalive(ws, options.keepalive);
+          ws = handOver(s, options, { role: 'client', protocol, deflate: t.deflate, params: agreed });
         } catch (err) {
           if (ws !== undefined) ws.destroy();
           if (status === 200 || !(err instanceof HandshakeError)) {

@@ -10,7 +10,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { AsyncSocket, AsyncSocketOptions } from '../connection/async-socket';
 import { HandshakeError } from '../core/errors';
 import { checkExtensions, handshakeExit, refusalBody, serverName } from './client-common';
-import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from '../connection/keepalive';
+import { KEEPALIVE_RULE, KeepaliveOptions } from '../connection/keepalive';
 import { checkServerResponse, generateKey, normalizeProtocols } from '../core/handshake';
 import { deflateOffer } from '../core/extensions';
 import { DEFLATE_RULE, DeflateOptions } from '../compression/deflate';
@@ -18,6 +18,7 @@ import { LIMIT_RULES } from '../core/limits';
 import { BOOLEAN, HEADERS, OBJECT, SIGNAL, STRING, STRINGS, type Rules, checkOptions, countRule, mergeRules, msRule } from '../core/options';
 import type { ClientHttp2Session } from 'node:http2';
 import { connectHttp2, kNoExtendedConnect } from './client-http2';
+import { handOver } from './handover';
 
 /**
  * Options of {@link connect}. Limits are those of {@link AsyncSocketOptions}.
@@ -255,10 +256,7 @@ export function connect(url: string | URL, options: ConnectOptions = {}): Promis
           const agreed = checkExtensions(res.statusCode ?? 0, res.headers, deflate);
           socket.setNoDelay(true);
           socket.setTimeout(0);
-          const settings = agreed === null ? undefined : { ...deflate, ...agreed };
-          ws = new AsyncSocket(socket, { ...options, role: 'client', head, protocol, deflate: settings });
-          // The keepalive options were checked up front (CONNECT_RULES).
-          if (options.keepalive) keepalive(ws, options.keepalive);
+          ws = handOver(socket, options, { role: 'client', head, protocol, deflate, params: agreed });
         } catch (err) {
           if (ws !== undefined) ws.destroy();
           else socket.destroy();

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import { AsyncSocket, AsyncSocketOptions } from '../connection/async-socket';
 import { HandshakeError, redactHeaders } from '../core/errors';
 import { handshakeRejectedChannel } from '../connection/diagnostics';
-import { KEEPALIVE_RULE, KeepaliveOptions, keepalive } from '../connection/keepalive';
+import { KEEPALIVE_RULE, KeepaliveOptions } from '../connection/keepalive';
 import {
   buildRejectResponse,
   buildServerResponse,
@@ -25,6 +25,7 @@ import { DeflateAcceptance, acceptDeflate } from '../core/extensions';
 import { DEFLATE_RULE, DeflateOptions } from '../compression/deflate';
 import { LIMIT_RULES } from '../core/limits';
 import { BOOLEAN, FUNCTION, HEADERS, LIST, type Rules, checkOptions, mergeRules } from '../core/options';
+import { handOver } from './handover';
 
 /**
  * Options of {@link upgrade}. Limits are those of {@link AsyncSocketOptions}.
@@ -263,10 +264,8 @@ export function upgrade(
   s.setNoDelay?.(true);
   s.setTimeout?.(0); // node:http's request timeouts no longer apply to this connection
   socket.write(response);
-  const settings = accepted === null ? undefined : { ...deflate, ...accepted.params };
-  const ws = new AsyncSocket(socket, { ...options, role: 'server', head, protocol, deflate: settings });
+  const ws = handOver(socket, options, { role: 'server', head, protocol, deflate, params: accepted?.params ?? null });
   socket.off('error', destroyOnError); // the AsyncSocket's own listener takes over
-  if (options.keepalive) keepalive(ws, options.keepalive);
   return Promise.resolve(ws);
 }
 
@@ -367,9 +366,7 @@ export function upgradeHttp2(
   } catch (err) {
     return refuse500(() => rejectHttp2(stream, 500), headers, 'answering the CONNECT failed', err);
   }
-  const settings = accepted === null ? undefined : { ...deflate, ...accepted.params };
-  const ws = new AsyncSocket(stream, { ...options, role: 'server', protocol, deflate: settings });
+  const ws = handOver(stream, options, { role: 'server', protocol, deflate, params: accepted?.params ?? null });
   stream.off('error', destroyOnError); // the AsyncSocket's own listener takes over
-  if (options.keepalive) keepalive(ws, options.keepalive);
   return Promise.resolve(ws);
 }
