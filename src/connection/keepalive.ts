@@ -7,11 +7,11 @@
  * running, as any server loop does.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { AsyncSocket } from './async-socket';
 import { MAX_CONTROL_PAYLOAD } from '../core/constants';
 import { IOError } from '../core/errors';
 import { pongsOf } from './control';
+import { newPingToken } from '../core/pongs';
 import { sendPing } from './send';
 import { type Rule, type Rules, checkOptions, msRule } from '../core/options';
 
@@ -45,7 +45,7 @@ const PING_RULES: Rules = {
  */
 export function ping(ws: AsyncSocket, options: PingOptions = {}): Promise<number> {
   checkOptions(options, PING_RULES, 'ping() options');
-  const token = Buffer.from(options.token ?? randomBytes(8).toString('hex'));
+  const token = options.token === undefined ? newPingToken() : Buffer.from(options.token);
   if (token.length > MAX_CONTROL_PAYLOAD) throw new RangeError(`ping token of ${token.length} bytes exceeds 125`);
   if (ws.closeQueued || ws.destroyed) return Promise.reject(new IOError('closed', 'the connection is closing'));
   if (ws.queue.closed !== null) return Promise.reject(ws.queue.closed);

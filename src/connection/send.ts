@@ -10,10 +10,10 @@
  * servers never mask), and the caller's buffer is never modified.
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { AsyncSocket } from './async-socket';
 import { allocFrame } from '../core/buffers';
+import { newPingToken } from '../core/pongs';
 import { checkBytes, checkBytesOrString, checkOptionalBoolean, checkString, describeValue } from '../core/checks';
 import { encodeClosePayload } from '../core/close';
 import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode } from '../core/constants';
@@ -219,7 +219,7 @@ function toBytes(data: string | Uint8Array): Uint8Array {
 export function sendPing(ws: AsyncSocket, masked?: boolean, token?: string | Uint8Array): Promise<Buffer> {
   checkOptionalBoolean(masked, 'sendPing: masked');
   if (token !== undefined) checkBytesOrString(token, 'sendPing: token');
-  const bytes = token === undefined ? Buffer.from(randomBytes(8).toString('hex')) : toBytes(token);
+  const bytes = token === undefined ? newPingToken() : toBytes(token);
   // A buffer of its own, not a view into Node's 8 KiB pool: it is held until the Ping is sent,
   // which for a peer that does not read is until it is dropped.
   const payload = Buffer.allocUnsafeSlow(bytes.length);

@@ -5,6 +5,12 @@
  * an idle connection carries none.
  * @module
  */
+import { randomBytes } from 'node:crypto';
+
+/** The payload of a Ping sent without one: 8 random bytes, hex-encoded (16 printable bytes). */
+export function newPingToken(): Buffer {
+  return Buffer.from(randomBytes(8).toString('hex'));
+}
 
 interface Waiter {
   resolve: (rtt: number) => void;
