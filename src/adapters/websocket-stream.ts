@@ -69,8 +69,10 @@ function checkCloseInfo(code: number | null, reason: string): void {
   }
 }
 
-// Set while the library makes an error with a code from the wire (1006, 1011, …).
-let unchecked = false;
+// Marks the init of an error the library makes with a code from the wire (1006, 1011, …),
+// which the constructor would refuse from a user. A module-private key: nobody else can set it.
+const kFromWire = Symbol('wsframe.fromWire');
+type WireCloseInfo = WebSocketCloseInfo & { [kFromWire]?: true };
 
 // connect()'s options, with protocols as a list (as the WebSocket API takes them).
 const STREAM_RULES = mergeRules(CONNECT_RULES, { options: { protocols: LIST } });
@@ -94,7 +96,7 @@ export class WebSocketStreamError extends DOMException {
     super(message, cause === undefined ? { name: 'WebSocketError' } : { name: 'WebSocketError', cause });
     let code = init.closeCode ?? null;
     const reason = init.reason ?? '';
-    if (!unchecked) checkCloseInfo(code, reason);
+    if ((init as WireCloseInfo)[kFromWire] !== true) checkCloseInfo(code, reason);
     if (code === null && reason !== '') code = CloseCode.Normal;
     this.closeCode = code;
     this.reason = reason;
@@ -108,12 +110,8 @@ export class WebSocketStreamError extends DOMException {
 
 /** @internal An error with a code and reason from the wire (1006, 1011, …), which the constructor would refuse. */
 export function closeError(message: string, code: number | null, reason: string, cause?: unknown): WebSocketStreamError {
-  unchecked = true;
-  try {
-    return new WebSocketStreamError(message, { closeCode: code ?? undefined, reason }, cause);
-  } finally {
-    unchecked = false;
-  }
+  const init: WireCloseInfo = { closeCode: code ?? undefined, reason, [kFromWire]: true };
+  return new WebSocketStreamError(message, init, cause);
 }
 
 function invalidState(message: string): DOMException {
@@ -168,8 +166,10 @@ interface Settlers {
   closeFailed(err: unknown): void;
 }
 
-// Set by toWebSocketStream for the constructor it calls.
-let adopting: AsyncSocket | null = null;
+// The connection toWebSocketStream hands to the constructor it calls, under a module-private
+// key of the options (checkOptions sees only string keys).
+const kAdopt = Symbol('wsframe.adopt');
+type AdoptingOptions = WebSocketStreamOptions & { [kAdopt]?: AsyncSocket };
 
 /**
  * The WHATWG `WebSocketStream`: a WebSocket as a `ReadableStream` of messages and a
@@ -211,8 +211,7 @@ export class WebSocketStream {
 
   constructor(url: string | URL, options: WebSocketStreamOptions = {}) {
     checkOptions(options, STREAM_RULES, 'new WebSocketStream() options');
-    const existing = adopting;
-    adopting = null;
+    const existing = (options as AdoptingOptions)[kAdopt] ?? null;
     this.#ended = new Promise((resolve) => (this.#end = resolve));
     const settle: Partial<Settlers> = {};
     this.opened = new Promise<WebSocketOpenInfo>((resolve, reject) => {
@@ -478,10 +477,6 @@ function isSharedBuffer(value: unknown): boolean {
  * @group Streams
  */
 export function toWebSocketStream(ws: AsyncSocket, url = ''): WebSocketStream {
-  adopting = ws;
-  try {
-    return new WebSocketStream(url);
-  } finally {
-    adopting = null;
-  }
+  const options: AdoptingOptions = { [kAdopt]: ws };
+  return new WebSocketStream(url, options);
 }
