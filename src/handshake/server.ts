@@ -130,15 +130,14 @@ export function checkUpgradeOptions(options: Omit<UpgradeOptions, 'selectProtoco
   }
 }
 
-// The options, checked before the request is looked at: a mistake is ours, so the client is
-// answered 500 at once and the caller gets the option's TypeError or RangeError.
-function wrongOptions(options: Omit<UpgradeOptions, 'selectProtocol'>, where: string, answer500: () => void): Promise<never> | null {
+// The options' TypeError, RangeError or SyntaxError, or null: checked before the request is
+// looked at, since a mistake there is ours (the client is answered 500 at once).
+function optionsError(options: Omit<UpgradeOptions, 'selectProtocol'>, where: string): unknown {
   try {
     checkUpgradeOptions(options, where);
     return null;
   } catch (err) {
-    answer500();
-    return Promise.reject(err);
+    return err;
   }
 }
 
@@ -236,8 +235,11 @@ export function upgrade(
 ): Promise<AsyncSocket> {
   // The socket is ours from here on: a reset must never become an unhandled 'error'.
   guardHandshake(socket);
-  const wrong = wrongOptions(options, 'upgrade() options', () => rejectUpgrade(socket, 500));
-  if (wrong !== null) return wrong;
+  const wrong = optionsError(options, 'upgrade() options');
+  if (wrong !== null) {
+    rejectUpgrade(socket, 500); // our mistake: the client is told at once
+    return Promise.reject(wrong);
+  }
   const checked = checkUpgradeRequest(req.method, req.httpVersion, req.headers);
   if (isRefusal(checked)) {
     rejectUpgrade(socket, checked.status, checked.headers, checked.message);
@@ -341,8 +343,11 @@ export function upgradeHttp2(
   options: Http2UpgradeOptions = {}
 ): Promise<AsyncSocket> {
   guardHandshake(stream);
-  const wrong = wrongOptions(options, 'upgradeHttp2() options', () => rejectHttp2(stream, 500));
-  if (wrong !== null) return wrong;
+  const wrong = optionsError(options, 'upgradeHttp2() options');
+  if (wrong !== null) {
+    rejectHttp2(stream, 500);
+    return Promise.reject(wrong);
+  }
   const refuse = (status: number, message: string, extra: Record<string, string> = {}, cause?: unknown): Promise<never> => {
     rejectHttp2(stream, status, extra, message);
     return Promise.reject(new HandshakeError(message, status, headers, { cause }));

@@ -105,6 +105,11 @@ function writeParts(s: Duplex, a: Uint8Array, b: Uint8Array | undefined, done: (
   s.uncork();
 }
 
+// Why a write (or flush) fails when the socket went before it was written.
+function destroyedBeforeFlush(): IOError {
+  return new IOError('closed', 'the socket was destroyed before the data was flushed');
+}
+
 /** What a {@link Writer} asks of the connection it writes for. */
 export interface WriterOwner {
   /** Why the stream ended, when it did: a write that fails then reports this reason. */
@@ -202,7 +207,7 @@ export class Writer {
     return (err) => {
       this.watchdog?.progress();
       if (err) reject(this.writeError(err));
-      else if (this.socket.destroyed) reject(new IOError('closed', 'the socket was destroyed before the data was flushed'));
+      else if (this.socket.destroyed) reject(destroyedBeforeFlush());
       else resolve();
     };
   }
@@ -257,7 +262,7 @@ export class Writer {
         if (this.backlog !== mine) return; // already handed over
         if (err || this.socket.destroyed) {
           this.backlog = null;
-          mine.reject(err ? this.writeError(err) : new IOError('closed', 'the socket was destroyed before the data was flushed'));
+          mine.reject(err ? this.writeError(err) : destroyedBeforeFlush());
         } else {
           this.writeBacklog();
         }
@@ -368,7 +373,7 @@ export class Writer {
     this.flushBacklog();
     if (s.writableLength === 0 && !s.destroyed) return RESOLVED;
     if (s.destroyed) {
-      return markHandled(Promise.reject(this.owner.endedBy ?? new IOError('closed', 'the socket was destroyed before the data was flushed')));
+      return markHandled(Promise.reject(this.owner.endedBy ?? destroyedBeforeFlush()));
     }
     if (!s.writableEnded) return this.flushed();
     // Ended (our Close went out, TCP FIN queued): a new write may not follow; the stream's
